@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Shared helpers for orderflow's scripts: the project-local Python virtualenv and the moto server.
+# Sourced, not run. Everything binds 127.0.0.1; every server started here is stopped by PID.
+
+ORDERFLOW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${ORDERFLOW_VENV:-$ORDERFLOW_ROOT/.venv}"
+MOTO_VERSION="5.2.5"
+
+log() { printf '[orderflow] %s\n' "$*" >&2; }
+die() { printf '[orderflow] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Picks a Python >= 3.9 for the virtualenv (moto needs it).
+pick_python() {
+  for candidate in "${ORDERFLOW_PYTHON:-}" python3.11 python3.12 python3 /root/.pyenv/versions/3.11.7/bin/python3; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys, venv; sys.exit(0 if sys.version_info >= (3, 9) else 1)' 2>/dev/null; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Creates .venv (once) and installs moto[server] into it from PyPI.
+ensure_moto() {
+  if [ -x "$VENV/bin/moto_server" ] &&
+    "$VENV/bin/python" -c "import moto, sys; sys.exit(0 if moto.__version__ == '$MOTO_VERSION' else 1)" 2>/dev/null; then
+    return 0
+  fi
+  local python
+  python="$(pick_python)" || die "no Python >= 3.9 found; install python3 and python3-venv (Debian) and retry"
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating virtualenv $VENV with $python"
+    "$python" -m venv "$VENV" || die "could not create the virtualenv at $VENV (Debian: apt-get install python3-venv)"
+  fi
+  log "installing moto[server]==$MOTO_VERSION into $VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" ||
+    die "pip could not install moto[server]==$MOTO_VERSION into $VENV"
+}
+
+# Prints a free TCP port on 127.0.0.1.
+free_port() {
+  "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Starts moto on 127.0.0.1 on a free port, waits until it answers, and exports
+# MOTO_PID, AWS_ENDPOINT_URL and dummy credentials. The caller stops it with stop_moto.
+start_moto() {
+  ensure_moto
+  local port log_file
+  port="$(free_port)"
+  log_file="${MOTO_LOG:-$ORDERFLOW_ROOT/target/moto-$port.log}"
+  mkdir -p "$(dirname "$log_file")"
+  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log_file" 2>&1 &
+  MOTO_PID=$!
+  export MOTO_PID
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+  unset AWS_PROFILE AWS_SESSION_TOKEN
+  for _ in $(seq 1 100); do
+    if "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('$AWS_ENDPOINT_URL/moto-api/', timeout=1)" 2>/dev/null; then
+      log "moto server ready at $AWS_ENDPOINT_URL (pid $MOTO_PID, log $log_file)"
+      return 0
+    fi
+    if ! kill -0 "$MOTO_PID" 2>/dev/null; then
+      tail -20 "$log_file" >&2 || true
+      die "moto server exited before it was ready (log: $log_file)"
+    fi
+    sleep 0.2
+  done
+  stop_moto
+  die "moto server did not answer on $AWS_ENDPOINT_URL within 20 s (log: $log_file)"
+}
+
+stop_moto() {
+  if [ -n "${MOTO_PID:-}" ] && kill -0 "$MOTO_PID" 2>/dev/null; then
+    kill "$MOTO_PID" 2>/dev/null || true
+    for _ in $(seq 1 25); do kill -0 "$MOTO_PID" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$MOTO_PID" 2>/dev/null || true
+    wait "$MOTO_PID" 2>/dev/null || true
+    log "moto server (pid $MOTO_PID) stopped"
+  fi
+  MOTO_PID=""
+}

@@ -1,0 +1,36 @@
+//! # orderflow shared library
+//!
+//! Everything the orderflow Lambda functions have in common: the domain (pure aggregates), the
+//! event envelope and its schema evolution, the ports the functions talk through, and the adapters
+//! that implement those ports (in memory for tests, DynamoDB for production).
+//!
+//! ## Layout
+//!
+//! | module | responsibility |
+//! | --- | --- |
+//! | [`ids`] | validated identifiers (`OrderId`, `CustomerId`, `DeliveryId`, …) and generated ids |
+//! | [`money`] | integer money: [`money::Cents`], [`money::Currency`] — never floats |
+//! | [`address`] | validated delivery address that never prints its contents |
+//! | [`validation`] | the error every parser returns: which field broke which rule |
+//! | [`domain`] | the aggregates: [`domain::order`], [`domain::delivery`], [`domain::coupon`] as pure `decide` / `evolve` |
+//! | [`events`] | the [`events::DomainEvent`] union and its wire form (event type + data) |
+//! | [`envelope`] | [`envelope::StoredEvent`]: the envelope every stored and published event carries |
+//! | [`upcasting`] | readers accept every `schema_version` ever written: older ones are upcast on read |
+//! | [`ports`] | narrow traits per capability: event store, publisher, notifier, idempotency store, clock |
+//! | [`repository`] | load → decide → append with a bounded retry on version conflicts |
+//! | [`adapters`] | [`adapters::memory`] (tests) and [`adapters::dynamo`] (DynamoDB event store, tables) |
+//! | [`testing`] | the given / when / then helper for aggregate tests |
+#![forbid(unsafe_code)]
+
+pub mod adapters;
+pub mod address;
+pub mod domain;
+pub mod envelope;
+pub mod events;
+pub mod ids;
+pub mod money;
+pub mod ports;
+pub mod repository;
+pub mod testing;
+pub mod upcasting;
+pub mod validation;
