@@ -5,6 +5,7 @@
 ORDERFLOW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${ORDERFLOW_VENV:-$ORDERFLOW_ROOT/.venv}"
 MOTO_VERSION="5.2.5"
+CFN_LINT_VERSION="1.58.0"
 
 log() { printf '[orderflow] %s\n' "$*" >&2; }
 die() { printf '[orderflow] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -22,9 +23,9 @@ pick_python() {
   return 1
 }
 
-# Creates .venv (once) and installs moto[server] into it from PyPI.
+# Creates .venv (once) and installs moto[server] and cfn-lint into it from PyPI.
 ensure_moto() {
-  if [ -x "$VENV/bin/moto_server" ] &&
+  if [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/cfn-lint" ] &&
     "$VENV/bin/python" -c "import moto, sys; sys.exit(0 if moto.__version__ == '$MOTO_VERSION' else 1)" 2>/dev/null; then
     return 0
   fi
@@ -34,9 +35,10 @@ ensure_moto() {
     log "creating virtualenv $VENV with $python"
     "$python" -m venv "$VENV" || die "could not create the virtualenv at $VENV (Debian: apt-get install python3-venv)"
   fi
-  log "installing moto[server]==$MOTO_VERSION into $VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" ||
-    die "pip could not install moto[server]==$MOTO_VERSION into $VENV"
+  log "installing moto[server]==$MOTO_VERSION and cfn-lint==$CFN_LINT_VERSION into $VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "moto[server]==$MOTO_VERSION" "cfn-lint==$CFN_LINT_VERSION" ||
+    die "pip could not install moto[server]==$MOTO_VERSION and cfn-lint==$CFN_LINT_VERSION into $VENV"
 }
 
 # Prints a free TCP port on 127.0.0.1.

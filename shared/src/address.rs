@@ -144,7 +144,8 @@ mod tests {
 
     #[test]
     fn each_field_is_checked_and_named() {
-        let cases: [(fn(&mut UncheckedAddress), &str); 5] = [
+        type Breaker = fn(&mut UncheckedAddress);
+        let cases: [(Breaker, &str); 5] = [
             (|a| a.recipient.clear(), "recipient"),
             (|a| a.line1 = "x".repeat(MAX_LINE_LEN + 1), "line1"),
             (|a| a.city = " ".into(), "city"),

@@ -7,6 +7,9 @@ use serde_json::{Map, Value};
 use crate::envelope::StoredEvent;
 use crate::events::{DecodeError, DomainEvent};
 
+/// One upcasting step: data at one version in, data at the next version out (or why not).
+pub type UpcastFn = fn(Map<String, Value>) -> Result<Map<String, Value>, String>;
+
 /// Turns data of `event_type` at `from_version` into data at `from_version + 1`.
 pub struct Upcaster {
     /// The event type it applies to.
@@ -14,7 +17,7 @@ pub struct Upcaster {
     /// The version it reads.
     pub from_version: u32,
     /// The conversion.
-    pub apply: fn(Map<String, Value>) -> Result<Map<String, Value>, String>,
+    pub apply: UpcastFn,
 }
 
 /// Every upcaster, oldest first.

@@ -1,1 +1,10 @@
-//! x
+//! Adapter tests against the AWS API emulator (DESIGN §7, layer 3): real SDK calls to moto (or
+//! LocalStack) on 127.0.0.1, reached through `AWS_ENDPOINT_URL`. Run them with `scripts/test.sh`.
+//!
+//! One test binary with a module per adapter, so the AWS SDK is linked once.
+
+// Fixture helpers outside #[test] functions panic with a message too.
+#![allow(clippy::expect_used)]
+
+mod event_store;
+mod event_store_stream;

@@ -120,12 +120,12 @@ impl EventStore for InMemoryEventStore {
         }
         let mut streams = lock(&self.streams);
         let mut records = lock(&self.idempotency.records);
-        if let Some(record) = &request.idempotency {
-            if records.contains_key(&record.key) {
-                return Err(StoreError::DuplicateRequest {
-                    key: record.key.clone(),
-                });
-            }
+        if let Some(record) = &request.idempotency
+            && records.contains_key(&record.key)
+        {
+            return Err(StoreError::DuplicateRequest {
+                key: record.key.clone(),
+            });
         }
         let current = streams
             .by_stream

@@ -442,3 +442,730 @@ impl Aggregate for Delivery {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+    use crate::events::Event;
+    use crate::testing::given;
+
+    fn order_id() -> OrderId {
+        OrderId::parse("o1").unwrap()
+    }
+
+    fn customer_id() -> CustomerId {
+        CustomerId::parse("c1").unwrap()
+    }
+
+    fn delivery_id() -> DeliveryId {
+        DeliveryId::for_order(&order_id())
+    }
+
+    fn courier_id() -> CourierId {
+        CourierId::parse("courier-7").unwrap()
+    }
+
+    /// 1 May 2024 at `hour:minute` UTC.
+    fn at(hour: u32, minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 5, 1, hour, minute, 0).unwrap()
+    }
+
+    /// Placed at 10:00 with a two-hour SLA: promised by 12:00.
+    fn schedule() -> DeliveryCommand {
+        DeliveryCommand::Schedule {
+            order_id: order_id(),
+            customer_id: customer_id(),
+            delivery_address: crate::address::sample(),
+            placed_at: at(10, 0),
+            sla: Duration::hours(2),
+        }
+    }
+
+    fn dispatch() -> DeliveryCommand {
+        DeliveryCommand::Dispatch {
+            courier_id: courier_id(),
+        }
+    }
+
+    fn report_delay(new_eta: DateTime<Utc>, reason: &str) -> DeliveryCommand {
+        DeliveryCommand::ReportDelay {
+            new_eta,
+            reason: reason.into(),
+        }
+    }
+
+    fn mark_overdue(now: DateTime<Utc>, new_eta: DateTime<Utc>) -> DeliveryCommand {
+        DeliveryCommand::MarkOverdue { now, new_eta }
+    }
+
+    fn fail(reason: &str) -> DeliveryCommand {
+        DeliveryCommand::Fail {
+            reason: reason.into(),
+        }
+    }
+
+    fn cancel() -> DeliveryCommand {
+        DeliveryCommand::Cancel {
+            order_id: order_id(),
+            customer_id: customer_id(),
+        }
+    }
+
+    fn scheduled() -> DeliveryEvent {
+        DeliveryEvent::DeliveryScheduled(DeliveryScheduled {
+            delivery_id: delivery_id(),
+            order_id: order_id(),
+            customer_id: customer_id(),
+            delivery_address: crate::address::sample(),
+            promised_by: at(12, 0),
+        })
+    }
+
+    fn dispatched() -> DeliveryEvent {
+        DeliveryEvent::DeliveryDispatched(DeliveryDispatched {
+            delivery_id: delivery_id(),
+            order_id: order_id(),
+            customer_id: customer_id(),
+            courier_id: courier_id(),
+        })
+    }
+
+    fn delayed(
+        delay_number: u32,
+        previous_eta: DateTime<Utc>,
+        new_eta: DateTime<Utc>,
+        reason: &str,
+    ) -> DeliveryEvent {
+        DeliveryEvent::DeliveryDelayed(DeliveryDelayed {
+            delivery_id: delivery_id(),
+            order_id: order_id(),
+            customer_id: customer_id(),
+            delay_number,
+            previous_eta,
+            new_eta,
+            reason: reason.into(),
+        })
+    }
+
+    fn completed() -> DeliveryEvent {
+        DeliveryEvent::DeliveryCompleted(DeliveryCompleted {
+            delivery_id: delivery_id(),
+            order_id: order_id(),
+            customer_id: customer_id(),
+        })
+    }
+
+    fn failed(reason: &str) -> DeliveryEvent {
+        DeliveryEvent::DeliveryFailed(DeliveryFailed {
+            delivery_id: delivery_id(),
+            order_id: order_id(),
+            customer_id: customer_id(),
+            reason: reason.into(),
+        })
+    }
+
+    fn cancelled() -> DeliveryEvent {
+        DeliveryEvent::DeliveryCancelled(DeliveryCancelled {
+            delivery_id: delivery_id(),
+            order_id: order_id(),
+            customer_id: customer_id(),
+        })
+    }
+
+    fn cancellation_refused(status: DeliveryStatus) -> DeliveryEvent {
+        DeliveryEvent::DeliveryCancellationRefused(DeliveryCancellationRefused {
+            delivery_id: delivery_id(),
+            order_id: order_id(),
+            customer_id: customer_id(),
+            status,
+        })
+    }
+
+    fn refused(command: &'static str, status: &'static str) -> DomainError {
+        DomainError::InvalidTransition {
+            kind: "delivery",
+            command,
+            status,
+        }
+    }
+
+    /// The histories that end a delivery, with the status each ends in.
+    fn finished() -> [(Vec<DeliveryEvent>, &'static str); 4] {
+        [
+            (vec![scheduled(), dispatched(), completed()], "completed"),
+            (vec![scheduled(), dispatched(), failed("lost")], "failed"),
+            (vec![scheduled(), cancelled()], "cancelled"),
+            (vec![cancelled()], "cancelled"),
+        ]
+    }
+
+    // --- Schedule ------------------------------------------------------------------------------
+
+    #[test]
+    fn scheduling_promises_delivery_by_the_placement_time_plus_the_sla() {
+        let state = given::<Delivery>([]).when(&schedule()).then([scheduled()]);
+        assert_eq!(state.status(), Some(DeliveryStatus::Scheduled));
+        assert_eq!(state.eta(), Some(at(12, 0)));
+    }
+
+    #[test]
+    fn the_delivery_id_is_derived_from_the_order_id() {
+        let events = given::<Delivery>([]).when(&schedule()).then_events();
+        let [DeliveryEvent::DeliveryScheduled(scheduled)] = events.as_slice() else {
+            panic!("expected one DeliveryScheduled, got {events:?}");
+        };
+        assert_eq!(scheduled.delivery_id.as_str(), "d-o1");
+    }
+
+    #[test]
+    fn a_zero_or_negative_sla_is_refused() {
+        for sla in [Duration::zero(), Duration::minutes(-30)] {
+            let command = DeliveryCommand::Schedule {
+                order_id: order_id(),
+                customer_id: customer_id(),
+                delivery_address: crate::address::sample(),
+                placed_at: at(10, 0),
+                sla,
+            };
+            given::<Delivery>([]).when(&command).then_invalid("sla");
+        }
+    }
+
+    #[test]
+    fn scheduling_a_delivery_twice_decides_nothing() {
+        given::<Delivery>([scheduled()])
+            .when(&schedule())
+            .then_nothing();
+    }
+
+    #[test]
+    fn a_scheduling_overtaken_by_later_events_decides_nothing() {
+        for history in [
+            vec![scheduled(), dispatched()],
+            vec![scheduled(), dispatched(), completed()],
+            vec![scheduled(), failed("lost")],
+        ] {
+            given::<Delivery>(history).when(&schedule()).then_nothing();
+        }
+    }
+
+    #[test]
+    fn a_scheduling_that_arrives_after_the_cancellation_decides_nothing() {
+        given::<Delivery>([cancelled()])
+            .when(&schedule())
+            .then_nothing();
+    }
+
+    #[test]
+    fn a_delivery_that_was_never_scheduled_cannot_be_acted_on() {
+        for command in [
+            dispatch(),
+            report_delay(at(13, 0), "traffic"),
+            mark_overdue(at(13, 0), at(14, 0)),
+            DeliveryCommand::Complete,
+            fail("lost"),
+        ] {
+            given::<Delivery>([])
+                .when(&command)
+                .then_error(DomainError::NotFound { kind: "delivery" });
+        }
+    }
+
+    // --- Dispatch ------------------------------------------------------------------------------
+
+    #[test]
+    fn a_scheduled_delivery_is_dispatched_by_a_courier() {
+        let state = given::<Delivery>([scheduled()])
+            .when(&dispatch())
+            .then([dispatched()]);
+        assert_eq!(state.status(), Some(DeliveryStatus::Dispatched));
+    }
+
+    #[test]
+    fn a_delayed_delivery_can_still_be_dispatched() {
+        given::<Delivery>([scheduled(), delayed(1, at(12, 0), at(13, 0), "traffic")])
+            .when(&dispatch())
+            .then([dispatched()]);
+    }
+
+    #[test]
+    fn dispatching_a_delivery_twice_decides_nothing() {
+        given::<Delivery>([scheduled(), dispatched()])
+            .when(&dispatch())
+            .then_nothing();
+    }
+
+    #[test]
+    fn a_cancelled_delivery_cannot_be_dispatched() {
+        given::<Delivery>([scheduled(), cancelled()])
+            .when(&dispatch())
+            .then_error(refused("dispatch", "cancelled"));
+    }
+
+    #[test]
+    fn a_finished_delivery_cannot_be_dispatched() {
+        for (history, status) in finished() {
+            given::<Delivery>(history)
+                .when(&dispatch())
+                .then_error(refused("dispatch", status));
+        }
+    }
+
+    // --- Report a delay ------------------------------------------------------------------------
+
+    #[test]
+    fn a_reported_delay_moves_the_eta_and_is_numbered_one() {
+        let state = given::<Delivery>([scheduled(), dispatched()])
+            .when(&report_delay(at(13, 30), "  traffic jam  "))
+            .then([delayed(1, at(12, 0), at(13, 30), "traffic jam")]);
+        assert_eq!(state.eta(), Some(at(13, 30)));
+        assert_eq!(
+            state.status(),
+            Some(DeliveryStatus::Dispatched),
+            "a delay does not change the status"
+        );
+    }
+
+    #[test]
+    fn a_delay_can_be_reported_before_dispatch() {
+        let state = given::<Delivery>([scheduled()])
+            .when(&report_delay(at(15, 0), "warehouse backlog"))
+            .then([delayed(1, at(12, 0), at(15, 0), "warehouse backlog")]);
+        assert_eq!(state.status(), Some(DeliveryStatus::Scheduled));
+    }
+
+    #[test]
+    fn a_second_delay_is_numbered_two_and_starts_from_the_first_delays_eta() {
+        let state = given::<Delivery>([
+            scheduled(),
+            dispatched(),
+            delayed(1, at(12, 0), at(13, 0), "traffic"),
+        ])
+        .when(&report_delay(at(14, 0), "flat tyre"))
+        .then([delayed(2, at(13, 0), at(14, 0), "flat tyre")]);
+        assert_eq!(state.eta(), Some(at(14, 0)));
+    }
+
+    #[test]
+    fn a_delay_must_move_the_eta_later() {
+        let history = || [scheduled(), dispatched()];
+        for new_eta in [at(12, 0), at(11, 0)] {
+            given::<Delivery>(history())
+                .when(&report_delay(new_eta, "traffic"))
+                .then_invalid("new_eta");
+        }
+        given::<Delivery>([
+            scheduled(),
+            dispatched(),
+            delayed(1, at(12, 0), at(13, 0), "traffic"),
+        ])
+        .when(&report_delay(at(12, 30), "traffic"))
+        .then_invalid("new_eta");
+    }
+
+    #[test]
+    fn a_delay_needs_a_short_plain_reason() {
+        for reason in [
+            String::new(),
+            "   ".into(),
+            "x".repeat(MAX_REASON_LEN + 1),
+            "bad\nreason".into(),
+        ] {
+            given::<Delivery>([scheduled(), dispatched()])
+                .when(&report_delay(at(13, 0), &reason))
+                .then_invalid("reason");
+        }
+        given::<Delivery>([scheduled(), dispatched()])
+            .when(&report_delay(at(13, 0), &"x".repeat(MAX_REASON_LEN)))
+            .then([delayed(
+                1,
+                at(12, 0),
+                at(13, 0),
+                &"x".repeat(MAX_REASON_LEN),
+            )]);
+    }
+
+    #[test]
+    fn a_finished_delivery_cannot_be_delayed() {
+        for (history, status) in finished() {
+            given::<Delivery>(history)
+                .when(&report_delay(at(13, 0), "traffic"))
+                .then_error(refused("delay", status));
+        }
+    }
+
+    // --- Mark overdue --------------------------------------------------------------------------
+
+    #[test]
+    fn an_overdue_delivery_is_marked_delayed() {
+        let state = given::<Delivery>([scheduled(), dispatched()])
+            .when(&mark_overdue(at(12, 1), at(13, 0)))
+            .then([delayed(1, at(12, 0), at(13, 0), "overdue")]);
+        assert_eq!(state.eta(), Some(at(13, 0)));
+    }
+
+    #[test]
+    fn a_scheduled_delivery_that_was_never_picked_up_is_marked_overdue_too() {
+        given::<Delivery>([scheduled()])
+            .when(&mark_overdue(at(12, 5), at(14, 0)))
+            .then([delayed(1, at(12, 0), at(14, 0), "overdue")]);
+    }
+
+    #[test]
+    fn an_overdue_delivery_is_marked_once_per_delay() {
+        let history = [
+            scheduled(),
+            dispatched(),
+            delayed(1, at(12, 0), at(13, 0), "overdue"),
+        ];
+        for now in [at(12, 1), at(12, 30), at(13, 0)] {
+            given::<Delivery>(history.clone())
+                .when(&mark_overdue(now, at(14, 0)))
+                .then_nothing();
+        }
+    }
+
+    #[test]
+    fn a_delivery_overdue_again_after_its_new_eta_is_marked_a_second_time() {
+        given::<Delivery>([
+            scheduled(),
+            dispatched(),
+            delayed(1, at(12, 0), at(13, 0), "overdue"),
+        ])
+        .when(&mark_overdue(at(13, 1), at(14, 0)))
+        .then([delayed(2, at(13, 0), at(14, 0), "overdue")]);
+    }
+
+    #[test]
+    fn a_delivery_that_is_not_past_its_eta_is_not_marked() {
+        for now in [at(11, 0), at(12, 0)] {
+            given::<Delivery>([scheduled(), dispatched()])
+                .when(&mark_overdue(now, at(14, 0)))
+                .then_nothing();
+        }
+    }
+
+    #[test]
+    fn an_overdue_mark_whose_new_eta_is_not_in_the_future_decides_nothing() {
+        for new_eta in [at(12, 30), at(12, 10)] {
+            given::<Delivery>([scheduled(), dispatched()])
+                .when(&mark_overdue(at(12, 30), new_eta))
+                .then_nothing();
+        }
+    }
+
+    #[test]
+    fn a_finished_delivery_is_never_marked_overdue() {
+        for (history, _) in finished() {
+            given::<Delivery>(history)
+                .when(&mark_overdue(at(18, 0), at(19, 0)))
+                .then_nothing();
+        }
+    }
+
+    // --- Complete ------------------------------------------------------------------------------
+
+    #[test]
+    fn a_dispatched_delivery_is_completed() {
+        let state = given::<Delivery>([scheduled(), dispatched()])
+            .when(&DeliveryCommand::Complete)
+            .then([completed()]);
+        assert_eq!(state.status(), Some(DeliveryStatus::Completed));
+    }
+
+    #[test]
+    fn a_delayed_delivery_is_completed() {
+        given::<Delivery>([
+            scheduled(),
+            dispatched(),
+            delayed(1, at(12, 0), at(13, 0), "traffic"),
+        ])
+        .when(&DeliveryCommand::Complete)
+        .then([completed()]);
+    }
+
+    #[test]
+    fn a_delivery_cannot_be_completed_before_it_is_dispatched() {
+        given::<Delivery>([scheduled()])
+            .when(&DeliveryCommand::Complete)
+            .then_error(refused("complete", "scheduled"));
+    }
+
+    #[test]
+    fn completing_a_delivery_twice_decides_nothing() {
+        given::<Delivery>([scheduled(), dispatched(), completed()])
+            .when(&DeliveryCommand::Complete)
+            .then_nothing();
+    }
+
+    #[test]
+    fn a_failed_or_cancelled_delivery_cannot_be_completed() {
+        for (history, status) in finished()
+            .into_iter()
+            .filter(|(_, status)| *status != "completed")
+        {
+            given::<Delivery>(history)
+                .when(&DeliveryCommand::Complete)
+                .then_error(refused("complete", status));
+        }
+    }
+
+    // --- Fail ----------------------------------------------------------------------------------
+
+    #[test]
+    fn a_dispatched_delivery_fails_with_the_couriers_reason() {
+        let state = given::<Delivery>([scheduled(), dispatched()])
+            .when(&fail(" recipient not at home "))
+            .then([failed("recipient not at home")]);
+        assert_eq!(state.status(), Some(DeliveryStatus::Failed));
+    }
+
+    #[test]
+    fn a_scheduled_delivery_can_fail_before_pickup() {
+        let state = given::<Delivery>([scheduled()])
+            .when(&fail("parcel damaged in the warehouse"))
+            .then([failed("parcel damaged in the warehouse")]);
+        assert_eq!(state.status(), Some(DeliveryStatus::Failed));
+    }
+
+    #[test]
+    fn a_failure_needs_a_short_plain_reason() {
+        for reason in [String::new(), " ".into(), "x".repeat(MAX_REASON_LEN + 1)] {
+            given::<Delivery>([scheduled(), dispatched()])
+                .when(&fail(&reason))
+                .then_invalid("reason");
+        }
+    }
+
+    #[test]
+    fn failing_a_delivery_twice_decides_nothing() {
+        given::<Delivery>([scheduled(), dispatched(), failed("lost")])
+            .when(&fail("lost"))
+            .then_nothing();
+    }
+
+    #[test]
+    fn a_completed_or_cancelled_delivery_cannot_fail() {
+        for (history, status) in finished()
+            .into_iter()
+            .filter(|(_, status)| *status != "failed")
+        {
+            given::<Delivery>(history)
+                .when(&fail("lost"))
+                .then_error(refused("fail", status));
+        }
+    }
+
+    // --- Cancel (reaction to OrderCancelled) ---------------------------------------------------
+
+    #[test]
+    fn a_scheduled_delivery_is_cancelled_with_its_order() {
+        let state = given::<Delivery>([scheduled()])
+            .when(&cancel())
+            .then([cancelled()]);
+        assert_eq!(state.status(), Some(DeliveryStatus::Cancelled));
+    }
+
+    #[test]
+    fn a_cancellation_that_overtakes_the_placement_cancels_the_delivery_before_it_exists() {
+        let state = given::<Delivery>([]).when(&cancel()).then([cancelled()]);
+        assert_eq!(state.status(), Some(DeliveryStatus::Cancelled));
+        assert_eq!(state.eta(), None);
+        given::<Delivery>([cancelled()])
+            .when(&schedule())
+            .then_nothing();
+        given::<Delivery>([cancelled()])
+            .when(&dispatch())
+            .then_error(refused("dispatch", "cancelled"));
+    }
+
+    #[test]
+    fn cancelling_a_delivery_twice_decides_nothing() {
+        for history in [vec![scheduled(), cancelled()], vec![cancelled()]] {
+            given::<Delivery>(history).when(&cancel()).then_nothing();
+        }
+    }
+
+    #[test]
+    fn a_cancellation_after_dispatch_is_refused_explicitly_by_an_event() {
+        let state = given::<Delivery>([scheduled(), dispatched()])
+            .when(&cancel())
+            .then([cancellation_refused(DeliveryStatus::Dispatched)]);
+        assert_eq!(
+            state.status(),
+            Some(DeliveryStatus::Dispatched),
+            "the parcel stays on its way"
+        );
+        given::<Delivery>([
+            scheduled(),
+            dispatched(),
+            cancellation_refused(DeliveryStatus::Dispatched),
+        ])
+        .when(&DeliveryCommand::Complete)
+        .then([completed()]);
+    }
+
+    #[test]
+    fn a_cancellation_after_completion_is_refused_explicitly_too() {
+        given::<Delivery>([scheduled(), dispatched(), completed()])
+            .when(&cancel())
+            .then([cancellation_refused(DeliveryStatus::Completed)]);
+    }
+
+    #[test]
+    fn the_cancel_after_dispatch_race_is_reported_once() {
+        given::<Delivery>([
+            scheduled(),
+            dispatched(),
+            cancellation_refused(DeliveryStatus::Dispatched),
+        ])
+        .when(&cancel())
+        .then_nothing();
+        given::<Delivery>([
+            scheduled(),
+            dispatched(),
+            cancellation_refused(DeliveryStatus::Dispatched),
+            completed(),
+        ])
+        .when(&cancel())
+        .then_nothing();
+    }
+
+    #[test]
+    fn cancelling_a_failed_delivery_decides_nothing() {
+        given::<Delivery>([scheduled(), dispatched(), failed("lost")])
+            .when(&cancel())
+            .then_nothing();
+    }
+
+    #[test]
+    fn the_refused_cancellation_names_the_status_on_the_wire() {
+        let data = cancellation_refused(DeliveryStatus::Dispatched).to_data();
+        assert_eq!(
+            data,
+            json!({
+                "delivery_id": "d-o1",
+                "order_id": "o1",
+                "customer_id": "c1",
+                "status": "dispatched",
+            })
+        );
+    }
+
+    // --- Evolve --------------------------------------------------------------------------------
+
+    #[test]
+    fn a_delivery_has_no_status_or_eta_before_anything_happens() {
+        let state = Delivery::default();
+        assert_eq!((state.status(), state.eta()), (None, None));
+    }
+
+    #[test]
+    fn each_event_moves_the_delivery_to_its_status_and_eta() {
+        let steps = [
+            (scheduled(), DeliveryStatus::Scheduled, at(12, 0)),
+            (dispatched(), DeliveryStatus::Dispatched, at(12, 0)),
+            (
+                delayed(1, at(12, 0), at(13, 0), "traffic"),
+                DeliveryStatus::Dispatched,
+                at(13, 0),
+            ),
+            (
+                cancellation_refused(DeliveryStatus::Dispatched),
+                DeliveryStatus::Dispatched,
+                at(13, 0),
+            ),
+            (completed(), DeliveryStatus::Completed, at(13, 0)),
+        ];
+        let mut state = Delivery::default();
+        for (event, status, eta) in steps {
+            state = state.evolve(&event);
+            assert_eq!(
+                (state.status(), state.eta()),
+                (Some(status), Some(eta)),
+                "after {}",
+                event.event_type()
+            );
+        }
+    }
+
+    #[test]
+    fn failing_and_cancelling_set_their_statuses() {
+        assert_eq!(
+            Delivery::replay(&[scheduled(), dispatched(), failed("lost")]).status(),
+            Some(DeliveryStatus::Failed)
+        );
+        assert_eq!(
+            Delivery::replay(&[scheduled(), cancelled()]).status(),
+            Some(DeliveryStatus::Cancelled)
+        );
+        let cancelled_first = Delivery::replay(&[cancelled()]);
+        assert_eq!(
+            (cancelled_first.status(), cancelled_first.eta()),
+            (Some(DeliveryStatus::Cancelled), None)
+        );
+    }
+
+    #[test]
+    fn evolve_counts_delays_and_remembers_a_refused_cancellation() {
+        let state = Delivery::replay(&[
+            scheduled(),
+            dispatched(),
+            delayed(1, at(12, 0), at(13, 0), "traffic"),
+            delayed(2, at(13, 0), at(14, 0), "overdue"),
+            cancellation_refused(DeliveryStatus::Dispatched),
+        ]);
+        let known = state.known.expect("known");
+        assert_eq!(known.delays, 2);
+        assert_eq!(known.eta, Some(at(14, 0)));
+        assert!(known.cancellation_refused);
+        assert_eq!(known.delivery_id, delivery_id());
+    }
+
+    #[test]
+    fn a_late_scheduled_event_does_not_revive_a_cancelled_delivery() {
+        let state = Delivery::replay(&[cancelled(), scheduled()]);
+        assert_eq!(
+            (state.status(), state.eta()),
+            (Some(DeliveryStatus::Cancelled), None)
+        );
+    }
+
+    #[test]
+    fn events_of_an_unknown_delivery_other_than_scheduled_or_cancelled_change_nothing() {
+        for event in [
+            dispatched(),
+            delayed(1, at(12, 0), at(13, 0), "traffic"),
+            completed(),
+            failed("lost"),
+            cancellation_refused(DeliveryStatus::Dispatched),
+        ] {
+            assert_eq!(Delivery::default().evolve(&event), Delivery::default());
+        }
+    }
+
+    #[test]
+    fn statuses_read_as_words() {
+        let words = [
+            DeliveryStatus::Scheduled,
+            DeliveryStatus::Dispatched,
+            DeliveryStatus::Completed,
+            DeliveryStatus::Failed,
+            DeliveryStatus::Cancelled,
+        ]
+        .map(DeliveryStatus::as_str);
+        assert_eq!(
+            words,
+            [
+                "scheduled",
+                "dispatched",
+                "completed",
+                "failed",
+                "cancelled"
+            ]
+        );
+    }
+}

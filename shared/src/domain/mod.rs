@@ -54,7 +54,7 @@ pub enum DomainError {
         kind: &'static str,
     },
     /// The command is not allowed in the aggregate's current status.
-    #[error("cannot {command} a {kind} that is {status}")]
+    #[error("cannot {command} the {kind}: it is {status}")]
     InvalidTransition {
         /// The aggregate kind.
         kind: &'static str,

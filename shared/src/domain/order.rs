@@ -397,3 +397,537 @@ impl PlacedOrder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::events::Event;
+    use crate::testing::given;
+
+    fn order_id() -> OrderId {
+        OrderId::parse("o1").unwrap()
+    }
+
+    fn customer_id() -> CustomerId {
+        CustomerId::parse("c1").unwrap()
+    }
+
+    fn delivery_id() -> DeliveryId {
+        DeliveryId::for_order(&order_id())
+    }
+
+    fn item(sku: &str, quantity: u32, unit_price: u64) -> LineItem {
+        LineItem {
+            sku: Sku::parse(sku).unwrap(),
+            quantity: Quantity::try_from(quantity).unwrap(),
+            unit_price: UnitPrice::try_from(unit_price).unwrap(),
+        }
+    }
+
+    /// 2 × 12.50 + 3 × 1.99 = 30.97 EUR.
+    fn two_lines() -> Vec<LineItem> {
+        vec![item("sku-1", 2, 1_250), item("sku-2", 3, 199)]
+    }
+
+    fn place_with(items: Vec<LineItem>, currency: Currency) -> OrderCommand {
+        OrderCommand::Place(PlaceOrder {
+            order_id: order_id(),
+            customer_id: customer_id(),
+            items,
+            currency,
+            delivery_address: crate::address::sample(),
+        })
+    }
+
+    fn place() -> OrderCommand {
+        place_with(two_lines(), Currency::EUR)
+    }
+
+    fn placed() -> OrderEvent {
+        OrderEvent::OrderPlaced(OrderPlaced {
+            order_id: order_id(),
+            customer_id: customer_id(),
+            items: two_lines(),
+            total: Cents::new(3_097),
+            currency: Currency::EUR,
+            delivery_address: crate::address::sample(),
+        })
+    }
+
+    fn shipped() -> OrderEvent {
+        OrderEvent::OrderShipped(OrderShipped {
+            order_id: order_id(),
+            customer_id: customer_id(),
+            delivery_id: delivery_id(),
+        })
+    }
+
+    fn completed() -> OrderEvent {
+        OrderEvent::OrderCompleted(OrderCompleted {
+            order_id: order_id(),
+            customer_id: customer_id(),
+            delivery_id: delivery_id(),
+        })
+    }
+
+    fn cancelled(reason: CancellationReason) -> OrderEvent {
+        OrderEvent::OrderCancelled(OrderCancelled {
+            order_id: order_id(),
+            customer_id: customer_id(),
+            reason,
+        })
+    }
+
+    fn delivery_failed() -> CancellationReason {
+        CancellationReason::DeliveryFailed {
+            detail: "recipient not at home".into(),
+        }
+    }
+
+    fn ship() -> OrderCommand {
+        OrderCommand::Ship {
+            delivery_id: delivery_id(),
+        }
+    }
+
+    fn complete() -> OrderCommand {
+        OrderCommand::Complete {
+            delivery_id: delivery_id(),
+        }
+    }
+
+    fn customer_cancel() -> OrderCommand {
+        OrderCommand::Cancel {
+            reason: CancellationReason::CustomerRequest,
+        }
+    }
+
+    fn compensate() -> OrderCommand {
+        OrderCommand::Cancel {
+            reason: delivery_failed(),
+        }
+    }
+
+    fn refused(command: &'static str, status: &'static str) -> DomainError {
+        DomainError::InvalidTransition {
+            kind: "order",
+            command,
+            status,
+        }
+    }
+
+    // --- Place ---------------------------------------------------------------------------------
+
+    #[test]
+    fn placing_an_order_records_its_lines_total_currency_and_address() {
+        let state = given::<Order>([]).when(&place()).then([placed()]);
+        assert_eq!(state.status(), Some(OrderStatus::Placed));
+    }
+
+    #[test]
+    fn the_total_is_the_sum_of_quantity_times_unit_price_of_every_line() {
+        assert_eq!(item("a", 3, 199).subtotal(), Cents::new(597));
+        assert_eq!(order_total(&two_lines()), Ok(Cents::new(3_097)));
+        assert_eq!(
+            order_total(&[item("a", 1, 1), item("b", 1, 1), item("a", 4, 25)]),
+            Ok(Cents::new(102)),
+            "a repeated SKU is just another line"
+        );
+        let events = given::<Order>([])
+            .when(&place_with(vec![item("x", 7, 333)], Currency::EUR))
+            .then_events();
+        let [OrderEvent::OrderPlaced(placed)] = events.as_slice() else {
+            panic!("expected one OrderPlaced, got {events:?}");
+        };
+        assert_eq!(placed.total, Cents::new(2_331));
+    }
+
+    #[test]
+    fn an_order_without_items_is_refused() {
+        given::<Order>([])
+            .when(&place_with(vec![], Currency::EUR))
+            .then_invalid("items");
+        assert_eq!(
+            order_total(&[]).unwrap_err().rule,
+            "must contain at least one item"
+        );
+    }
+
+    #[test]
+    fn an_order_with_more_than_the_maximum_number_of_items_is_refused() {
+        let too_many = vec![item("sku", 1, 100); MAX_ITEMS + 1];
+        given::<Order>([])
+            .when(&place_with(too_many.clone(), Currency::EUR))
+            .then_invalid("items");
+        assert_eq!(
+            order_total(&too_many).unwrap_err().rule,
+            "must contain at most 50 items"
+        );
+    }
+
+    #[test]
+    fn an_order_with_exactly_the_maximum_number_of_items_is_accepted() {
+        let events = given::<Order>([])
+            .when(&place_with(
+                vec![item("sku", 1, 100); MAX_ITEMS],
+                Currency::EUR,
+            ))
+            .then_events();
+        let [OrderEvent::OrderPlaced(placed)] = events.as_slice() else {
+            panic!("expected one OrderPlaced, got {events:?}");
+        };
+        assert_eq!(placed.items.len(), 50);
+        assert_eq!(placed.total, Cents::new(5_000));
+    }
+
+    #[test]
+    fn the_largest_possible_order_total_is_exact() {
+        let largest = vec![item("sku", MAX_QUANTITY, MAX_UNIT_PRICE); MAX_ITEMS];
+        assert_eq!(order_total(&largest), Ok(Cents::new(5_000_000_000_000)));
+    }
+
+    #[test]
+    fn quantity_must_be_between_one_and_the_maximum() {
+        assert_eq!(Quantity::try_from(1).map(Quantity::get), Ok(1));
+        assert_eq!(
+            Quantity::try_from(MAX_QUANTITY).map(u32::from),
+            Ok(MAX_QUANTITY)
+        );
+        for bad in [0, MAX_QUANTITY + 1, u32::MAX] {
+            let error = Quantity::try_from(bad).unwrap_err();
+            assert_eq!(
+                (error.field.as_str(), error.rule.as_str()),
+                ("quantity", "must be between 1 and 1000"),
+                "quantity {bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn unit_price_must_be_between_one_minor_unit_and_the_maximum() {
+        assert_eq!(
+            UnitPrice::try_from(1).map(UnitPrice::cents),
+            Ok(Cents::new(1))
+        );
+        assert_eq!(
+            UnitPrice::try_from(MAX_UNIT_PRICE).map(u64::from),
+            Ok(MAX_UNIT_PRICE)
+        );
+        for bad in [0, MAX_UNIT_PRICE + 1, u64::MAX] {
+            let error = UnitPrice::try_from(bad).unwrap_err();
+            assert_eq!(
+                (error.field.as_str(), error.rule.as_str()),
+                ("unit_price", "must be between 1 and 100000000 minor units"),
+                "unit price {bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn line_items_are_validated_when_deserialised() {
+        let line = |quantity: u64, unit_price: u64| {
+            serde_json::from_value::<LineItem>(
+                json!({"sku": "sku-1", "quantity": quantity, "unit_price": unit_price}),
+            )
+        };
+        assert_eq!(line(2, 1_250).unwrap(), item("sku-1", 2, 1_250));
+        assert!(line(0, 1_250).is_err());
+        assert!(line(1_001, 1_250).is_err());
+        assert!(line(2, 0).is_err());
+        assert!(line(2, MAX_UNIT_PRICE + 1).is_err());
+        assert!(
+            serde_json::from_value::<LineItem>(
+                json!({"sku": "sku-1", "quantity": 1, "unit_price": 12.5})
+            )
+            .is_err(),
+            "a float price is never accepted"
+        );
+    }
+
+    #[test]
+    fn an_unknown_currency_is_refused() {
+        for code in ["BTC", "eur", ""] {
+            assert_eq!(
+                code.parse::<Currency>().unwrap_err().field,
+                "currency",
+                "{code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_order_keeps_its_currency_and_an_integer_total_in_minor_units() {
+        let events = given::<Order>([])
+            .when(&place_with(vec![item("ramen", 3, 980)], Currency::JPY))
+            .then_events();
+        let [OrderEvent::OrderPlaced(placed)] = events.as_slice() else {
+            panic!("expected one OrderPlaced, got {events:?}");
+        };
+        assert_eq!(
+            (placed.total, placed.currency),
+            (Cents::new(2_940), Currency::JPY)
+        );
+        let data = events[0].to_data();
+        assert_eq!(data["total"], json!(2_940));
+        assert_eq!(data["currency"], json!("JPY"));
+        assert_eq!(
+            data["items"],
+            json!([{"sku": "ramen", "quantity": 3, "unit_price": 980}])
+        );
+        assert_eq!(events[0].schema_version(), 2);
+    }
+
+    #[test]
+    fn placing_an_order_that_exists_already_is_refused() {
+        for history in [
+            vec![placed()],
+            vec![placed(), shipped()],
+            vec![placed(), completed()],
+            vec![placed(), cancelled(CancellationReason::CustomerRequest)],
+        ] {
+            given::<Order>(history)
+                .when(&place())
+                .then_error(DomainError::AlreadyExists { kind: "order" });
+        }
+    }
+
+    #[test]
+    fn an_order_that_was_never_placed_cannot_be_shipped_completed_or_cancelled() {
+        for command in [ship(), complete(), customer_cancel(), compensate()] {
+            given::<Order>([])
+                .when(&command)
+                .then_error(DomainError::NotFound { kind: "order" });
+        }
+    }
+
+    // --- Ship ----------------------------------------------------------------------------------
+
+    #[test]
+    fn a_placed_order_ships_when_its_delivery_is_dispatched() {
+        let state = given::<Order>([placed()]).when(&ship()).then([shipped()]);
+        assert_eq!(state.status(), Some(OrderStatus::Shipped));
+    }
+
+    #[test]
+    fn shipping_an_order_twice_decides_nothing() {
+        given::<Order>([placed(), shipped()])
+            .when(&ship())
+            .then_nothing();
+    }
+
+    #[test]
+    fn dispatch_news_arriving_after_the_completion_decides_nothing() {
+        given::<Order>([placed(), completed()])
+            .when(&ship())
+            .then_nothing();
+        given::<Order>([placed(), shipped(), completed()])
+            .when(&ship())
+            .then_nothing();
+    }
+
+    #[test]
+    fn a_cancelled_order_cannot_be_shipped() {
+        for reason in [CancellationReason::CustomerRequest, delivery_failed()] {
+            given::<Order>([placed(), cancelled(reason)])
+                .when(&ship())
+                .then_error(refused("ship", "cancelled"));
+        }
+    }
+
+    // --- Complete ------------------------------------------------------------------------------
+
+    #[test]
+    fn a_shipped_order_completes_when_its_delivery_completes() {
+        let state = given::<Order>([placed(), shipped()])
+            .when(&complete())
+            .then([completed()]);
+        assert_eq!(state.status(), Some(OrderStatus::Completed));
+    }
+
+    #[test]
+    fn the_completion_news_may_overtake_the_dispatch_news() {
+        let state = given::<Order>([placed()])
+            .when(&complete())
+            .then([completed()]);
+        assert_eq!(state.status(), Some(OrderStatus::Completed));
+    }
+
+    #[test]
+    fn completing_an_order_twice_decides_nothing() {
+        given::<Order>([placed(), shipped(), completed()])
+            .when(&complete())
+            .then_nothing();
+    }
+
+    #[test]
+    fn a_cancelled_order_cannot_be_completed() {
+        for reason in [CancellationReason::CustomerRequest, delivery_failed()] {
+            given::<Order>([placed(), cancelled(reason)])
+                .when(&complete())
+                .then_error(refused("complete", "cancelled"));
+        }
+    }
+
+    // --- Cancel by the customer ----------------------------------------------------------------
+
+    #[test]
+    fn a_placed_order_can_be_cancelled_by_the_customer() {
+        let state = given::<Order>([placed()])
+            .when(&customer_cancel())
+            .then([cancelled(CancellationReason::CustomerRequest)]);
+        assert_eq!(state.status(), Some(OrderStatus::Cancelled));
+    }
+
+    #[test]
+    fn a_shipped_order_cannot_be_cancelled_by_the_customer() {
+        given::<Order>([placed(), shipped()])
+            .when(&customer_cancel())
+            .then_error(refused("cancel", "shipped"));
+    }
+
+    #[test]
+    fn a_completed_order_cannot_be_cancelled_by_the_customer() {
+        given::<Order>([placed(), shipped(), completed()])
+            .when(&customer_cancel())
+            .then_error(refused("cancel", "completed"));
+    }
+
+    #[test]
+    fn an_already_cancelled_order_cannot_be_cancelled_again_by_the_customer() {
+        for reason in [CancellationReason::CustomerRequest, delivery_failed()] {
+            given::<Order>([placed(), cancelled(reason)])
+                .when(&customer_cancel())
+                .then_error(refused("cancel", "cancelled"));
+        }
+    }
+
+    // --- Cancel as compensation for a failed delivery ------------------------------------------
+
+    #[test]
+    fn a_failed_delivery_cancels_a_placed_order() {
+        let state = given::<Order>([placed()])
+            .when(&compensate())
+            .then([cancelled(delivery_failed())]);
+        assert_eq!(state.status(), Some(OrderStatus::Cancelled));
+    }
+
+    #[test]
+    fn a_failed_delivery_cancels_a_shipped_order() {
+        let state = given::<Order>([placed(), shipped()])
+            .when(&compensate())
+            .then([cancelled(delivery_failed())]);
+        assert_eq!(state.status(), Some(OrderStatus::Cancelled));
+    }
+
+    #[test]
+    fn a_repeated_compensation_decides_nothing() {
+        given::<Order>([placed(), shipped(), cancelled(delivery_failed())])
+            .when(&compensate())
+            .then_nothing();
+    }
+
+    #[test]
+    fn compensation_for_an_order_the_customer_cancelled_already_decides_nothing() {
+        given::<Order>([placed(), cancelled(CancellationReason::CustomerRequest)])
+            .when(&compensate())
+            .then_nothing();
+    }
+
+    #[test]
+    fn a_completed_order_cannot_be_cancelled_by_compensation() {
+        given::<Order>([placed(), shipped(), completed()])
+            .when(&compensate())
+            .then_error(refused("cancel", "completed"));
+    }
+
+    #[test]
+    fn the_cancellation_reason_is_tagged_on_the_wire() {
+        assert_eq!(
+            cancelled(delivery_failed()).to_data()["reason"],
+            json!({"kind": "delivery_failed", "detail": "recipient not at home"})
+        );
+        assert_eq!(
+            cancelled(CancellationReason::CustomerRequest).to_data()["reason"],
+            json!({"kind": "customer_request"})
+        );
+    }
+
+    // --- Evolve --------------------------------------------------------------------------------
+
+    #[test]
+    fn an_order_has_no_status_before_it_is_placed() {
+        assert_eq!(Order::default().status(), None);
+    }
+
+    #[test]
+    fn each_event_moves_the_order_to_its_status() {
+        let cases = [
+            (placed(), OrderStatus::Placed),
+            (shipped(), OrderStatus::Shipped),
+            (completed(), OrderStatus::Completed),
+            (
+                cancelled(CancellationReason::CustomerRequest),
+                OrderStatus::Cancelled,
+            ),
+            (cancelled(delivery_failed()), OrderStatus::Cancelled),
+        ];
+        for (event, status) in cases {
+            let state = Order::default().evolve(&placed()).evolve(&event);
+            assert_eq!(state.status(), Some(status), "after {}", event.event_type());
+        }
+    }
+
+    #[test]
+    fn replaying_a_history_yields_the_status_of_its_last_event() {
+        let history = [placed(), shipped(), completed()];
+        assert_eq!(
+            Order::replay(&history[..1]).status(),
+            Some(OrderStatus::Placed)
+        );
+        assert_eq!(
+            Order::replay(&history[..2]).status(),
+            Some(OrderStatus::Shipped)
+        );
+        assert_eq!(
+            Order::replay(&history).status(),
+            Some(OrderStatus::Completed)
+        );
+    }
+
+    #[test]
+    fn placing_keeps_the_ids_the_later_events_need() {
+        let state = Order::replay(&[placed()]);
+        let placed = state.placed.expect("placed");
+        assert_eq!(placed.order_id, order_id());
+        assert_eq!(placed.customer_id, customer_id());
+    }
+
+    #[test]
+    fn events_of_an_order_that_was_never_placed_change_nothing() {
+        for event in [
+            shipped(),
+            completed(),
+            cancelled(CancellationReason::CustomerRequest),
+        ] {
+            assert_eq!(Order::default().evolve(&event), Order::default());
+        }
+    }
+
+    #[test]
+    fn statuses_read_as_words() {
+        let words = [
+            OrderStatus::Placed,
+            OrderStatus::Shipped,
+            OrderStatus::Completed,
+            OrderStatus::Cancelled,
+        ]
+        .map(OrderStatus::as_str);
+        assert_eq!(words, ["placed", "shipped", "completed", "cancelled"]);
+        assert_eq!(
+            serde_json::to_value(OrderStatus::Cancelled).unwrap(),
+            json!("cancelled")
+        );
+    }
+}
