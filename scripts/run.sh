@@ -19,13 +19,13 @@ trap stop_moto EXIT
 trap 'exit 130' INT TERM
 start_moto
 
-export EVENTS_TABLE=orderflow-dev-events IDEMPOTENCY_TABLE=orderflow-dev-idempotency
+export EVENTS_TABLE=orderflow-dev-events IDEMPOTENCY_TABLE=orderflow-dev-idempotency VIEWS_TABLE=orderflow-dev-views
 target/debug/orderflow create-tables
 log "demo: placing orders"
 target/debug/orderflow demo
 
 if ! $once; then
-  log "the AWS API emulator is up at $AWS_ENDPOINT_URL (tables $EVENTS_TABLE, $IDEMPOTENCY_TABLE)"
+  log "the AWS API emulator is up at $AWS_ENDPOINT_URL (tables $EVENTS_TABLE, $IDEMPOTENCY_TABLE, $VIEWS_TABLE)"
   log "try: AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL target/debug/orderflow demo"
   log "press Ctrl-C to stop"
   wait "$MOTO_PID"

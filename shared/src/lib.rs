@@ -17,8 +17,10 @@
 //! | [`envelope`] | [`envelope::StoredEvent`]: the envelope every stored and published event carries |
 //! | [`upcasting`] | readers accept every `schema_version` ever written: older ones are upcast on read |
 //! | [`ports`] | narrow traits per capability: event store, publisher, notifier, idempotency store, clock |
+//! | [`read_model`] | the order view (status, items, total, delivery, coupons, timeline) and its port |
+//! | [`projection`] | projecting stored events into order views: duplicates skipped, gaps healed, conditional writes |
 //! | [`repository`] | load → decide → append with a bounded retry on version conflicts |
-//! | [`adapters`] | [`adapters::memory`] (tests) and [`adapters::dynamo`] (DynamoDB event store, tables) |
+//! | [`adapters`] | [`adapters::memory`] (tests), [`adapters::dynamo`] (DynamoDB event store, tables) and [`adapters::dynamo_views`] (order views) |
 //! | [`testing`] | the given / when / then helper for aggregate tests |
 #![forbid(unsafe_code)]
 
@@ -30,6 +32,8 @@ pub mod events;
 pub mod ids;
 pub mod money;
 pub mod ports;
+pub mod projection;
+pub mod read_model;
 pub mod repository;
 pub mod testing;
 pub mod upcasting;

@@ -8,3 +8,5 @@
 
 mod event_store;
 mod event_store_stream;
+mod order_api;
+mod order_views;

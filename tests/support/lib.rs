@@ -17,6 +17,7 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, SdkConfig};
 use chrono::{TimeZone, Utc};
 use shared::adapters::dynamo::{DynamoEventStore, tables};
+use shared::adapters::dynamo_views::DynamoOrderViews;
 use shared::address::{Address, UncheckedAddress};
 use shared::domain::order::{LineItem, OrderCommand, PlaceOrder};
 use shared::envelope::{Actor, CorrelationId, EventContext};
@@ -101,6 +102,31 @@ impl Emulator {
             stream_arn,
         }
     }
+
+    /// Creates a fresh order views table (with its `by-customer` index) and views on it.
+    pub async fn order_views(&self, test: &str) -> OrderViewsFixture {
+        let client = self.dynamodb();
+        let table = unique_name(&format!("{test}-views"));
+        tables::create_views_table(&client, &table)
+            .await
+            .unwrap_or_else(|e| panic!("creating {table} on {}: {e}", self.endpoint));
+        OrderViewsFixture {
+            views: DynamoOrderViews::new(client.clone(), &table),
+            client,
+            table,
+        }
+    }
+}
+
+/// Order views on their own table.
+#[derive(Debug, Clone)]
+pub struct OrderViewsFixture {
+    /// The views under test.
+    pub views: DynamoOrderViews,
+    /// The raw client, to look at the table directly.
+    pub client: aws_sdk_dynamodb::Client,
+    /// The views table.
+    pub table: String,
 }
 
 /// An event store on its own tables.

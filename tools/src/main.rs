@@ -2,12 +2,12 @@
 //! `AWS_ENDPOINT_URL`) through the same adapters the functions use.
 //!
 //! ```text
-//! orderflow create-tables          create the events and idempotency tables (skips existing ones)
+//! orderflow create-tables          create the events, idempotency and views tables (skips existing ones)
 //! orderflow demo                   place, and cancel, a few demo orders and print their timelines
 //! ```
 //!
-//! Table names come from `EVENTS_TABLE` and `IDEMPOTENCY_TABLE` (defaults: the `dev` stage names
-//! of `template.yaml`).
+//! Table names come from `EVENTS_TABLE`, `IDEMPOTENCY_TABLE` and `VIEWS_TABLE` (defaults: the
+//! `dev` stage names of `template.yaml`).
 
 use anyhow::{Context, Result, bail};
 use aws_config::BehaviorVersion;
@@ -27,6 +27,7 @@ const USAGE: &str = "usage: orderflow <create-tables | demo>";
 struct Tables {
     events: String,
     idempotency: String,
+    views: String,
 }
 
 impl Tables {
@@ -36,6 +37,7 @@ impl Tables {
         Self {
             events: var("EVENTS_TABLE", "orderflow-dev-events"),
             idempotency: var("IDEMPOTENCY_TABLE", "orderflow-dev-idempotency"),
+            views: var("VIEWS_TABLE", "orderflow-dev-views"),
         }
     }
 }
@@ -76,6 +78,14 @@ async fn create_tables(client: &aws_sdk_dynamodb::Client, names: &Tables) -> Res
             .await
             .with_context(|| format!("creating {}", names.idempotency))?;
         eprintln!("created table {} (TTL expires_at)", names.idempotency);
+    }
+    if existing.contains(&names.views) {
+        eprintln!("table {} exists", names.views);
+    } else {
+        tables::create_views_table(client, &names.views)
+            .await
+            .with_context(|| format!("creating {}", names.views))?;
+        eprintln!("created table {} (GSI by-customer)", names.views);
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The DynamoDB adapters: [`DynamoEventStore`] (events table, DESIGN §4), [`DynamoIdempotencyStore`]
-//! and the table definitions the tests and tools create.
+//! and the table definitions the tests and tools create (the order views' adapter lives in
+//! [`super::dynamo_views`]).
 //!
 //! Events table item = the [`StoredEvent`] envelope with `data` as a native map; key
 //! `stream_id` (S) + `version` (N). An append is one `TransactWriteItems`: one `Put` per event with
@@ -12,9 +13,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
-    TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TimeToLiveSpecification, TransactWriteItem,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -295,6 +296,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
 /// Table definitions, as in `template.yaml`: for tests, tools and the local stack.
 pub mod tables {
     use super::*;
+    use crate::adapters::dynamo_views::BY_CUSTOMER_INDEX;
 
     fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, StoreError> {
         KeySchemaElement::builder()
@@ -363,6 +365,35 @@ pub mod tables {
                     .build()
                     .map_err(unavailable)?,
             )
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Creates the order views table (`pk` S) with its sparse GSI `by-customer`
+    /// (`customer_id` S + `placed_key` S, projection ALL).
+    pub async fn create_views_table(client: &Client, name: &str) -> Result<(), StoreError> {
+        let by_customer = GlobalSecondaryIndex::builder()
+            .index_name(BY_CUSTOMER_INDEX)
+            .key_schema(key("customer_id", KeyType::Hash)?)
+            .key_schema(key("placed_key", KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(unavailable)?;
+        client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .attribute_definitions(attribute("pk", ScalarAttributeType::S)?)
+            .attribute_definitions(attribute("customer_id", ScalarAttributeType::S)?)
+            .attribute_definitions(attribute("placed_key", ScalarAttributeType::S)?)
+            .global_secondary_indexes(by_customer)
             .send()
             .await
             .map_err(unavailable)?;

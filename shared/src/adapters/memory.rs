@@ -1,19 +1,21 @@
 //! In-memory adapters with the same semantics as the real ones (optimistic concurrency, the
-//! idempotency record in the same all-or-nothing append, upcast on load), for unit and handler
-//! tests. They can be told to fail, to test what a handler does when a dependency is down.
+//! idempotency record in the same all-or-nothing append, upcast on load, conditional view writes,
+//! opaque cursors), for unit and handler tests. They can be told to fail, to test what a handler does when a dependency is down.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::validate_append;
+use super::{cursor, page_size, placed_key, validate_append};
 use crate::envelope::StoredEvent;
-use crate::ids::StreamId;
+use crate::ids::{CustomerId, OrderId, StreamId};
 use crate::ports::{
     AppendRequest, EventPublisher, EventStore, IdempotencyRecord, IdempotencyStore, Notification,
     Notifier, NotifyError, PublishError, StoreError,
 };
+use crate::read_model::{OrderPage, OrderView, OrderViews, ViewError};
 use crate::upcasting::upcast;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -226,5 +228,230 @@ impl Notifier for InMemoryNotifier {
         }
         lock(&self.sent).push(notification.clone());
         Ok(())
+    }
+}
+
+/// Order views in a map, written with the same condition as the DynamoDB adapter. Clones share
+/// the same views.
+#[derive(Debug, Clone, Default)]
+pub struct InMemoryOrderViews {
+    views: Arc<Mutex<HashMap<OrderId, OrderView>>>,
+    faults: Arc<Faults>,
+    writes: Arc<AtomicU32>,
+}
+
+impl InMemoryOrderViews {
+    /// No views.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes the next `count` calls (of any kind) fail as if the table were unreachable.
+    pub fn fail_next(&self, count: u32) {
+        self.faults.set(count);
+    }
+
+    /// How many saves succeeded so far: what a test counts to prove a duplicate wrote nothing.
+    pub fn writes(&self) -> u32 {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    /// Every stored view, by order id.
+    pub fn all(&self) -> Vec<OrderView> {
+        let mut views: Vec<_> = lock(&self.views).values().cloned().collect();
+        views.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+        views
+    }
+
+    fn fault(&self) -> Result<(), ViewError> {
+        if self.faults.take() {
+            Err(ViewError::Unavailable("injected fault".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl OrderViews for InMemoryOrderViews {
+    async fn get(&self, order_id: &OrderId) -> Result<Option<OrderView>, ViewError> {
+        self.fault()?;
+        Ok(lock(&self.views).get(order_id).cloned())
+    }
+
+    async fn list_for_customer(
+        &self,
+        customer_id: &CustomerId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<OrderPage, ViewError> {
+        self.fault()?;
+        let after = match cursor {
+            None => None,
+            Some(cursor) => {
+                let position = cursor::decode(cursor)?;
+                match (position.get("customer_id"), position.get("placed_key")) {
+                    (Some(customer), Some(key)) if customer == customer_id.as_str() => {
+                        Some(key.clone())
+                    }
+                    _ => return Err(ViewError::InvalidCursor),
+                }
+            }
+        };
+        let mut listed: Vec<(String, OrderView)> = lock(&self.views)
+            .values()
+            .filter(|view| view.customer_id.as_ref() == Some(customer_id))
+            .filter_map(|view| placed_key(view).map(|key| (key, view.clone())))
+            .filter(|(key, _)| after.as_ref().is_none_or(|after| key < after))
+            .collect();
+        listed.sort_by(|(a, _), (b, _)| b.cmp(a));
+        let limit = page_size(limit) as usize;
+        let more = listed.len() > limit;
+        listed.truncate(limit);
+        let next_cursor = match listed.last() {
+            Some((key, _)) if more => Some(cursor::encode(&BTreeMap::from([
+                ("customer_id".to_owned(), customer_id.to_string()),
+                ("placed_key".to_owned(), key.clone()),
+            ]))),
+            _ => None,
+        };
+        Ok(OrderPage {
+            orders: listed.into_iter().map(|(_, view)| view).collect(),
+            next_cursor,
+        })
+    }
+
+    async fn save(&self, view: &OrderView, previous: Option<&OrderView>) -> Result<(), ViewError> {
+        self.fault()?;
+        let mut views = lock(&self.views);
+        let unchanged = match (views.get(&view.order_id), previous) {
+            (None, None) => true,
+            (Some(stored), Some(previous)) => stored.versions == previous.versions,
+            _ => false,
+        };
+        if !unchanged {
+            return Err(ViewError::Conflict(view.order_id.clone()));
+        }
+        views.insert(view.order_id.clone(), view.clone());
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone, Utc};
+
+    use super::*;
+
+    fn view(order: &str, customer: Option<&str>, minute: Option<i64>) -> OrderView {
+        let mut view = OrderView::new(OrderId::parse(order).unwrap());
+        view.customer_id = customer.map(|c| CustomerId::parse(c).unwrap());
+        view.placed_at = minute
+            .map(|m| Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap() + Duration::minutes(m));
+        view.versions.insert(format!("order#{order}"), 1);
+        view
+    }
+
+    fn ids(page: &OrderPage) -> Vec<&str> {
+        page.orders.iter().map(|v| v.order_id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn views_are_saved_only_over_what_was_read() {
+        let views = InMemoryOrderViews::new();
+        let first = view("o1", Some("c1"), Some(0));
+        views.save(&first, None).await.unwrap();
+        assert_eq!(
+            views.save(&first, None).await,
+            Err(ViewError::Conflict(first.order_id.clone())),
+            "a second creation loses"
+        );
+        let mut second = first.clone();
+        second.versions.insert("delivery#d-o1".into(), 1);
+        views.save(&second, Some(&first)).await.unwrap();
+        let mut stale = first.clone();
+        stale.versions.insert("order#o1".into(), 2);
+        assert_eq!(
+            views.save(&stale, Some(&first)).await,
+            Err(ViewError::Conflict(first.order_id.clone()))
+        );
+        assert_eq!(
+            views.save(&view("o2", None, None), Some(&first)).await,
+            Err(ViewError::Conflict(OrderId::parse("o2").unwrap())),
+            "no row to replace"
+        );
+        assert_eq!(views.get(&first.order_id).await.unwrap(), Some(second));
+        assert_eq!(views.writes(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_customers_placed_orders_are_listed_newest_first_page_by_page() {
+        let views = InMemoryOrderViews::new();
+        for (order, customer, minute) in [
+            ("o1", Some("c1"), Some(1)),
+            ("o2", Some("c1"), Some(3)),
+            ("o3", Some("c1"), Some(2)),
+            ("o4", Some("c1"), Some(3)), // same instant as o2: order id breaks the tie
+            ("o5", Some("c2"), Some(9)),
+            ("o6", None, None), // not placed yet
+        ] {
+            views
+                .save(&view(order, customer, minute), None)
+                .await
+                .unwrap();
+        }
+        let c1 = CustomerId::parse("c1").unwrap();
+        let first = views.list_for_customer(&c1, 3, None).await.unwrap();
+        assert_eq!(ids(&first), ["o4", "o2", "o3"]);
+        let cursor = first.next_cursor.clone().unwrap();
+        let second = views
+            .list_for_customer(&c1, 3, Some(&cursor))
+            .await
+            .unwrap();
+        assert_eq!(ids(&second), ["o1"]);
+        assert_eq!(second.next_cursor, None);
+
+        let all = views.list_for_customer(&c1, 4, None).await.unwrap();
+        assert_eq!(ids(&all), ["o4", "o2", "o3", "o1"]);
+        assert_eq!(all.next_cursor, None, "no empty last page");
+
+        let c2 = CustomerId::parse("c2").unwrap();
+        assert_eq!(
+            views.list_for_customer(&c2, 3, Some(&cursor)).await,
+            Err(ViewError::InvalidCursor),
+            "a cursor of another customer's list"
+        );
+        assert_eq!(
+            views.list_for_customer(&c1, 3, Some("nope")).await,
+            Err(ViewError::InvalidCursor)
+        );
+        assert_eq!(
+            ids(&views.list_for_customer(&c1, 0, None).await.unwrap()),
+            ["o4"],
+            "the page size is at least one"
+        );
+    }
+
+    #[tokio::test]
+    async fn injected_faults_fail_each_call_once() {
+        let views = InMemoryOrderViews::new();
+        views.fail_next(3);
+        let v = view("o1", Some("c1"), Some(0));
+        let c1 = CustomerId::parse("c1").unwrap();
+        assert!(matches!(
+            views.save(&v, None).await,
+            Err(ViewError::Unavailable(_))
+        ));
+        assert!(matches!(
+            views.get(&v.order_id).await,
+            Err(ViewError::Unavailable(_))
+        ));
+        assert!(matches!(
+            views.list_for_customer(&c1, 1, None).await,
+            Err(ViewError::Unavailable(_))
+        ));
+        views.save(&v, None).await.unwrap();
+        assert_eq!(views.all(), [v]);
     }
 }

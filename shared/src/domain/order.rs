@@ -254,6 +254,11 @@ impl Order {
     pub fn status(&self) -> Option<OrderStatus> {
         self.placed.as_ref().map(|p| p.status)
     }
+
+    /// Who placed it, or `None` before the order is placed.
+    pub fn customer_id(&self) -> Option<&CustomerId> {
+        self.placed.as_ref().map(|p| &p.customer_id)
+    }
 }
 
 /// Checks the lines of a new order and sums them.

@@ -1,0 +1,129 @@
+//! The function's configuration: exactly the environment variables `template.yaml` declares.
+
+use crate::Settings;
+
+/// Why the configuration is unusable (the function refuses to start).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    /// A variable has a value that cannot be used.
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Configuration of `order-api`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `EVENTS_TABLE`: the event store.
+    pub events_table: String,
+    /// `IDEMPOTENCY_TABLE`: request idempotency records.
+    pub idempotency_table: String,
+    /// `VIEWS_TABLE`: the order read model.
+    pub views_table: String,
+    /// `IDEMPOTENCY_TTL_SECONDS` (default one day) and the attempt bound.
+    pub settings: Settings,
+}
+
+/// The variables [`Config::from_env`] reads (checked against `template.yaml` by a test).
+pub const ENV_VARS: &[&str] = &[
+    "EVENTS_TABLE",
+    "IDEMPOTENCY_TABLE",
+    "VIEWS_TABLE",
+    "IDEMPOTENCY_TTL_SECONDS",
+];
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            lookup(name)
+                .filter(|value| !value.trim().is_empty())
+                .ok_or(ConfigError::Missing(name))
+        };
+        let mut settings = Settings::default();
+        if let Some(ttl) = lookup("IDEMPOTENCY_TTL_SECONDS") {
+            settings.idempotency_ttl_seconds = ttl
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|seconds| *seconds > 0)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "IDEMPOTENCY_TTL_SECONDS",
+                    reason: format!("{ttl:?} is not a positive number of seconds"),
+                })?;
+        }
+        Ok(Self {
+            events_table: required("EVENTS_TABLE")?,
+            idempotency_table: required("IDEMPOTENCY_TABLE")?,
+            views_table: required("VIEWS_TABLE")?,
+            settings,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const TABLES: [(&str, &str); 3] = [
+        ("EVENTS_TABLE", "e"),
+        ("IDEMPOTENCY_TABLE", "i"),
+        ("VIEWS_TABLE", "v"),
+    ];
+
+    #[test]
+    fn reads_the_tables_and_defaults_the_ttl() {
+        let config = Config::from_lookup(lookup(&TABLES)).unwrap();
+        assert_eq!(config.events_table, "e");
+        assert_eq!(config.idempotency_table, "i");
+        assert_eq!(config.views_table, "v");
+        assert_eq!(config.settings.idempotency_ttl_seconds, 86_400);
+    }
+
+    #[test]
+    fn a_missing_table_is_named() {
+        assert_eq!(
+            Config::from_lookup(lookup(&TABLES[..2])),
+            Err(ConfigError::Missing("VIEWS_TABLE"))
+        );
+    }
+
+    #[test]
+    fn a_bad_ttl_is_refused() {
+        let mut vars = TABLES.to_vec();
+        vars.push(("IDEMPOTENCY_TTL_SECONDS", "-5"));
+        assert!(matches!(
+            Config::from_lookup(lookup(&vars)),
+            Err(ConfigError::Invalid {
+                name: "IDEMPOTENCY_TTL_SECONDS",
+                ..
+            })
+        ));
+        vars.pop();
+        vars.push(("IDEMPOTENCY_TTL_SECONDS", "3600"));
+        let config = Config::from_lookup(lookup(&vars)).unwrap();
+        assert_eq!(config.settings.idempotency_ttl_seconds, 3600);
+    }
+}

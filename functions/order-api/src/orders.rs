@@ -1,0 +1,233 @@
+//! Reading and cancelling orders.
+//!
+//! - `GET /orders/{id}`: the order view from the read model. Right after `POST /orders` the
+//!   projector may not have caught up; then the view is folded from the event store with the same
+//!   projection code, so a client reads its own writes.
+//! - `GET /orders/{id}/events`: the order's full history (order, delivery and coupon streams), upcast.
+//! - `POST /orders/{id}/cancel`: the customer cancels; load-decide-append retried a bounded number
+//!   of times on version conflicts, then 409.
+//! - `GET /customers/{id}/orders`: newest first, paginated with an opaque cursor.
+
+use lambda_http::Request;
+use lambda_http::http::StatusCode;
+use serde_json::{Value, json};
+use shared::domain::DomainError;
+use shared::domain::delivery::DeliveryEvent;
+use shared::domain::order::{CancellationReason, Order, OrderCommand};
+use shared::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
+use shared::ids::{CouponId, CustomerId, DeliveryId, OrderId, StreamId};
+use shared::read_model::{MAX_PAGE_SIZE, OrderView};
+use shared::repository::{self, CommandError};
+use shared::validation::ValidationError;
+use tracing::{error, info};
+
+use crate::input::query;
+use crate::problem::{Problem, json_response};
+use crate::{App, Handled, domain_problem, store_problem, view_problem};
+
+/// Page size of `GET /customers/{id}/orders` when `limit` is not given.
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+/// The longest cursor accepted.
+pub const MAX_CURSOR_LEN: usize = 2048;
+
+fn order_id(raw: &str) -> Result<OrderId, Problem> {
+    OrderId::parse(raw).map_err(|e| Problem::invalid(ValidationError::new("id", e.rule)))
+}
+
+/// `GET /orders/{id}`.
+pub async fn get_order(app: &App, raw_id: &str, correlation_id: &CorrelationId) -> Handled {
+    let order_id = order_id(raw_id)?;
+    let stored = app
+        .views
+        .get(&order_id)
+        .await
+        .map_err(|e| view_problem(&e))?;
+    let view = match stored {
+        Some(view) if view.status.is_some() => view,
+        _ => {
+            let history = history(app, &order_id).await?;
+            if history.is_empty() {
+                return Err(Problem::not_found(format!("order {order_id} not found")));
+            }
+            fold(&order_id, &history)?
+        }
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &view_body(&view),
+        correlation_id,
+    ))
+}
+
+/// `GET /orders/{id}/events`.
+pub async fn order_events(app: &App, raw_id: &str, correlation_id: &CorrelationId) -> Handled {
+    let order_id = order_id(raw_id)?;
+    let history = history(app, &order_id).await?;
+    if history.is_empty() {
+        return Err(Problem::not_found(format!("order {order_id} not found")));
+    }
+    let body = json!({
+        "order_id": order_id.as_str(),
+        "events": history,
+    });
+    Ok(json_response(StatusCode::OK, &body, correlation_id))
+}
+
+/// `POST /orders/{id}/cancel`.
+pub async fn cancel_order(app: &App, raw_id: &str, correlation_id: &CorrelationId) -> Handled {
+    let order_id = order_id(raw_id)?;
+    let stream = StreamId::new("order", &order_id);
+    let loaded = repository::load::<Order>(app.store.as_ref(), &stream)
+        .await
+        .map_err(|e| store_problem(&e))?;
+    let Some(customer_id) = loaded.state.customer_id().cloned() else {
+        return Err(Problem::not_found(format!("order {order_id} not found")));
+    };
+    let context = EventContext {
+        correlation_id: correlation_id.clone(),
+        causation_id: correlation_id.as_str().to_owned(),
+        actor: Actor::customer(&customer_id),
+        occurred_at: app.clock.now(),
+    };
+    let command = OrderCommand::Cancel {
+        reason: CancellationReason::CustomerRequest,
+    };
+    let result = repository::execute::<Order>(
+        app.store.as_ref(),
+        &stream,
+        &command,
+        &context,
+        None,
+        app.settings.max_attempts,
+    )
+    .await;
+    match result {
+        Ok(stored) => {
+            let version = stored.last().map_or(loaded.version, |event| event.version);
+            info!(order_id = %order_id, version, "order cancelled");
+            let body = json!({
+                "order_id": order_id.as_str(),
+                "status": "cancelled",
+                "version": version,
+            });
+            Ok(json_response(StatusCode::OK, &body, correlation_id))
+        }
+        Err(CommandError::Domain(DomainError::InvalidTransition { status, .. })) => {
+            Err(Problem::conflict(
+                "invalid-transition",
+                format!("the order is {status} and can no longer be cancelled"),
+            ))
+        }
+        Err(CommandError::Domain(error)) => Err(domain_problem(error)),
+        Err(CommandError::Store(error)) => Err(store_problem(&error)),
+    }
+}
+
+/// `GET /customers/{id}/orders?limit=&cursor=`.
+pub async fn customer_orders(
+    app: &App,
+    raw_id: &str,
+    request: &Request,
+    correlation_id: &CorrelationId,
+) -> Handled {
+    let customer_id = CustomerId::parse(raw_id)
+        .map_err(|e| Problem::invalid(ValidationError::new("id", e.rule)))?;
+    let limit = match query(request, "limit") {
+        None => DEFAULT_PAGE_SIZE,
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|limit| (1..=MAX_PAGE_SIZE).contains(limit))
+            .ok_or_else(|| {
+                Problem::invalid(ValidationError::new(
+                    "limit",
+                    format_args!("must be a whole number from 1 to {MAX_PAGE_SIZE}"),
+                ))
+            })?,
+    };
+    let cursor = query(request, "cursor");
+    if cursor.is_some_and(|c| c.is_empty() || c.len() > MAX_CURSOR_LEN) {
+        return Err(Problem::invalid(ValidationError::new(
+            "cursor",
+            "must be a cursor returned by a previous page",
+        )));
+    }
+    let page = app
+        .views
+        .list_for_customer(&customer_id, limit, cursor)
+        .await
+        .map_err(|e| view_problem(&e))?;
+    let orders: Vec<Value> = page.orders.iter().map(summary).collect();
+    let body = json!({
+        "customer_id": customer_id.as_str(),
+        "orders": orders,
+        "next_cursor": page.next_cursor,
+    });
+    Ok(json_response(StatusCode::OK, &body, correlation_id))
+}
+
+/// Every stored event of an order: its own stream, its delivery's and its coupons', oldest first.
+async fn history(app: &App, order_id: &OrderId) -> Result<Vec<StoredEvent>, Problem> {
+    let load = |stream: StreamId| async move {
+        app.store.load(&stream).await.map_err(|e| store_problem(&e))
+    };
+    let mut events = load(StreamId::new("order", order_id)).await?;
+    if events.is_empty() {
+        return Ok(events);
+    }
+    let delivery_id = DeliveryId::for_order(order_id);
+    let delivery = load(StreamId::new("delivery", &delivery_id)).await?;
+    for event in &delivery {
+        if let Ok(DeliveryEvent::DeliveryDelayed(delayed)) = event.decode::<DeliveryEvent>() {
+            let coupon = CouponId::for_delay(&delivery_id, delayed.delay_number);
+            events.extend(load(StreamId::new("coupon", &coupon)).await?);
+        }
+    }
+    events.extend(delivery);
+    events.sort_by(|a, b| {
+        (a.occurred_at, a.stream_id.as_str(), a.version).cmp(&(
+            b.occurred_at,
+            b.stream_id.as_str(),
+            b.version,
+        ))
+    });
+    Ok(events)
+}
+
+/// The view of an order folded from its history (the projector's code, run on demand).
+fn fold(order_id: &OrderId, history: &[StoredEvent]) -> Result<OrderView, Problem> {
+    let mut view = OrderView::new(order_id.clone());
+    for event in history {
+        view.apply(event).map_err(|e| {
+            error!(event_id = %event.event_id, error = %e, "stored event cannot be projected");
+            Problem::internal()
+        })?;
+    }
+    Ok(view)
+}
+
+/// The view as the API shows it (without the projector's bookkeeping).
+fn view_body(view: &OrderView) -> Value {
+    let mut body = serde_json::to_value(view).unwrap_or_else(|_| json!({}));
+    if let Some(object) = body.as_object_mut() {
+        object.remove("versions");
+    }
+    body
+}
+
+/// One line of a customer's order list.
+fn summary(view: &OrderView) -> Value {
+    json!({
+        "order_id": view.order_id.as_str(),
+        "status": view.status,
+        "placed_at": view.placed_at,
+        "total": view.total,
+        "currency": view.currency,
+        "lines": view.items.len(),
+        "delivery_status": view.delivery.as_ref().map(|d| d.status),
+        "eta": view.delivery.as_ref().map(|d| d.eta),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,309 @@
+//! Reading, listing and cancelling orders on real API Gateway v2 events, with in-memory adapters.
+
+use async_trait::async_trait;
+use chrono::Duration;
+use serde_json::{Value, json};
+use shared::domain::order::{OrderEvent, OrderShipped};
+use shared::envelope::StoredEvent;
+use shared::ids::StreamId;
+use shared::ports::{AppendRequest, EventStore, StoreError};
+use shared::projection::project_order_view;
+use shared::read_model::OrderViews;
+
+use super::*;
+use crate::testing::{Harness, harness, order_body, post_orders, request, send};
+
+/// Places the fixture order (for `customer`) and returns its id.
+async fn place(h: &Harness, customer: &str) -> String {
+    let mut body = order_body();
+    body["customer_id"] = json!(customer);
+    let answer = send(&h.app, post_orders(&body, &[])).await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    answer.body["order_id"].as_str().unwrap().to_owned()
+}
+
+/// Runs every stored event through the projector into the in-memory read model.
+async fn project_all(h: &Harness) {
+    for event in h.store.all_events() {
+        project_order_view(&h.store, &h.views, &event, 3)
+            .await
+            .unwrap();
+    }
+}
+
+fn get(path: &str) -> lambda_http::Request {
+    request("GET", path, None, &[])
+}
+
+fn cancel(id: &str) -> lambda_http::Request {
+    request("POST", &format!("/orders/{id}/cancel"), None, &[])
+}
+
+async fn ship(h: &Harness, id: &str) {
+    let stream = StreamId::new("order", id);
+    let loaded = h.store.load(&stream).await.unwrap();
+    let placed = &loaded[0];
+    let event = OrderEvent::OrderShipped(OrderShipped {
+        order_id: OrderId::parse(id).unwrap(),
+        customer_id: CustomerId::parse(placed.data["customer_id"].as_str().unwrap()).unwrap(),
+        delivery_id: DeliveryId::for_order(&OrderId::parse(id).unwrap()),
+    });
+    let context = EventContext::caused_by(placed, Actor::system("test"), placed.occurred_at);
+    h.store
+        .append(AppendRequest {
+            stream_id: stream.clone(),
+            expected_version: loaded.len() as u64,
+            events: StoredEvent::stamp(&stream, loaded.len() as u64, &[event], &context),
+            idempotency: None,
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_new_order_reads_back_before_the_projector_has_run() {
+    let h = harness();
+    let id = place(&h, "cust-42").await;
+    let answer = send(&h.app, get(&format!("/orders/{id}"))).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["order_id"], id.as_str());
+    assert_eq!(answer.body["status"], "placed");
+    assert_eq!(answer.body["total"], 4497);
+    assert_eq!(answer.body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(answer.body["timeline"][0]["event_type"], "OrderPlaced");
+    assert!(
+        answer.body.get("versions").is_none(),
+        "bookkeeping stays inside"
+    );
+}
+
+#[tokio::test]
+async fn the_order_view_comes_from_the_read_model() {
+    let h = harness();
+    let id = place(&h, "cust-42").await;
+    project_all(&h).await;
+    let mut view = h
+        .views
+        .get(&OrderId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    // Mark the stored row so the answer shows where it came from.
+    view.cancellation_reason = Some("from the read model".into());
+    let previous = h.views.get(&view.order_id).await.unwrap();
+    h.views.save(&view, previous.as_ref()).await.unwrap();
+    let answer = send(&h.app, get(&format!("/orders/{id}"))).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body["cancellation_reason"], "from the read model");
+}
+
+#[tokio::test]
+async fn an_unknown_or_malformed_order_id_is_404_or_400() {
+    let h = harness();
+    let answer = send(&h.app, get("/orders/018f1c2e-7b3a-7000-8000-000000000001")).await;
+    assert_eq!(answer.status, 404, "{}", answer.body);
+    assert_eq!(answer.headers["content-type"], "application/problem+json");
+    send(&h.app, get("/orders/not%20an%20id"))
+        .await
+        .assert_problem(400, "id");
+    send(&h.app, get(&format!("/orders/{}", "x".repeat(200))))
+        .await
+        .assert_problem(400, "id");
+    assert_eq!(send(&h.app, get("/orders/nope/events")).await.status, 404);
+    assert_eq!(send(&h.app, cancel("nope")).await.status, 404);
+}
+
+#[tokio::test]
+async fn the_history_is_upcast_for_audit() {
+    let h = harness();
+    let v1: StoredEvent = serde_json::from_str(include_str!(
+        "../../../../shared/tests/fixtures/order_placed_v1.json"
+    ))
+    .unwrap();
+    h.store.insert_raw(v1.clone());
+    let answer = send(
+        &h.app,
+        get(&format!(
+            "/orders/{}/events",
+            v1.data["order_id"].as_str().unwrap()
+        )),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let events = answer.body["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["schema_version"], 2);
+    assert_eq!(events[0]["data"]["currency"], "EUR");
+    assert_eq!(events[0]["data"]["total"], 4497);
+    assert_eq!(events[0]["event_id"], v1.event_id);
+}
+
+#[tokio::test]
+async fn a_placed_order_is_cancelled_once() {
+    let h = harness();
+    let id = place(&h, "cust-42").await;
+    h.clock.advance(Duration::minutes(5));
+    let answer = send(&h.app, cancel(&id)).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["status"], "cancelled");
+    let events = h.store.all_events();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].event_type, "OrderCancelled");
+    assert_eq!(events[1].actor.as_str(), "customer/cust-42");
+    assert_eq!(
+        events[1].correlation_id.as_str(),
+        answer.headers["x-correlation-id"].to_str().unwrap(),
+        "the cancel request's own correlation id"
+    );
+    assert_eq!(events[1].data["reason"]["kind"], "customer_request");
+
+    let again = send(&h.app, cancel(&id)).await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert!(again.body["detail"].as_str().unwrap().contains("cancelled"));
+    assert_eq!(h.store.all_events().len(), 2);
+    let view = send(&h.app, get(&format!("/orders/{id}"))).await;
+    assert_eq!(view.body["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn a_shipped_order_cannot_be_cancelled() {
+    let h = harness();
+    let id = place(&h, "cust-42").await;
+    ship(&h, &id).await;
+    let answer = send(&h.app, cancel(&id)).await;
+    assert_eq!(answer.status, 409, "{}", answer.body);
+    assert_eq!(
+        answer.body["type"],
+        "urn:orderflow:problem:invalid-transition"
+    );
+    assert!(answer.body["detail"].as_str().unwrap().contains("shipped"));
+    assert_eq!(h.store.all_events().len(), 2);
+}
+
+/// A store whose appends always lose the race (another writer keeps moving the stream on).
+struct AlwaysRacing {
+    inner: shared::adapters::memory::InMemoryEventStore,
+    appends: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait]
+impl EventStore for AlwaysRacing {
+    async fn append(&self, request: AppendRequest) -> Result<(), StoreError> {
+        self.appends
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(StoreError::Conflict {
+            stream_id: request.stream_id,
+            expected_version: request.expected_version,
+        })
+    }
+    async fn load(&self, stream_id: &StreamId) -> Result<Vec<StoredEvent>, StoreError> {
+        self.inner.load(stream_id).await
+    }
+}
+
+#[tokio::test]
+async fn a_cancel_that_keeps_losing_races_ends_in_409_after_bounded_retries() {
+    let h = harness();
+    let id = place(&h, "cust-42").await;
+    let racing = std::sync::Arc::new(AlwaysRacing {
+        inner: h.store.clone(),
+        appends: Default::default(),
+    });
+    let mut app = h.app.clone();
+    app.store = racing.clone();
+    let answer = send(&app, cancel(&id)).await;
+    assert_eq!(answer.status, 409, "{}", answer.body);
+    assert_eq!(
+        answer.body["type"],
+        "urn:orderflow:problem:concurrent-modification"
+    );
+    assert_eq!(
+        racing.appends.load(std::sync::atomic::Ordering::SeqCst),
+        app.settings.max_attempts,
+        "each attempt reloads and decides again, and the attempts end"
+    );
+}
+
+#[tokio::test]
+async fn a_store_outage_while_cancelling_is_a_503() {
+    let h = harness();
+    let id = place(&h, "cust-42").await;
+    h.store.fail_next_appends(1);
+    let answer = send(&h.app, cancel(&id)).await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.headers["retry-after"], "1");
+}
+
+#[tokio::test]
+async fn a_customers_orders_are_listed_newest_first_page_by_page() {
+    let h = harness();
+    let mut placed = Vec::new();
+    for _ in 0..3 {
+        placed.push(place(&h, "cust-7").await);
+        h.clock.advance(Duration::minutes(1));
+    }
+    place(&h, "someone-else").await;
+    project_all(&h).await;
+
+    let first = send(&h.app, get("/customers/cust-7/orders?limit=2")).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let ids: Vec<&str> = first.body["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [placed[2].as_str(), placed[1].as_str()]);
+    assert_eq!(first.body["orders"][0]["status"], "placed");
+    assert_eq!(first.body["orders"][0]["total"], 4497);
+    let cursor = first.body["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+
+    let second = send(
+        &h.app,
+        get(&format!("/customers/cust-7/orders?limit=2&cursor={cursor}")),
+    )
+    .await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    let ids: Vec<&str> = second.body["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [placed[0].as_str()]);
+    assert_eq!(second.body["next_cursor"], Value::Null);
+
+    let none = send(&h.app, get("/customers/nobody/orders")).await;
+    assert_eq!(none.status, 200);
+    assert_eq!(none.body["orders"], json!([]));
+}
+
+#[tokio::test]
+async fn list_parameters_are_checked() {
+    let h = harness();
+    for limit in ["0", "101", "abc", "-1", "2.5"] {
+        send(&h.app, get(&format!("/customers/c1/orders?limit={limit}")))
+            .await
+            .assert_problem(400, "limit");
+    }
+    send(&h.app, get("/customers/c1/orders?cursor=garbage"))
+        .await
+        .assert_problem(400, "cursor");
+    send(&h.app, get("/customers/bad%20id/orders"))
+        .await
+        .assert_problem(400, "id");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems_not_500s() {
+    let h = harness();
+    let answer = send(&h.app, get("/nothing/here")).await;
+    assert_eq!(answer.status, 404);
+    assert_eq!(answer.headers["content-type"], "application/problem+json");
+    let answer = send(&h.app, request("DELETE", "/orders/o-1", None, &[])).await;
+    assert_eq!(answer.status, 405);
+    assert_eq!(answer.headers["allow"], "GET");
+}

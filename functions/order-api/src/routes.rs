@@ -1,0 +1,173 @@
+//! The route table: the one list of what the API answers. Dispatch, `template.yaml` and
+//! `openapi.json` are checked against it.
+
+/// One route: method and path template (API Gateway syntax, `{name}` for a parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// The HTTP method.
+    pub method: &'static str,
+    /// The path template.
+    pub path: &'static str,
+}
+
+/// Every route the function serves.
+pub const ROUTES: &[RouteSpec] = &[
+    RouteSpec {
+        method: "POST",
+        path: "/orders",
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/orders/{id}",
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/orders/{id}/cancel",
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/orders/{id}/events",
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/customers/{id}/orders",
+    },
+];
+
+/// A matched request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `POST /orders`
+    PlaceOrder,
+    /// `GET /orders/{id}`
+    GetOrder(String),
+    /// `POST /orders/{id}/cancel`
+    CancelOrder(String),
+    /// `GET /orders/{id}/events`
+    OrderEvents(String),
+    /// `GET /customers/{id}/orders`
+    CustomerOrders(String),
+}
+
+/// Why no route matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoRoute {
+    /// No route has this path.
+    NotFound,
+    /// The path exists with other methods (listed for the `Allow` header).
+    MethodNotAllowed(Vec<&'static str>),
+}
+
+/// Matches a method and path (a trailing slash is ignored; segments are percent-decoded by the
+/// caller's id parsers, which refuse anything but their own alphabet).
+pub fn match_route(method: &str, path: &str) -> Result<Route, NoRoute> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let shape = match segments.as_slice() {
+        ["orders"] => Some(("/orders", None)),
+        ["orders", id] if !id.is_empty() => Some(("/orders/{id}", Some(*id))),
+        ["orders", id, "cancel"] if !id.is_empty() => Some(("/orders/{id}/cancel", Some(*id))),
+        ["orders", id, "events"] if !id.is_empty() => Some(("/orders/{id}/events", Some(*id))),
+        ["customers", id, "orders"] if !id.is_empty() => {
+            Some(("/customers/{id}/orders", Some(*id)))
+        }
+        _ => None,
+    };
+    let Some((template, id)) = shape else {
+        return Err(NoRoute::NotFound);
+    };
+    let id = id.unwrap_or_default().to_owned();
+    match (method, template) {
+        ("POST", "/orders") => Ok(Route::PlaceOrder),
+        ("GET", "/orders/{id}") => Ok(Route::GetOrder(id)),
+        ("POST", "/orders/{id}/cancel") => Ok(Route::CancelOrder(id)),
+        ("GET", "/orders/{id}/events") => Ok(Route::OrderEvents(id)),
+        ("GET", "/customers/{id}/orders") => Ok(Route::CustomerOrders(id)),
+        _ => Err(NoRoute::MethodNotAllowed(
+            ROUTES
+                .iter()
+                .filter(|r| r.path == template)
+                .map(|r| r.method)
+                .collect(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A concrete path for a template, with `x1` for every parameter.
+    fn concrete(template: &str) -> String {
+        template.replace("{id}", "x1")
+    }
+
+    #[test]
+    fn every_listed_route_matches_itself() {
+        for spec in ROUTES {
+            assert!(
+                match_route(spec.method, &concrete(spec.path)).is_ok(),
+                "{} {} does not dispatch",
+                spec.method,
+                spec.path
+            );
+        }
+    }
+
+    #[test]
+    fn parameters_are_taken_from_the_path() {
+        assert_eq!(
+            match_route("GET", "/orders/o-7"),
+            Ok(Route::GetOrder("o-7".into()))
+        );
+        assert_eq!(
+            match_route("POST", "/orders/o-7/cancel/"),
+            Ok(Route::CancelOrder("o-7".into()))
+        );
+        assert_eq!(
+            match_route("GET", "/customers/c-1/orders"),
+            Ok(Route::CustomerOrders("c-1".into()))
+        );
+    }
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes_served() {
+        let document: serde_json::Value =
+            serde_json::from_str(include_str!("../openapi.json")).unwrap();
+        let mut documented: Vec<(String, String)> = Vec::new();
+        for (path, operations) in document["paths"].as_object().unwrap() {
+            for (method, operation) in operations.as_object().unwrap() {
+                assert!(
+                    operation["responses"]
+                        .as_object()
+                        .is_some_and(|r| !r.is_empty()),
+                    "{method} {path} documents no responses"
+                );
+                documented.push((method.to_uppercase(), path.clone()));
+            }
+        }
+        documented.sort();
+        let mut served: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|r| (r.method.to_owned(), r.path.to_owned()))
+            .collect();
+        served.sort();
+        assert_eq!(documented, served, "openapi.json and ROUTES disagree");
+    }
+
+    #[test]
+    fn unknown_paths_and_wrong_methods_are_told_apart() {
+        assert_eq!(match_route("GET", "/nope"), Err(NoRoute::NotFound));
+        assert_eq!(
+            match_route("GET", "/orders//cancel"),
+            Err(NoRoute::NotFound)
+        );
+        assert_eq!(
+            match_route("DELETE", "/orders/o-1"),
+            Err(NoRoute::MethodNotAllowed(vec!["GET"]))
+        );
+        assert_eq!(
+            match_route("GET", "/orders"),
+            Err(NoRoute::MethodNotAllowed(vec!["POST"]))
+        );
+    }
+}

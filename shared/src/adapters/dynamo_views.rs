@@ -1,0 +1,273 @@
+//! [`DynamoOrderViews`]: the order views on DynamoDB (DESIGN §4, read models).
+//!
+//! One item per order, key `pk` = `order#<order_id>`, the [`OrderView`] stored as native
+//! attributes (maps and lists, readable in the console), not as a blob. Placed orders also carry
+//! `placed_key` = `<placed_at, RFC 3339 millis>#<order_id>`; with `customer_id` it forms the sparse
+//! GSI [`BY_CUSTOMER_INDEX`], so only placed orders are listed, newest first.
+//!
+//! A save is one conditional `PutItem`: a new row only if none exists (`attribute_not_exists(pk)`),
+//! a replacement only if the stored `versions` map is still the one that was read. A failed
+//! condition is [`ViewError::Conflict`]: read again, apply again.
+//!
+//! GSI reads are eventually consistent on AWS: a list may miss a view saved a moment ago.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use tracing::instrument;
+
+use super::{cursor, page_size, placed_key};
+use crate::ids::{CustomerId, OrderId};
+use crate::read_model::{OrderPage, OrderView, OrderViews, ViewError};
+
+/// The GSI listing a customer's placed orders: partition `customer_id`, sort `placed_key`.
+pub const BY_CUSTOMER_INDEX: &str = "by-customer";
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The attributes that position an item in [`BY_CUSTOMER_INDEX`]: a page's last evaluated key.
+const CURSOR_KEYS: [&str; 3] = ["pk", "customer_id", "placed_key"];
+
+fn unavailable<E: std::error::Error + 'static>(error: E) -> ViewError {
+    ViewError::Unavailable(DisplayErrorContext(error).to_string())
+}
+
+fn pk(order_id: &OrderId) -> String {
+    format!("order#{order_id}")
+}
+
+/// The item of a view: its fields as native attributes (absent ones left out, so the sparse
+/// index only sees placed orders), plus `pk` and, once placed, `placed_key`.
+fn to_item(view: &OrderView) -> Result<Item, ViewError> {
+    let mut item: Item = serde_dynamo::to_item(view).map_err(|e| {
+        ViewError::Unavailable(format!("view of order {} not storable: {e}", view.order_id))
+    })?;
+    item.retain(|_, value| !matches!(value, AttributeValue::Null(_)));
+    item.insert("pk".into(), AttributeValue::S(pk(&view.order_id)));
+    if let Some(key) = placed_key(view) {
+        item.insert("placed_key".into(), AttributeValue::S(key));
+    }
+    Ok(item)
+}
+
+fn from_item(item: Item) -> Result<OrderView, ViewError> {
+    serde_dynamo::from_item(item)
+        .map_err(|e| ViewError::Unavailable(format!("unreadable order view: {e}")))
+}
+
+/// The cursor of the position after `item`.
+fn cursor_after(item: &Item) -> Option<String> {
+    let position = CURSOR_KEYS
+        .iter()
+        .map(|name| {
+            let value = item.get(*name)?.as_s().ok()?;
+            Some(((*name).to_owned(), value.clone()))
+        })
+        .collect::<Option<BTreeMap<_, _>>>()?;
+    Some(cursor::encode(&position))
+}
+
+/// The exclusive start key a cursor stands for; it must have been made for this customer.
+fn start_key(cursor: &str, customer_id: &CustomerId) -> Result<Item, ViewError> {
+    let position = cursor::decode(cursor)?;
+    let valid = position.len() == CURSOR_KEYS.len()
+        && CURSOR_KEYS.iter().all(|k| position.contains_key(*k))
+        && position.get("customer_id").map(String::as_str) == Some(customer_id.as_str())
+        && position
+            .get("pk")
+            .is_some_and(|pk| pk.starts_with("order#"));
+    if !valid {
+        return Err(ViewError::InvalidCursor);
+    }
+    Ok(position
+        .into_iter()
+        .map(|(name, value)| (name, AttributeValue::S(value)))
+        .collect())
+}
+
+/// The order views on DynamoDB.
+#[derive(Debug, Clone)]
+pub struct DynamoOrderViews {
+    client: Client,
+    table: String,
+}
+
+impl DynamoOrderViews {
+    /// Views in `table` (created by [`super::dynamo::tables::create_views_table`] or the template).
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl OrderViews for DynamoOrderViews {
+    #[instrument(skip_all, fields(order_id = %order_id))]
+    async fn get(&self, order_id: &OrderId) -> Result<Option<OrderView>, ViewError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk(order_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output.item.map(from_item).transpose()
+    }
+
+    #[instrument(skip_all, fields(customer_id = %customer_id, limit))]
+    async fn list_for_customer(
+        &self,
+        customer_id: &CustomerId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<OrderPage, ViewError> {
+        let limit = page_size(limit) as usize;
+        let mut start = cursor.map(|c| start_key(c, customer_id)).transpose()?;
+        // One item more than the page holds tells whether there is a next page at all.
+        let mut items: Vec<Item> = Vec::with_capacity(limit + 1);
+        loop {
+            let wanted = i32::try_from(limit + 1 - items.len()).unwrap_or(i32::MAX);
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_CUSTOMER_INDEX)
+                .key_condition_expression("customer_id = :customer")
+                .expression_attribute_values(
+                    ":customer",
+                    AttributeValue::S(customer_id.to_string()),
+                )
+                .scan_index_forward(false)
+                .limit(wanted)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|error| match error {
+                    // A cursor that decodes but that DynamoDB rejects as a start key.
+                    SdkError::ServiceError(ref service)
+                        if cursor.is_some()
+                            && service.err().code() == Some("ValidationException") =>
+                    {
+                        ViewError::InvalidCursor
+                    }
+                    other => unavailable(other),
+                })?;
+            items.extend(page.items().iter().cloned());
+            if items.len() > limit {
+                break;
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_cursor = if more {
+            let last = items.last().and_then(cursor_after).ok_or_else(|| {
+                ViewError::Unavailable("a listed view lacks its index keys".into())
+            })?;
+            Some(last)
+        } else {
+            None
+        };
+        let orders = items
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(OrderPage {
+            orders,
+            next_cursor,
+        })
+    }
+
+    #[instrument(skip_all, fields(order_id = %view.order_id, new = previous.is_none()))]
+    async fn save(&self, view: &OrderView, previous: Option<&OrderView>) -> Result<(), ViewError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(view)?));
+        let put = match previous {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(previous) => {
+                let versions = serde_dynamo::to_attribute_value(&previous.versions)
+                    .map_err(|e| ViewError::Unavailable(format!("versions not storable: {e}")))?;
+                put.condition_expression("#versions = :previous_versions")
+                    .expression_attribute_names("#versions", "versions")
+                    .expression_attribute_values(":previous_versions", versions)
+            }
+        };
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Err(ViewError::Conflict(view.order_id.clone()))
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    fn placed_view() -> OrderView {
+        let mut view = OrderView::new(OrderId::parse("o1").unwrap());
+        view.customer_id = Some(CustomerId::parse("c1").unwrap());
+        view.placed_at = Some(Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap());
+        view.versions.insert("order#o1".into(), 1);
+        view
+    }
+
+    #[test]
+    fn a_placed_view_is_stored_with_its_index_keys_and_without_nulls() {
+        let item = to_item(&placed_view()).unwrap();
+        assert_eq!(item["pk"], AttributeValue::S("order#o1".into()));
+        assert_eq!(item["customer_id"], AttributeValue::S("c1".into()));
+        assert_eq!(
+            item["placed_key"],
+            AttributeValue::S("2026-11-22T10:00:00.000Z#o1".into())
+        );
+        assert!(item["versions"].as_m().is_ok(), "versions is a native map");
+        assert!(!item.values().any(|v| matches!(v, AttributeValue::Null(_))));
+        assert!(!item.contains_key("cancellation_reason"));
+        assert_eq!(from_item(item).unwrap(), placed_view());
+    }
+
+    #[test]
+    fn a_view_before_its_order_is_placed_stays_out_of_the_index() {
+        let mut view = OrderView::new(OrderId::parse("o1").unwrap());
+        view.versions.insert("delivery#d-o1".into(), 1);
+        let item = to_item(&view).unwrap();
+        assert!(!item.contains_key("customer_id"));
+        assert!(!item.contains_key("placed_key"));
+        assert_eq!(from_item(item).unwrap(), view);
+    }
+
+    #[test]
+    fn a_cursor_is_the_position_after_an_item_for_its_customer_only() {
+        let item = to_item(&placed_view()).unwrap();
+        let cursor = cursor_after(&item).unwrap();
+        let c1 = CustomerId::parse("c1").unwrap();
+        let key = start_key(&cursor, &c1).unwrap();
+        assert_eq!(key.len(), 3);
+        assert_eq!(key["placed_key"], item["placed_key"]);
+        assert_eq!(
+            start_key(&cursor, &CustomerId::parse("c2").unwrap()),
+            Err(ViewError::InvalidCursor)
+        );
+        assert_eq!(start_key("not-hex", &c1), Err(ViewError::InvalidCursor));
+        let partial = cursor::encode(&BTreeMap::from([("customer_id".into(), "c1".into())]));
+        assert_eq!(start_key(&partial, &c1), Err(ViewError::InvalidCursor));
+    }
+}

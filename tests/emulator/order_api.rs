@@ -1,0 +1,231 @@
+//! The order API's handler on the real DynamoDB adapters against the emulator: API Gateway v2
+//! request fixtures in, the stored events, idempotency records and read-model rows out.
+
+use std::sync::Arc;
+
+use integration_tests::emulator;
+use order_api::testing::{Answer, order_body, post_orders, request, send};
+use order_api::{App, Settings};
+use serde_json::json;
+use shared::adapters::clock::SystemClock;
+use shared::adapters::dynamo::{DynamoEventStore, DynamoIdempotencyStore};
+use shared::adapters::dynamo_views::DynamoOrderViews;
+use shared::ids::StreamId;
+use shared::ports::{EventStore, IdempotencyStore};
+use shared::projection::project_order_view;
+use shared::read_model::OrderViews;
+
+struct Stack {
+    app: App,
+    store: DynamoEventStore,
+    idempotency: DynamoIdempotencyStore,
+    views: DynamoOrderViews,
+}
+
+async fn stack(test: &str) -> Stack {
+    let emulator = emulator().await;
+    let events = emulator.event_store(test).await;
+    let views = emulator.order_views(test).await;
+    let idempotency = DynamoIdempotencyStore::new(events.client.clone(), &events.idempotency_table);
+    let app = App {
+        store: Arc::new(events.store.clone()),
+        idempotency: Arc::new(idempotency.clone()),
+        views: Arc::new(views.views.clone()),
+        clock: Arc::new(SystemClock),
+        settings: Settings::default(),
+    };
+    Stack {
+        app,
+        store: events.store,
+        idempotency,
+        views: views.views,
+    }
+}
+
+async fn place(stack: &Stack, customer: &str, key: Option<&str>) -> Answer {
+    let mut body = order_body();
+    body["customer_id"] = json!(customer);
+    let headers: Vec<(&str, &str)> = key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
+    send(&stack.app, post_orders(&body, &headers)).await
+}
+
+/// Projects every event of `order_id`'s stream into the read model, as the projector would.
+async fn project(stack: &Stack, order_id: &str) {
+    for event in stack
+        .store
+        .load(&StreamId::new("order", order_id))
+        .await
+        .expect("loading")
+    {
+        project_order_view(&stack.store, &stack.views, &event, 3)
+            .await
+            .expect("projecting");
+    }
+}
+
+fn order_id(answer: &Answer) -> String {
+    answer.body["order_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no order id in {}", answer.body))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn placing_with_an_idempotency_key_stores_one_order_and_one_record() {
+    let stack = stack("api-idem").await;
+    let first = place(&stack, "cust-api-1", Some("api-key-1")).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let id = order_id(&first);
+    let retry = place(&stack, "cust-api-1", Some("api-key-1")).await;
+    assert_eq!(retry.status, 201, "{}", retry.body);
+    assert_eq!(order_id(&retry), id);
+
+    let stored = stack
+        .store
+        .load(&StreamId::new("order", &id))
+        .await
+        .expect("loading");
+    assert_eq!(stored.len(), 1, "the retry stored nothing");
+    assert_eq!(stored[0].event_type, "OrderPlaced");
+    assert_eq!(stored[0].correlation_id.as_str(), "fixture-correlation-1");
+    let record = stack
+        .idempotency
+        .get("order-api#place#api-key-1")
+        .await
+        .expect("get")
+        .expect("the key is recorded with the event");
+    assert_eq!(record.response["order_id"], id.as_str());
+
+    let reused = place(&stack, "cust-api-2", Some("api-key-1")).await;
+    reused.assert_problem(422, "Idempotency-Key");
+}
+
+#[tokio::test]
+async fn an_order_reads_back_at_once_and_then_from_the_read_model() {
+    let stack = stack("api-read").await;
+    let id = order_id(&place(&stack, "cust-api-read", None).await);
+    let path = format!("/orders/{id}");
+
+    let before = send(&stack.app, request("GET", &path, None, &[])).await;
+    assert_eq!(before.status, 200, "{}", before.body);
+    assert_eq!(before.body["status"], "placed");
+
+    project(&stack, &id).await;
+    let row = stack
+        .views
+        .get(&shared::ids::OrderId::parse(&id).expect("id"))
+        .await
+        .expect("get");
+    assert!(row.is_some(), "the projector wrote the row");
+    let after = send(&stack.app, request("GET", &path, None, &[])).await;
+    assert_eq!(after.status, 200);
+    assert_eq!(
+        after.body, before.body,
+        "the read model shows what the events say"
+    );
+
+    let history = send(
+        &stack.app,
+        request("GET", &format!("{path}/events"), None, &[]),
+    )
+    .await;
+    assert_eq!(history.status, 200);
+    assert_eq!(history.body["events"][0]["event_type"], "OrderPlaced");
+    assert_eq!(history.body["events"][0]["data"]["total"], 4497);
+}
+
+#[tokio::test]
+async fn a_customers_orders_page_through_the_index_newest_first() {
+    let stack = stack("api-list").await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let id = order_id(&place(&stack, "cust-api-list", None).await);
+        project(&stack, &id).await;
+        ids.push(id);
+        // Distinct placement times (millisecond precision).
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let first = send(
+        &stack.app,
+        request("GET", "/customers/cust-api-list/orders?limit=2", None, &[]),
+    )
+    .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let page: Vec<&str> = first.body["orders"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .filter_map(|o| o["order_id"].as_str())
+        .collect();
+    assert_eq!(page, [ids[2].as_str(), ids[1].as_str()]);
+    let cursor = first.body["next_cursor"].as_str().expect("a second page");
+    let second = send(
+        &stack.app,
+        request(
+            "GET",
+            &format!("/customers/cust-api-list/orders?limit=2&cursor={cursor}"),
+            None,
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(second.body["orders"][0]["order_id"], ids[0].as_str());
+    assert_eq!(second.body["orders"].as_array().map(Vec::len), Some(1));
+
+    send(
+        &stack.app,
+        request(
+            "GET",
+            "/customers/cust-api-list/orders?cursor=bm90LWEtY3Vyc29y",
+            None,
+            &[],
+        ),
+    )
+    .await
+    .assert_problem(400, "cursor");
+}
+
+#[tokio::test]
+async fn concurrent_cancels_store_one_cancellation_and_answer_200_and_409() {
+    let stack = stack("api-cancel").await;
+    let id = order_id(&place(&stack, "cust-api-cancel", None).await);
+    let path = format!("/orders/{id}/cancel");
+    let (a, b) = tokio::join!(
+        send(&stack.app, request("POST", &path, None, &[])),
+        send(&stack.app, request("POST", &path, None, &[]))
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "{} / {}", a.body, b.body);
+
+    let stored = stack
+        .store
+        .load(&StreamId::new("order", &id))
+        .await
+        .expect("loading");
+    let types: Vec<&str> = stored.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["OrderPlaced", "OrderCancelled"]);
+}
+
+#[tokio::test]
+async fn a_missing_table_is_a_503_not_a_500() {
+    let emulator = emulator().await;
+    let client = emulator.dynamodb();
+    let app = App {
+        store: Arc::new(DynamoEventStore::new(
+            client.clone(),
+            "absent-events",
+            "absent-idem",
+        )),
+        idempotency: Arc::new(DynamoIdempotencyStore::new(client.clone(), "absent-idem")),
+        views: Arc::new(DynamoOrderViews::new(client, "absent-views")),
+        clock: Arc::new(SystemClock),
+        settings: Settings::default(),
+    };
+    let placed = send(&app, post_orders(&order_body(), &[])).await;
+    assert_eq!(placed.status, 503, "{}", placed.body);
+    assert_eq!(placed.body["retryable"], true);
+    let read = send(&app, request("GET", "/orders/o-1", None, &[])).await;
+    assert_eq!(read.status, 503, "{}", read.body);
+}
