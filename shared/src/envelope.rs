@@ -1,6 +1,7 @@
 //! The event envelope (DESIGN §3): what every stored and published event carries around its data.
 //! [`StoredEvent`] is the wire form — the events-table item (with `data` as a native map), the
-//! stream image and the EventBridge detail all have exactly these fields.
+//! stream image and the EventBridge detail all have exactly these fields. [`event_source`] names the
+//! EventBridge `source` an event is published under: the bounded context of its stream.
 
 use std::fmt;
 
@@ -167,6 +168,28 @@ impl StoredEvent {
     }
 }
 
+/// The prefix of every EventBridge `source` orderflow publishes under: a rule matching
+/// `{"source": [{"prefix": "orderflow."}]}` sees every orderflow event.
+pub const SOURCE_PREFIX: &str = "orderflow.";
+
+/// The `source` of events of an unknown stream kind: published (so an archive or catch-all rule
+/// still sees them) but routed to no handler.
+pub const UNKNOWN_SOURCE: &str = "orderflow.unknown";
+
+/// The EventBridge `source` of an event: the bounded context its stream belongs to.
+///
+/// `order#…` → `orderflow.order`, `delivery#…` → `orderflow.delivery`, `coupon#…` →
+/// `orderflow.alert` (coupons are issued by the alert context); any other kind →
+/// [`UNKNOWN_SOURCE`].
+pub fn event_source(stream_id: &StreamId) -> &'static str {
+    match stream_id.kind() {
+        "order" => "orderflow.order",
+        "delivery" => "orderflow.delivery",
+        "coupon" => "orderflow.alert",
+        _ => UNKNOWN_SOURCE,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +246,24 @@ mod tests {
         let next = EventContext::caused_by(cause, Actor::system("h"), context().occurred_at);
         assert_eq!(next.correlation_id.as_str(), "req-1");
         assert_eq!(next.causation_id, cause.event_id);
+    }
+
+    #[test]
+    fn the_source_is_the_context_of_the_stream() {
+        use crate::domain::Aggregate;
+        use crate::domain::{coupon::Coupon, delivery::Delivery, order::Order};
+        let source = |kind: &str| event_source(&StreamId::new(kind, "x1"));
+        assert_eq!(source(Order::KIND), "orderflow.order");
+        assert_eq!(source(Delivery::KIND), "orderflow.delivery");
+        assert_eq!(source(Coupon::KIND), "orderflow.alert");
+        assert_eq!(source("invoice"), UNKNOWN_SOURCE);
+        assert_eq!(
+            event_source(&serde_json::from_str("\"no-hash\"").unwrap()),
+            UNKNOWN_SOURCE
+        );
+        for kind in [Order::KIND, Delivery::KIND, Coupon::KIND, "invoice"] {
+            assert!(source(kind).starts_with(SOURCE_PREFIX), "{kind}");
+        }
     }
 
     #[test]

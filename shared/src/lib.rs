@@ -20,7 +20,7 @@
 //! | [`read_model`] | the order view (status, items, total, delivery, coupons, timeline) and its port |
 //! | [`projection`] | projecting stored events into order views: duplicates skipped, gaps healed, conditional writes |
 //! | [`repository`] | load → decide → append with a bounded retry on version conflicts |
-//! | [`adapters`] | [`adapters::memory`] (tests), [`adapters::dynamo`] (DynamoDB event store, tables) and [`adapters::dynamo_views`] (order views) |
+//! | [`adapters`] | [`adapters::memory`] (tests), [`adapters::dynamo`] (DynamoDB event store, tables), [`adapters::dynamo_views`] (order views) and [`adapters::eventbridge`] (publisher to the bus) |
 //! | [`testing`] | the given / when / then helper for aggregate tests |
 #![forbid(unsafe_code)]
 

@@ -6,7 +6,9 @@
 // Fixture helpers outside #[test] functions panic with a message too.
 #![allow(clippy::expect_used)]
 
+mod event_bridge;
 mod event_store;
 mod event_store_stream;
 mod order_api;
 mod order_views;
+mod stream_pipeline;

@@ -5,17 +5,22 @@
 //! `ORDERFLOW_EMULATOR=localstack`) and reached through the standard `AWS_ENDPOINT_URL`. A test run
 //! without a reachable emulator fails with the reason: nothing here ever skips.
 //!
-//! Isolation: every test creates its own tables with [`unique_name`], so tests run in parallel
-//! against one emulator.
+//! Isolation: every test creates its own tables, buses and queues with [`unique_name`], so tests run
+//! in parallel against one emulator.
 // Test support: a panic with a message is how a fixture reports a broken precondition.
 #![allow(clippy::expect_used)]
 
+pub mod streams;
+
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_eventbridge::types::{DeadLetterConfig, RetryPolicy, RuleState, Target};
+use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{TimeZone, Utc};
+use serde_json::{Value, json};
 use shared::adapters::dynamo::{DynamoEventStore, tables};
 use shared::adapters::dynamo_views::DynamoOrderViews;
 use shared::address::{Address, UncheckedAddress};
@@ -83,6 +88,235 @@ impl Emulator {
         aws_sdk_dynamodbstreams::Client::new(&self.config)
     }
 
+    /// An EventBridge client on the emulator.
+    pub fn eventbridge(&self) -> aws_sdk_eventbridge::Client {
+        aws_sdk_eventbridge::Client::new(&self.config)
+    }
+
+    /// An SQS client on the emulator.
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.config)
+    }
+
+    /// Creates what DESIGN §5 puts between the bus and a handler: a custom bus; an SQS queue with a
+    /// redrive policy to its own dead-letter queue (after [`MAX_RECEIVE_COUNT`] receives); and a
+    /// rule on the bus matching orderflow sources (`{"prefix": "orderflow."}`) and, unless
+    /// `detail_types` is empty, only those detail types, targeting the queue (with the dead-letter
+    /// queue and a retry policy on the target). Both queues get the policy AWS needs to let
+    /// EventBridge send to them from this rule.
+    pub async fn bus_to_queue(&self, test: &str, detail_types: &[&str]) -> BusFixture {
+        let events = self.eventbridge();
+        let sqs = self.sqs();
+        let bus_name = unique_name(&format!("{test}-bus"));
+        let rule_name = unique_name(&format!("{test}-rule"));
+        let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
+            panic!("{what} on {}: {e}", self.endpoint)
+        };
+
+        let bus_arn = events
+            .create_event_bus()
+            .name(&bus_name)
+            .send()
+            .await
+            .unwrap_or_else(|e| fail(&format!("creating bus {bus_name}"), &DisplayError(&e)))
+            .event_bus_arn
+            .expect("a created bus has an ARN");
+
+        let dlq_url = self.create_queue(&format!("{test}-dlq"), None).await;
+        let dlq_arn = self.queue_arn(&dlq_url).await;
+        let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT});
+        let queue_url = self
+            .create_queue(&format!("{test}-queue"), Some(redrive.to_string()))
+            .await;
+        let queue_arn = self.queue_arn(&queue_url).await;
+
+        let mut pattern = json!({"source": [{"prefix": shared::envelope::SOURCE_PREFIX}]});
+        if !detail_types.is_empty() {
+            pattern["detail-type"] = json!(detail_types);
+        }
+        let rule_arn = events
+            .put_rule()
+            .name(&rule_name)
+            .event_bus_name(&bus_name)
+            .event_pattern(pattern.to_string())
+            .state(RuleState::Enabled)
+            .send()
+            .await
+            .unwrap_or_else(|e| fail(&format!("creating rule {rule_name}"), &DisplayError(&e)))
+            .rule_arn
+            .expect("a created rule has an ARN");
+
+        for (url, arn) in [(&queue_url, &queue_arn), (&dlq_url, &dlq_arn)] {
+            let policy = json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Sid": "orderflow-rule-sends",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "events.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+                }],
+            });
+            sqs.set_queue_attributes()
+                .queue_url(url)
+                .attributes(QueueAttributeName::Policy, policy.to_string())
+                .send()
+                .await
+                .unwrap_or_else(|e| {
+                    fail(&format!("setting the policy of {url}"), &DisplayError(&e))
+                });
+        }
+
+        let target = Target::builder()
+            .id("handler-queue")
+            .arn(&queue_arn)
+            .dead_letter_config(DeadLetterConfig::builder().arn(&dlq_arn).build())
+            .retry_policy(
+                RetryPolicy::builder()
+                    .maximum_retry_attempts(3)
+                    .maximum_event_age_in_seconds(3_600)
+                    .build(),
+            )
+            .build()
+            .expect("a target with an id and an ARN");
+        let targets = events
+            .put_targets()
+            .rule(&rule_name)
+            .event_bus_name(&bus_name)
+            .targets(target)
+            .send()
+            .await
+            .unwrap_or_else(|e| fail(&format!("targeting rule {rule_name}"), &DisplayError(&e)));
+        assert_eq!(
+            targets.failed_entry_count(),
+            0,
+            "put_targets on {rule_name}: {:?}",
+            targets.failed_entries()
+        );
+
+        BusFixture {
+            bus_name,
+            bus_arn,
+            queue_url,
+            queue_arn,
+            dlq_url,
+            rule_name,
+            rule_arn,
+        }
+    }
+
+    async fn create_queue(&self, prefix: &str, redrive_policy: Option<String>) -> String {
+        // SQS queue names: at most 80 characters.
+        let mut name = unique_name(prefix);
+        name.truncate(80);
+        self.sqs()
+            .create_queue()
+            .queue_name(&name)
+            .set_attributes(redrive_policy.map(|policy| {
+                std::collections::HashMap::from([(QueueAttributeName::RedrivePolicy, policy)])
+            }))
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "creating queue {name} on {}: {}",
+                    self.endpoint,
+                    DisplayError(&e)
+                )
+            })
+            .queue_url
+            .expect("a created queue has a URL")
+    }
+
+    async fn queue_arn(&self, queue_url: &str) -> String {
+        self.sqs()
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("reading the ARN of {queue_url}: {}", DisplayError(&e)))
+            .attributes
+            .and_then(|mut attributes| attributes.remove(&QueueAttributeName::QueueArn))
+            .expect("a queue has an ARN")
+    }
+
+    /// Long-polls `queue_url` until `expected` messages have arrived, deleting each, and returns
+    /// their bodies parsed as JSON (for a rule's target: the EventBridge event, `detail` and all).
+    /// Panics, naming what did arrive, if they have not all arrived within `timeout`, or if a body is
+    /// not JSON. More messages than `expected` are returned too if they come in the same receive.
+    pub async fn receive_all(
+        &self,
+        queue_url: &str,
+        expected: usize,
+        timeout: Duration,
+    ) -> Vec<Value> {
+        let sqs = self.sqs();
+        let deadline = Instant::now() + timeout;
+        let mut bodies: Vec<Value> = Vec::new();
+        while bodies.len() < expected {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let types: Vec<&Value> = bodies.iter().map(|b| &b["detail-type"]).collect();
+                panic!(
+                    "{queue_url}: {} of {expected} messages arrived within {timeout:?}; \
+                     detail types seen: {types:?}",
+                    bodies.len()
+                );
+            }
+            let wait = i32::try_from(left.as_secs().clamp(1, 5)).unwrap_or(1);
+            let received = sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(wait)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("receiving from {queue_url}: {}", DisplayError(&e)));
+            for message in received.messages() {
+                let body = message.body().unwrap_or_default();
+                let parsed: Value = serde_json::from_str(body).unwrap_or_else(|e| {
+                    panic!("{queue_url}: a message body is not JSON ({e}): {body}")
+                });
+                bodies.push(parsed);
+                if let Some(handle) = message.receipt_handle() {
+                    sqs.delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .unwrap_or_else(|e| {
+                            panic!("deleting from {queue_url}: {}", DisplayError(&e))
+                        });
+                }
+            }
+        }
+        bodies
+    }
+
+    /// Asserts that no message arrives on `queue_url` within `wait`.
+    pub async fn assert_no_message(&self, queue_url: &str, wait: Duration) {
+        let received = self
+            .sqs()
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(i32::try_from(wait.as_secs().max(1)).unwrap_or(1))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("receiving from {queue_url}: {}", DisplayError(&e)));
+        let bodies: Vec<&str> = received
+            .messages()
+            .iter()
+            .map(|m| m.body().unwrap_or_default())
+            .collect();
+        assert!(
+            bodies.is_empty(),
+            "{queue_url} should be empty, got {bodies:?}"
+        );
+    }
+
     /// Creates a fresh events table and idempotency table and a store on them.
     pub async fn event_store(&self, test: &str) -> EventStoreFixture {
         let client = self.dynamodb();
@@ -115,6 +349,43 @@ impl Emulator {
             client,
             table,
         }
+    }
+}
+
+/// How many receives before SQS moves a message to the dead-letter queue.
+pub const MAX_RECEIVE_COUNT: u32 = 3;
+
+/// A bus whose rule routes orderflow events to a queue with a dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct BusFixture {
+    /// The custom bus.
+    pub bus_name: String,
+    /// Its ARN.
+    pub bus_arn: String,
+    /// The rule's target queue.
+    pub queue_url: String,
+    /// Its ARN.
+    pub queue_arn: String,
+    /// The dead-letter queue of the target queue (redrive) and of the rule target.
+    pub dlq_url: String,
+    /// The rule on the bus.
+    pub rule_name: String,
+    /// Its ARN.
+    pub rule_arn: String,
+}
+
+/// Shows an SDK error with its causes.
+struct DisplayError<'a, E>(&'a E);
+
+impl<E: std::error::Error> std::fmt::Display for DisplayError<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
     }
 }
 

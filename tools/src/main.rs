@@ -2,35 +2,33 @@
 //! `AWS_ENDPOINT_URL`) through the same adapters the functions use.
 //!
 //! ```text
-//! orderflow create-tables          create the events, idempotency and views tables (skips existing ones)
-//! orderflow demo                   place, and cancel, a few demo orders and print their timelines
+//! orderflow create-tables                       create the tables (skips existing ones)
+//! orderflow demo                                place demo orders, print their timelines
+//! orderflow rebuild-views [--into TABLE]        project every stored event into the views table
+//! orderflow republish --from T --to T           publish stored events of [from, to) to the bus again
 //! ```
 //!
-//! Table names come from `EVENTS_TABLE`, `IDEMPOTENCY_TABLE` and `VIEWS_TABLE` (defaults: the
-//! `dev` stage names of `template.yaml`).
+//! Table and bus names come from `EVENTS_TABLE`, `IDEMPOTENCY_TABLE`, `VIEWS_TABLE` and
+//! `EVENT_BUS_NAME` (defaults: the `dev` stage names of `template.yaml`).
 
 use anyhow::{Context, Result, bail};
 use aws_config::BehaviorVersion;
-use shared::adapters::clock::SystemClock;
+use chrono::{DateTime, Utc};
 use shared::adapters::dynamo::{DynamoEventStore, tables};
-use shared::address::{Address, UncheckedAddress};
-use shared::domain::order::{CancellationReason, LineItem, Order, OrderCommand, PlaceOrder};
-use shared::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
-use shared::events::DomainEvent;
-use shared::ids::{CustomerId, OrderId, Sku, StreamId};
-use shared::money::{Currency, Money};
-use shared::ports::{Clock, EventStore};
-use shared::repository;
+use shared::adapters::dynamo_views::DynamoOrderViews;
+use shared::adapters::eventbridge::EventBridgePublisher;
+use tools::replay::{Progress, rebuild_views, republish};
 
-const USAGE: &str = "usage: orderflow <create-tables | demo>";
+const USAGE: &str = "usage: orderflow <create-tables | demo | rebuild-views [--into TABLE] | republish --from RFC3339 --to RFC3339>";
 
-struct Tables {
+struct Names {
     events: String,
     idempotency: String,
     views: String,
+    bus: String,
 }
 
-impl Tables {
+impl Names {
     fn from_env() -> Self {
         let var =
             |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
@@ -38,24 +36,66 @@ impl Tables {
             events: var("EVENTS_TABLE", "orderflow-dev-events"),
             idempotency: var("IDEMPOTENCY_TABLE", "orderflow-dev-idempotency"),
             views: var("VIEWS_TABLE", "orderflow-dev-views"),
+            bus: var("EVENT_BUS_NAME", "orderflow-dev-bus"),
         }
     }
 }
 
+/// The value after `--name`, if given.
+fn option(args: &[String], name: &str) -> Result<Option<String>> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(None),
+        Some(at) => match args.get(at + 1) {
+            Some(value) if !value.starts_with("--") => Ok(Some(value.clone())),
+            _ => bail!("{name} needs a value\n{USAGE}"),
+        },
+    }
+}
+
+fn instant(args: &[String], name: &str) -> Result<DateTime<Utc>> {
+    let raw = option(args, name)?.with_context(|| format!("{name} is required\n{USAGE}"))?;
+    Ok(DateTime::parse_from_rfc3339(&raw)
+        .with_context(|| format!("{name} {raw:?} is not an RFC 3339 time"))?
+        .with_timezone(&Utc))
+}
+
+fn show(progress: &Progress) {
+    eprintln!("  {progress}");
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
-    let command = std::env::args().nth(1).unwrap_or_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = args.first().cloned().unwrap_or_default();
     let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let names = Tables::from_env();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let names = Names::from_env();
+    let store = DynamoEventStore::new(dynamodb.clone(), &names.events, &names.idempotency);
     match command.as_str() {
-        "create-tables" => create_tables(&client, &names).await,
-        "demo" => demo(&client, &names).await,
+        "create-tables" => create_tables(&dynamodb, &names).await,
+        "demo" => tools::demo::demo(&store).await,
+        "rebuild-views" => {
+            let table = option(&args, "--into")?.unwrap_or(names.views);
+            eprintln!("rebuilding order views in {table} from {}", names.events);
+            let views = DynamoOrderViews::new(dynamodb, &table);
+            let done = rebuild_views(&store, &views, show).await?;
+            eprintln!("done: {done}");
+            Ok(())
+        }
+        "republish" => {
+            let (from, to) = (instant(&args, "--from")?, instant(&args, "--to")?);
+            eprintln!("republishing events of [{from}, {to}) to {}", names.bus);
+            let publisher =
+                EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), &names.bus);
+            let done = republish(&store, &publisher, from, to, show).await?;
+            eprintln!("done: {done}");
+            Ok(())
+        }
         _ => bail!("{USAGE}"),
     }
 }
 
-async fn create_tables(client: &aws_sdk_dynamodb::Client, names: &Tables) -> Result<()> {
+async fn create_tables(client: &aws_sdk_dynamodb::Client, names: &Names) -> Result<()> {
     let existing = client
         .list_tables()
         .send()
@@ -63,152 +103,22 @@ async fn create_tables(client: &aws_sdk_dynamodb::Client, names: &Tables) -> Res
         .context("listing tables")?
         .table_names
         .unwrap_or_default();
-    if existing.contains(&names.events) {
-        eprintln!("table {} exists", names.events);
-    } else {
-        tables::create_events_table(client, &names.events)
-            .await
-            .with_context(|| format!("creating {}", names.events))?;
-        eprintln!("created table {} (stream NEW_IMAGE)", names.events);
-    }
-    if existing.contains(&names.idempotency) {
-        eprintln!("table {} exists", names.idempotency);
-    } else {
-        tables::create_idempotency_table(client, &names.idempotency)
-            .await
-            .with_context(|| format!("creating {}", names.idempotency))?;
-        eprintln!("created table {} (TTL expires_at)", names.idempotency);
-    }
-    if existing.contains(&names.views) {
-        eprintln!("table {} exists", names.views);
-    } else {
-        tables::create_views_table(client, &names.views)
-            .await
-            .with_context(|| format!("creating {}", names.views))?;
-        eprintln!("created table {} (GSI by-customer)", names.views);
-    }
-    Ok(())
-}
-
-fn demo_order(customer: &CustomerId, lines: &[(&str, u32, u64)]) -> Result<PlaceOrder> {
-    let items = lines
-        .iter()
-        .map(|&(sku, quantity, cents)| {
-            Ok(LineItem {
-                sku: Sku::parse(sku)?,
-                quantity: quantity.try_into()?,
-                unit_price: cents.try_into()?,
-            })
-        })
-        .collect::<Result<_>>()?;
-    Ok(PlaceOrder {
-        order_id: OrderId::generate(),
-        customer_id: customer.clone(),
-        items,
-        currency: Currency::EUR,
-        delivery_address: Address::parse(UncheckedAddress {
-            recipient: "Demo Customer".into(),
-            line1: "1 Demo Street".into(),
-            line2: None,
-            city: "Berlin".into(),
-            postal_code: "10115".into(),
-            country: "DE".into(),
-        })?,
-    })
-}
-
-async fn demo(client: &aws_sdk_dynamodb::Client, names: &Tables) -> Result<()> {
-    let store = DynamoEventStore::new(client.clone(), &names.events, &names.idempotency);
-    let customer = CustomerId::parse("demo-customer")?;
-    let orders = [
-        (
-            demo_order(
-                &customer,
-                &[("TEA-GREEN-100G", 2, 1299), ("MUG-STONE", 1, 1899)],
-            )?,
-            false,
-        ),
-        (demo_order(&customer, &[("KETTLE-1L", 1, 3450)])?, true),
-    ];
-    for (order, cancel) in orders {
-        let stream = StreamId::new("order", &order.order_id);
-        let correlation_id = CorrelationId::generate();
-        let context = EventContext {
-            causation_id: correlation_id.as_str().to_owned(),
-            correlation_id,
-            actor: Actor::customer(&customer),
-            occurred_at: SystemClock.now(),
-        };
-        repository::execute::<Order>(
-            &store,
-            &stream,
-            &OrderCommand::Place(order),
-            &context,
-            None,
-            3,
-        )
-        .await
-        .context("placing a demo order")?;
-        if cancel {
-            let context = EventContext {
-                occurred_at: SystemClock.now(),
-                ..context
-            };
-            let command = OrderCommand::Cancel {
-                reason: CancellationReason::CustomerRequest,
-            };
-            repository::execute::<Order>(&store, &stream, &command, &context, None, 3)
-                .await
-                .context("cancelling a demo order")?;
+    for (name, kind) in [
+        (&names.events, "events"),
+        (&names.idempotency, "idempotency"),
+        (&names.views, "views"),
+    ] {
+        if existing.contains(name) {
+            eprintln!("table {name} exists");
+            continue;
         }
-        print_timeline(&store.load(&stream).await?);
+        match kind {
+            "events" => tables::create_events_table(client, name).await.map(drop),
+            "idempotency" => tables::create_idempotency_table(client, name).await,
+            _ => tables::create_views_table(client, name).await,
+        }
+        .with_context(|| format!("creating {name}"))?;
+        eprintln!("created table {name} ({kind})");
     }
     Ok(())
-}
-
-/// What a person reads: one line per event.
-#[allow(clippy::print_stdout)]
-fn print_timeline(events: &[StoredEvent]) {
-    let Some(first) = events.first() else {
-        return;
-    };
-    println!(
-        "{}  (correlation {})",
-        first.stream_id, first.correlation_id
-    );
-    for event in events {
-        let detail = match event.decode_any() {
-            Ok(DomainEvent::Order(order)) => describe(&order),
-            Ok(other) => format!("{other:?}"),
-            Err(error) => format!("(unreadable: {error})"),
-        };
-        println!(
-            "  v{:<3} {}  {:<16} by {:<24} {}",
-            event.version,
-            event.occurred_at.format("%Y-%m-%d %H:%M:%S%.3f"),
-            event.event_type,
-            event.actor.as_str(),
-            detail
-        );
-    }
-}
-
-fn describe(event: &shared::domain::order::OrderEvent) -> String {
-    use shared::domain::order::OrderEvent;
-    match event {
-        OrderEvent::OrderPlaced(placed) => format!(
-            "{} line(s), total {}",
-            placed.items.len(),
-            Money {
-                amount: placed.total,
-                currency: placed.currency
-            }
-        ),
-        OrderEvent::OrderShipped(shipped) => format!("delivery {}", shipped.delivery_id),
-        OrderEvent::OrderCompleted(completed) => format!("delivery {}", completed.delivery_id),
-        OrderEvent::OrderCancelled(cancelled) => match &cancelled.reason {
-            CancellationReason::CustomerRequest => "customer request".into(),
-            CancellationReason::DeliveryFailed { detail } => format!("delivery failed: {detail}"),
-        },
-    }
 }

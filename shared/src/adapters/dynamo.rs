@@ -100,6 +100,12 @@ impl DynamoEventStore {
         }
     }
 
+    /// A store for a function that only loads streams (and appends without idempotency records):
+    /// it is given no idempotency table, and an append that carries a record is refused.
+    pub fn reader(client: Client, events_table: impl Into<String>) -> Self {
+        Self::new(client, events_table, String::new())
+    }
+
     /// Caps the items per `Query` page (DynamoDB caps a page at 1 MB anyway); loads still read
     /// every page.
     #[must_use]
@@ -169,6 +175,11 @@ impl EventStore for DynamoEventStore {
             actions.push(TransactWriteItem::builder().put(put).build());
         }
         if let Some(record) = request.idempotency.clone() {
+            if self.idempotency_table.is_empty() {
+                return Err(StoreError::InvalidAppend(
+                    "this store has no idempotency table for the request's record".into(),
+                ));
+            }
             let put = idempotency_put(&self.idempotency_table, record)?;
             actions.push(TransactWriteItem::builder().put(put).build());
         }
@@ -207,6 +218,54 @@ impl EventStore for DynamoEventStore {
             }
         }
         Ok(events)
+    }
+}
+
+/// Where a scan of the whole events table goes on (opaque; from [`DynamoEventStore::scan_page`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanCursor(Item);
+
+/// One page of a scan of the whole events table (for tools: rebuild, republish).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanPage {
+    /// The page's events, upcast. Within one stream they come in version order; streams interleave.
+    pub events: Vec<StoredEvent>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<ScanCursor>,
+}
+
+impl DynamoEventStore {
+    /// Reads one page (up to 1 MB) of the whole events table, from `cursor` (`None`: the start).
+    /// A stored event that cannot be read fails the page with [`StoreError::Corrupt`].
+    #[instrument(skip_all)]
+    pub async fn scan_page(&self, cursor: Option<ScanCursor>) -> Result<ScanPage, StoreError> {
+        let page = self
+            .client
+            .scan()
+            .table_name(&self.events_table)
+            .consistent_read(true)
+            .set_limit(self.page_size)
+            .set_exclusive_start_key(cursor.map(|c| c.0))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let mut events = Vec::with_capacity(page.items().len());
+        for item in page.items() {
+            let stream_id = item
+                .get("stream_id")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|s| s.split_once('#'))
+                .map_or_else(
+                    || StreamId::new("unknown", "?"),
+                    |(kind, id)| StreamId::new(kind, id),
+                );
+            events.push(decode_item(&stream_id, item.clone())?);
+        }
+        let next = page
+            .last_evaluated_key()
+            .filter(|key| !key.is_empty())
+            .map(|key| ScanCursor(key.clone()));
+        Ok(ScanPage { events, next })
     }
 }
 

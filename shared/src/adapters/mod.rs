@@ -3,6 +3,7 @@
 pub mod clock;
 pub mod dynamo;
 pub mod dynamo_views;
+pub mod eventbridge;
 pub mod memory;
 
 use std::collections::BTreeMap;

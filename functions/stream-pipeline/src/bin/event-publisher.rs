@@ -1,0 +1,26 @@
+//! `event-publisher` Lambda entry point: only wiring. The handler is
+//! [`stream_pipeline::publisher::publish_batch`].
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use shared::adapters::eventbridge::EventBridgePublisher;
+use stream_pipeline::StreamEvent;
+use stream_pipeline::config::PublisherConfig;
+use stream_pipeline::publisher::publish_batch;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = PublisherConfig::from_env()?;
+    let aws = aws_config::load_from_env().await;
+    let publisher = EventBridgePublisher::new(
+        aws_sdk_eventbridge::Client::new(&aws),
+        &config.event_bus_name,
+    );
+    let publisher = &publisher;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<StreamEvent>| async move {
+            Ok::<_, Error>(publish_batch(publisher, &event.payload).await)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,26 @@
+//! `projector` Lambda entry point: only wiring. The handler is
+//! [`stream_pipeline::projector::project_batch`].
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use shared::adapters::dynamo::DynamoEventStore;
+use shared::adapters::dynamo_views::DynamoOrderViews;
+use stream_pipeline::StreamEvent;
+use stream_pipeline::config::ProjectorConfig;
+use stream_pipeline::projector::project_batch;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = ProjectorConfig::from_env()?;
+    let aws = aws_config::load_from_env().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let store = DynamoEventStore::reader(dynamodb.clone(), &config.events_table);
+    let views = DynamoOrderViews::new(dynamodb, &config.views_table);
+    let (store, views) = (&store, &views);
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<StreamEvent>| async move {
+            Ok::<_, Error>(project_batch(store, views, &event.payload).await)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,276 @@
+//! The stream pipeline against the emulator: the events table's real stream records, handed to the
+//! publisher and the projector as Lambda hands them, reach a queue behind a real EventBridge rule
+//! and the read model; duplicates, replays and poison records; the rebuild and republish tools.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::Utc;
+use integration_tests::streams::{lambda_event, read_stream};
+use integration_tests::{EventStoreFixture, customer_request, emulator, place, place_order};
+use shared::adapters::eventbridge::EventBridgePublisher;
+use shared::domain::order::{CancellationReason, Order, OrderCommand};
+use shared::envelope::StoredEvent;
+use shared::ids::{OrderId, StreamId};
+use shared::read_model::OrderViews;
+use shared::repository;
+use stream_pipeline::StreamEvent;
+use stream_pipeline::projector::project_batch;
+use stream_pipeline::publisher::publish_batch;
+
+/// Places an order and cancels it: two events on one stream.
+async fn place_and_cancel(fixture: &EventStoreFixture, customer: &str) -> Vec<StoredEvent> {
+    let order = place_order(customer, 2);
+    let stream = StreamId::new("order", &order.order_id);
+    let context = customer_request(customer);
+    let mut stored =
+        repository::execute::<Order>(&fixture.store, &stream, &place(&order), &context, None, 1)
+            .await
+            .expect("placing");
+    let cancel = OrderCommand::Cancel {
+        reason: CancellationReason::CustomerRequest,
+    };
+    stored.extend(
+        repository::execute::<Order>(&fixture.store, &stream, &cancel, &context, None, 1)
+            .await
+            .expect("cancelling"),
+    );
+    stored
+}
+
+/// The table's stream as one Lambda batch.
+async fn stream_batch(fixture: &EventStoreFixture, at_least: usize) -> (StreamEvent, Vec<String>) {
+    let emulator = emulator().await;
+    let records = read_stream(&emulator.dynamodb_streams(), &fixture.stream_arn, at_least).await;
+    let sequence_numbers = records
+        .iter()
+        .filter_map(|r| {
+            r.dynamodb()
+                .and_then(|d| d.sequence_number())
+                .map(str::to_owned)
+        })
+        .collect();
+    let event = serde_json::from_value(lambda_event(&records, &fixture.stream_arn))
+        .expect("the records read as a Lambda DynamoDB event");
+    (event, sequence_numbers)
+}
+
+#[tokio::test]
+async fn stored_events_reach_a_queue_behind_a_rule_and_the_read_model() {
+    let emulator = emulator().await;
+    let fixture = emulator.event_store("pipe").await;
+    let views = emulator.order_views("pipe").await;
+    let bus = emulator.bus_to_queue("pipe", &[]).await;
+    let stored = place_and_cancel(&fixture, "cust-pipe").await;
+    let (batch, _) = stream_batch(&fixture, 2).await;
+
+    let publisher = EventBridgePublisher::new(emulator.eventbridge(), &bus.bus_name);
+    let published = publish_batch(&publisher, &batch).await;
+    assert!(published.batch_item_failures.is_empty(), "{published:?}");
+    let messages = emulator
+        .receive_all(&bus.queue_url, 2, Duration::from_secs(10))
+        .await;
+    let mut details: Vec<StoredEvent> = messages
+        .iter()
+        .map(|m| serde_json::from_value(m["detail"].clone()).expect("the detail is the envelope"))
+        .collect();
+    details.sort_by_key(|e| e.version);
+    assert_eq!(details, stored, "the bus carries the envelopes as stored");
+    let types: Vec<&str> = messages
+        .iter()
+        .filter_map(|m| m["detail-type"].as_str())
+        .collect();
+    assert!(types.contains(&"OrderPlaced") && types.contains(&"OrderCancelled"));
+    assert!(messages.iter().all(|m| m["source"] == "orderflow.order"));
+
+    let projected = project_batch(&fixture.store, &views.views, &batch).await;
+    assert!(projected.batch_item_failures.is_empty(), "{projected:?}");
+    let order_id = OrderId::parse(stored[0].data["order_id"].as_str().expect("id")).expect("id");
+    let view = views
+        .views
+        .get(&order_id)
+        .await
+        .expect("get")
+        .expect("the projector wrote the view");
+    assert_eq!(view.status.map(|s| s.as_str()), Some("cancelled"));
+    assert_eq!(view.timeline.len(), 2);
+}
+
+#[tokio::test]
+async fn a_duplicated_and_a_replayed_batch_change_nothing() {
+    let emulator = emulator().await;
+    let fixture = emulator.event_store("replay").await;
+    let views = emulator.order_views("replay").await;
+    let stored = place_and_cancel(&fixture, "cust-replay").await;
+    let (batch, _) = stream_batch(&fixture, 2).await;
+    let order_id = OrderId::parse(stored[0].data["order_id"].as_str().expect("id")).expect("id");
+
+    assert!(
+        project_batch(&fixture.store, &views.views, &batch)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let first = views.views.get(&order_id).await.expect("get");
+    // Lambda delivers the same batch again (a retry), then each record once more on its own.
+    assert!(
+        project_batch(&fixture.store, &views.views, &batch)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    for record in &batch.records {
+        let mut single = batch.clone();
+        single.records = vec![record.clone()];
+        assert!(
+            project_batch(&fixture.store, &views.views, &single)
+                .await
+                .batch_item_failures
+                .is_empty()
+        );
+    }
+    assert_eq!(views.views.get(&order_id).await.expect("get"), first);
+}
+
+#[tokio::test]
+async fn a_poison_record_in_a_real_batch_is_reported_and_the_rest_is_processed() {
+    let emulator = emulator().await;
+    let fixture = emulator.event_store("poison").await;
+    let views = emulator.order_views("poison").await;
+    let bus = emulator.bus_to_queue("poison", &[]).await;
+    let stored = place_and_cancel(&fixture, "cust-poison").await;
+    // A record no reader understands: an event type from the future.
+    let mut item: HashMap<String, AttributeValue> = HashMap::new();
+    for (name, value) in [
+        ("stream_id", "order#poison-1"),
+        ("event_id", "poison-event-1"),
+        ("event_type", "OrderTeleported"),
+        ("occurred_at", "2026-11-28T10:00:00Z"),
+        ("correlation_id", "c-poison"),
+        ("causation_id", "c-poison"),
+        ("actor", "system/test"),
+    ] {
+        item.insert(name.into(), AttributeValue::S(value.into()));
+    }
+    item.insert("version".into(), AttributeValue::N("1".into()));
+    item.insert("schema_version".into(), AttributeValue::N("1".into()));
+    item.insert("data".into(), AttributeValue::M(HashMap::new()));
+    fixture
+        .client
+        .put_item()
+        .table_name(&fixture.events_table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .expect("put_item");
+    let (batch, sequence_numbers) = stream_batch(&fixture, 3).await;
+    let poison_sequence = sequence_numbers[2].clone();
+
+    let projected = project_batch(&fixture.store, &views.views, &batch).await;
+    let failed: Vec<_> = projected
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(failed, std::slice::from_ref(&poison_sequence));
+    let order_id = OrderId::parse(stored[0].data["order_id"].as_str().expect("id")).expect("id");
+    assert!(views.views.get(&order_id).await.expect("get").is_some());
+
+    let publisher = EventBridgePublisher::new(emulator.eventbridge(), &bus.bus_name);
+    let published = publish_batch(&publisher, &batch).await;
+    let failed: Vec<_> = published
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(failed, [poison_sequence]);
+    emulator
+        .receive_all(&bus.queue_url, 2, Duration::from_secs(10))
+        .await;
+}
+
+#[tokio::test]
+async fn rebuilding_the_read_model_twice_gives_the_same_rows() {
+    let emulator = emulator().await;
+    let fixture = emulator.event_store("rebuild").await;
+    let views = emulator.order_views("rebuild").await;
+    let first = place_and_cancel(&fixture, "cust-rebuild").await;
+    let second = place_and_cancel(&fixture, "cust-rebuild").await;
+
+    let mut reports = 0;
+    let done = tools::replay::rebuild_views(&fixture.store, &views.views, |_| reports += 1)
+        .await
+        .expect("rebuild");
+    assert!(reports >= 1, "progress is reported");
+    assert_eq!((done.scanned, done.done, done.skipped), (4, 4, 0));
+    let page = views
+        .views
+        .list_for_customer(
+            &first[0].data["customer_id"]
+                .as_str()
+                .and_then(|c| shared::ids::CustomerId::parse(c).ok())
+                .expect("customer"),
+            10,
+            None,
+        )
+        .await
+        .expect("list");
+    assert_eq!(page.orders.len(), 2);
+    assert!(
+        page.orders
+            .iter()
+            .all(|v| v.status.map(|s| s.as_str()) == Some("cancelled"))
+    );
+
+    let again = tools::replay::rebuild_views(&fixture.store, &views.views, |_| {})
+        .await
+        .expect("second rebuild");
+    assert_eq!((again.scanned, again.done, again.skipped), (4, 0, 4));
+    let order_id = OrderId::parse(second[0].data["order_id"].as_str().expect("id")).expect("id");
+    assert_eq!(
+        views
+            .views
+            .get(&order_id)
+            .await
+            .expect("get")
+            .map(|v| v.timeline.len()),
+        Some(2)
+    );
+}
+
+#[tokio::test]
+async fn republishing_a_time_range_sends_just_those_events() {
+    let emulator = emulator().await;
+    let fixture = emulator.event_store("republish").await;
+    let bus = emulator.bus_to_queue("republish", &["OrderPlaced"]).await;
+    let before = place_and_cancel(&fixture, "cust-old").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let from = Utc::now();
+    // Envelope times have millisecond precision: leave the millisecond `from` falls in.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let inside = place_and_cancel(&fixture, "cust-new").await;
+    let to = Utc::now() + chrono::Duration::seconds(1);
+    assert!(before[0].occurred_at < from && inside[0].occurred_at >= from);
+
+    let publisher = EventBridgePublisher::new(emulator.eventbridge(), &bus.bus_name);
+    let done = tools::replay::republish(&fixture.store, &publisher, from, to, |_| {})
+        .await
+        .expect("republish");
+    assert_eq!((done.scanned, done.done, done.skipped), (4, 2, 2));
+    // The rule passes OrderPlaced only: one message, the order placed inside the range.
+    let messages = emulator
+        .receive_all(&bus.queue_url, 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        messages[0]["detail"]["event_id"],
+        inside[0].event_id.as_str()
+    );
+    emulator
+        .assert_no_message(&bus.queue_url, Duration::from_secs(1))
+        .await;
+
+    let bad = tools::replay::republish(&fixture.store, &publisher, to, from, |_| {}).await;
+    assert!(bad.is_err(), "an empty range is refused");
+}

@@ -1,0 +1,102 @@
+//! Reading a table's DynamoDB stream from the emulator and handing its records to a function the
+//! way Lambda does: the `aws_lambda_events` DynamoDB event JSON (`Records[].dynamodb.NewImage` in
+//! DynamoDB JSON, `SequenceNumber`, `eventSourceARN` …).
+
+use std::time::Duration;
+
+use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
+use serde_json::{Value, json};
+
+/// Reads every record of the stream from its start, waiting (up to ~5 s) until at least
+/// `at_least` have arrived; panics with what it saw otherwise.
+pub async fn read_stream(
+    client: &aws_sdk_dynamodbstreams::Client,
+    stream_arn: &str,
+    at_least: usize,
+) -> Vec<Record> {
+    let mut records = Vec::new();
+    for _attempt in 0..50 {
+        records.clear();
+        let description = client
+            .describe_stream()
+            .stream_arn(stream_arn)
+            .send()
+            .await
+            .expect("describe_stream")
+            .stream_description
+            .expect("a stream description");
+        for shard in description.shards() {
+            let shard_id = shard.shard_id().expect("a shard id");
+            let mut iterator = client
+                .get_shard_iterator()
+                .stream_arn(stream_arn)
+                .shard_id(shard_id)
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .expect("get_shard_iterator")
+                .shard_iterator;
+            while let Some(current) = iterator.take() {
+                let page = client
+                    .get_records()
+                    .shard_iterator(current)
+                    .send()
+                    .await
+                    .expect("get_records");
+                if page.records().is_empty() {
+                    break;
+                }
+                records.extend(page.records().iter().cloned());
+                iterator = page.next_shard_iterator;
+            }
+        }
+        if records.len() >= at_least {
+            return records;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the stream {stream_arn} showed {} record(s), expected at least {at_least}",
+        records.len()
+    );
+}
+
+/// The records as the DynamoDB event Lambda delivers (one batch).
+pub fn lambda_event(records: &[Record], stream_arn: &str) -> Value {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|record| {
+            let change = record.dynamodb().expect("a stream record");
+            let image = |item: Option<
+                &std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>,
+            >| {
+                item.map(|item| {
+                    serde_json::to_value(serde_dynamo::Item::from(item.clone()))
+                        .expect("an item is JSON")
+                })
+            };
+            let mut dynamodb = json!({
+                "ApproximateCreationDateTime": change
+                    .approximate_creation_date_time()
+                    .map_or(0, |t| t.secs()),
+                "Keys": image(change.keys()),
+                "SequenceNumber": change.sequence_number(),
+                "SizeBytes": change.size_bytes(),
+                "StreamViewType": change.stream_view_type().map(|t| t.as_str()),
+            });
+            if let Some(new_image) = image(change.new_image()) {
+                dynamodb["NewImage"] = new_image;
+            }
+            json!({
+                "eventID": record.event_id(),
+                "eventName": record.event_name().map(|n| n.as_str()),
+                "eventVersion": record.event_version(),
+                "eventSource": "aws:dynamodb",
+                "awsRegion": record.aws_region(),
+                "dynamodb": dynamodb,
+                "eventSourceARN": stream_arn,
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
