@@ -2,8 +2,6 @@
 //! payload, optimistic concurrency, idempotency in the same transaction, paging, corrupt items and
 //! an unreachable table.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::{customer_request, emulator, place, place_order};
 use serde_json::json;
@@ -420,29 +418,9 @@ async fn a_stream_larger_than_one_megabyte_loads_completely_and_in_order() {
 async fn an_unreadable_stored_event_is_reported_as_corrupt_not_skipped() {
     let fixture = emulator().await.event_store("corrupt").await;
     let stream = StreamId::new("order", "corrupt-1");
-    let mut item: HashMap<String, AttributeValue> = HashMap::new();
-    for (name, value) in [
-        ("stream_id", stream.to_string()),
-        ("event_id", "e-1".into()),
-        ("event_type", "OrderBeamed".into()),
-        ("occurred_at", "2026-11-28T10:00:00Z".into()),
-        ("correlation_id", "c-1".into()),
-        ("causation_id", "c-1".into()),
-        ("actor", "system/test".into()),
-    ] {
-        item.insert(name.into(), AttributeValue::S(value));
-    }
-    item.insert("version".into(), AttributeValue::N("1".into()));
-    item.insert("schema_version".into(), AttributeValue::N("1".into()));
-    item.insert("data".into(), AttributeValue::M(HashMap::new()));
     fixture
-        .client
-        .put_item()
-        .table_name(&fixture.events_table)
-        .set_item(Some(item))
-        .send()
-        .await
-        .expect("put_item");
+        .put_unreadable_event(stream.as_str(), "OrderBeamed")
+        .await;
 
     match fixture.store.load(&stream).await {
         Err(StoreError::Corrupt {

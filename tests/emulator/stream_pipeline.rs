@@ -2,10 +2,8 @@
 //! publisher and the projector as Lambda hands them, reach a queue behind a real EventBridge rule
 //! and the read model; duplicates, replays and poison records; the rebuild and republish tools.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use integration_tests::streams::{lambda_event, read_stream};
 use integration_tests::{EventStoreFixture, customer_request, emulator, place, place_order};
@@ -141,29 +139,9 @@ async fn a_poison_record_in_a_real_batch_is_reported_and_the_rest_is_processed()
     let bus = emulator.bus_to_queue("poison", &[]).await;
     let stored = place_and_cancel(&fixture, "cust-poison").await;
     // A record no reader understands: an event type from the future.
-    let mut item: HashMap<String, AttributeValue> = HashMap::new();
-    for (name, value) in [
-        ("stream_id", "order#poison-1"),
-        ("event_id", "poison-event-1"),
-        ("event_type", "OrderTeleported"),
-        ("occurred_at", "2026-11-28T10:00:00Z"),
-        ("correlation_id", "c-poison"),
-        ("causation_id", "c-poison"),
-        ("actor", "system/test"),
-    ] {
-        item.insert(name.into(), AttributeValue::S(value.into()));
-    }
-    item.insert("version".into(), AttributeValue::N("1".into()));
-    item.insert("schema_version".into(), AttributeValue::N("1".into()));
-    item.insert("data".into(), AttributeValue::M(HashMap::new()));
     fixture
-        .client
-        .put_item()
-        .table_name(&fixture.events_table)
-        .set_item(Some(item))
-        .send()
-        .await
-        .expect("put_item");
+        .put_unreadable_event("order#poison-1", "OrderTeleported")
+        .await;
     let (batch, sequence_numbers) = stream_batch(&fixture, 3).await;
     let poison_sequence = sequence_numbers[2].clone();
 

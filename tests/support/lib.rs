@@ -415,6 +415,39 @@ pub struct EventStoreFixture {
     pub stream_arn: String,
 }
 
+impl EventStoreFixture {
+    /// Stores, bypassing the store, an event of `event_type` no reader knows (a poison record)
+    /// at version 1 of `stream_id`.
+    pub async fn put_unreadable_event(&self, stream_id: &str, event_type: &str) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let mut item = std::collections::HashMap::new();
+        for (name, value) in [
+            ("stream_id", stream_id),
+            ("event_id", "poison-event-1"),
+            ("event_type", event_type),
+            ("occurred_at", "2026-11-28T10:00:00Z"),
+            ("correlation_id", "c-poison"),
+            ("causation_id", "c-poison"),
+            ("actor", "system/test"),
+        ] {
+            item.insert(name.to_owned(), AttributeValue::S(value.to_owned()));
+        }
+        item.insert("version".into(), AttributeValue::N("1".into()));
+        item.insert("schema_version".into(), AttributeValue::N("1".into()));
+        item.insert(
+            "data".into(),
+            AttributeValue::M(std::collections::HashMap::new()),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.events_table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("put_item");
+    }
+}
+
 /// A resource name no other test (or earlier run against the same emulator) uses.
 pub fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
