@@ -8,10 +8,12 @@
 //!
 //! | module | responsibility |
 //! | --- | --- |
+//! | `http` | (feature `http`) problem+json responses and field-naming request parsing for the HTTP functions |
 //! | [`ids`] | validated identifiers (`OrderId`, `CustomerId`, `DeliveryId`, …) and generated ids |
 //! | [`money`] | integer money: [`money::Cents`], [`money::Currency`] — never floats |
 //! | [`address`] | validated delivery address that never prints its contents |
 //! | [`validation`] | the error every parser returns: which field broke which rule |
+//! | [`consumer`] | SQS consumers: EventBridge event → stored event, `batchItemFailures` for exactly the failed messages |
 //! | [`domain`] | the aggregates: [`domain::order`], [`domain::delivery`], [`domain::coupon`] as pure `decide` / `evolve` |
 //! | [`events`] | the [`events::DomainEvent`] union and its wire form (event type + data) |
 //! | [`envelope`] | [`envelope::StoredEvent`]: the envelope every stored and published event carries |
@@ -20,15 +22,18 @@
 //! | [`read_model`] | the order view (status, items, total, delivery, coupons, timeline) and its port |
 //! | [`projection`] | projecting stored events into order views: duplicates skipped, gaps healed, conditional writes |
 //! | [`repository`] | load → decide → append with a bounded retry on version conflicts |
-//! | [`adapters`] | [`adapters::memory`] (tests), [`adapters::dynamo`] (DynamoDB event store, tables), [`adapters::dynamo_views`] (order views) and [`adapters::eventbridge`] (publisher to the bus) |
+//! | [`adapters`] | [`adapters::memory`] (tests), [`adapters::dynamo`] (DynamoDB event store, tables), [`adapters::dynamo_views`] (order views) [`adapters::eventbridge`] (publisher to the bus) and [`adapters::sns`] (customer notifications) |
 //! | [`testing`] | the given / when / then helper for aggregate tests |
 #![forbid(unsafe_code)]
 
 pub mod adapters;
 pub mod address;
+pub mod consumer;
 pub mod domain;
 pub mod envelope;
 pub mod events;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod ids;
 pub mod money;
 pub mod ports;

@@ -122,6 +122,41 @@ pub enum ViewError {
     Unavailable(String),
 }
 
+/// A delivery still on its way whose ETA has passed (from the delivery board).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverdueDelivery {
+    /// The delivery.
+    pub delivery_id: DeliveryId,
+    /// Its order.
+    pub order_id: OrderId,
+    /// The ETA that has passed.
+    pub eta: DateTime<Utc>,
+}
+
+impl OrderView {
+    /// Whether the order's delivery is still on its way (scheduled or dispatched): what the
+    /// delivery board lists.
+    pub fn delivery_active(&self) -> bool {
+        self.delivery.as_ref().is_some_and(|d| {
+            matches!(
+                d.status,
+                DeliveryStatus::Scheduled | DeliveryStatus::Dispatched
+            )
+        })
+    }
+}
+
+/// The delivery board (DESIGN §4): deliveries on their way by ETA, read by the overdue check.
+#[async_trait]
+pub trait DeliveryBoard: Send + Sync {
+    /// Active deliveries whose ETA is before `now`, earliest ETA first, at most `limit`.
+    async fn overdue(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OverdueDelivery>, ViewError>;
+}
+
 /// The order views.
 #[async_trait]
 pub trait OrderViews: Send + Sync {

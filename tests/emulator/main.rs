@@ -6,9 +6,12 @@
 // Fixture helpers outside #[test] functions panic with a message too.
 #![allow(clippy::expect_used)]
 
+mod courier_api;
 mod event_bridge;
 mod event_store;
 mod event_store_stream;
+mod notifications;
 mod order_api;
 mod order_views;
+mod saga;
 mod stream_pipeline;

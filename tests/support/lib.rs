@@ -10,7 +10,10 @@
 // Test support: a panic with a message is how a fixture reports a broken precondition.
 #![allow(clippy::expect_used)]
 
+pub mod saga;
 pub mod streams;
+#[cfg(test)]
+mod template;
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -96,6 +99,76 @@ impl Emulator {
     /// An SQS client on the emulator.
     pub fn sqs(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&self.config)
+    }
+
+    /// An SNS client on the emulator.
+    pub fn sns(&self) -> aws_sdk_sns::Client {
+        aws_sdk_sns::Client::new(&self.config)
+    }
+
+    /// Creates a topic (as the customer-notifications topic) and an SQS queue subscribed to it with
+    /// raw message delivery off, so each message body is the SNS JSON envelope: `Type`,
+    /// `MessageId`, `TopicArn`, `Subject`, `Message`, `Timestamp`, `MessageAttributes`
+    /// (`{"<name>": {"Type": "String", "Value": …}}`) and the signature fields. The queue gets the
+    /// policy AWS needs to let the topic send to it.
+    pub async fn topic_to_queue(&self, test: &str) -> TopicFixture {
+        let sns = self.sns();
+        let topic_name = unique_name(&format!("{test}-topic"));
+        let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
+            panic!("{what} on {}: {e}", self.endpoint)
+        };
+        let topic_arn = sns
+            .create_topic()
+            .name(&topic_name)
+            .send()
+            .await
+            .unwrap_or_else(|e| fail(&format!("creating topic {topic_name}"), &DisplayError(&e)))
+            .topic_arn
+            .expect("a created topic has an ARN");
+        let queue_url = self
+            .create_queue(&format!("{test}-notifications"), None)
+            .await;
+        let queue_arn = self.queue_arn(&queue_url).await;
+        let policy = json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "orderflow-topic-sends",
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+            }],
+        });
+        self.sqs()
+            .set_queue_attributes()
+            .queue_url(&queue_url)
+            .attributes(QueueAttributeName::Policy, policy.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                fail(
+                    &format!("setting the policy of {queue_url}"),
+                    &DisplayError(&e),
+                )
+            });
+        let subscription_arn = sns
+            .subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(&queue_arn)
+            .attributes("RawMessageDelivery", "false")
+            .return_subscription_arn(true)
+            .send()
+            .await
+            .unwrap_or_else(|e| fail(&format!("subscribing {queue_arn}"), &DisplayError(&e)))
+            .subscription_arn
+            .expect("a subscription has an ARN");
+        TopicFixture {
+            topic_arn,
+            queue_url,
+            subscription_arn,
+        }
     }
 
     /// Creates what DESIGN §5 puts between the bus and a handler: a custom bus; an SQS queue with a
@@ -372,6 +445,17 @@ pub struct BusFixture {
     pub rule_name: String,
     /// Its ARN.
     pub rule_arn: String,
+}
+
+/// A topic with an SQS queue subscribed to it (raw message delivery off).
+#[derive(Debug, Clone)]
+pub struct TopicFixture {
+    /// The topic.
+    pub topic_arn: String,
+    /// The subscribed queue: its bodies are SNS envelopes.
+    pub queue_url: String,
+    /// The queue's subscription.
+    pub subscription_arn: String,
 }
 
 /// Shows an SDK error with its causes.

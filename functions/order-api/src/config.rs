@@ -73,6 +73,14 @@ impl Config {
     }
 }
 
+/// `EVENTS_TABLE`, the one variable the order reactions read.
+pub fn events_table_from_env() -> Result<String, ConfigError> {
+    std::env::var("EVENTS_TABLE")
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+        .ok_or(ConfigError::Missing("EVENTS_TABLE"))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

@@ -1,7 +1,8 @@
 //! # order-api
 //!
-//! The order context's HTTP function behind API Gateway (HTTP API, payload v2): customers place,
-//! read, list and cancel orders; support reads an order's full history.
+//! The order context: its HTTP function behind API Gateway (HTTP API, payload v2) — customers place,
+//! read, list and cancel orders; support reads an order's full history — and its reactions to
+//! delivery events.
 //!
 //! ## Layout
 //!
@@ -9,10 +10,10 @@
 //! | --- | --- |
 //! | [`config`] | `Config::from_env`: the environment `template.yaml` gives the function |
 //! | [`routes`] | the route table and path matching (checked against `openapi.json` and the template) |
-//! | [`problem`] | JSON and `application/problem+json` responses, the correlation header |
-//! | [`input`] | request parsing: size, media type, JSON, field paths, query parameters |
+//! | [`problem`], [`input`] | (from `shared::http`) problem+json responses; request parsing that names the field |
 //! | [`place`] | `POST /orders` with `Idempotency-Key` |
 //! | `testing` | (feature `testing`) real API Gateway v2 request fixtures and an in-memory app, for handler and integration tests |
+//! | [`reactions`] | `order-on-delivery-dispatched` / `-completed` / `-failed` (SQS handlers) |
 //! | [`orders`] | `GET /orders/{id}`, `GET /orders/{id}/events`, `POST /orders/{id}/cancel`, `GET /customers/{id}/orders` |
 //!
 //! [`App::handle`] never fails: every outcome, including a dependency failure, is an HTTP
@@ -21,11 +22,12 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
-pub mod input;
 pub mod orders;
 pub mod place;
-pub mod problem;
+pub mod reactions;
 pub mod routes;
+
+pub use shared::http::{input, problem};
 
 use std::sync::Arc;
 

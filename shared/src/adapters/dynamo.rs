@@ -355,7 +355,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
 /// Table definitions, as in `template.yaml`: for tests, tools and the local stack.
 pub mod tables {
     use super::*;
-    use crate::adapters::dynamo_views::BY_CUSTOMER_INDEX;
+    use crate::adapters::dynamo_views::{BY_CUSTOMER_INDEX, DELIVERY_BOARD_INDEX};
 
     fn key(name: &str, key_type: KeyType) -> Result<KeySchemaElement, StoreError> {
         KeySchemaElement::builder()
@@ -444,6 +444,17 @@ pub mod tables {
             )
             .build()
             .map_err(unavailable)?;
+        let board = GlobalSecondaryIndex::builder()
+            .index_name(DELIVERY_BOARD_INDEX)
+            .key_schema(key("board", KeyType::Hash)?)
+            .key_schema(key("board_eta", KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(unavailable)?;
         client
             .create_table()
             .table_name(name)
@@ -452,7 +463,10 @@ pub mod tables {
             .attribute_definitions(attribute("pk", ScalarAttributeType::S)?)
             .attribute_definitions(attribute("customer_id", ScalarAttributeType::S)?)
             .attribute_definitions(attribute("placed_key", ScalarAttributeType::S)?)
+            .attribute_definitions(attribute("board", ScalarAttributeType::S)?)
+            .attribute_definitions(attribute("board_eta", ScalarAttributeType::S)?)
             .global_secondary_indexes(by_customer)
+            .global_secondary_indexes(board)
             .send()
             .await
             .map_err(unavailable)?;

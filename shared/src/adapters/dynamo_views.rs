@@ -21,10 +21,24 @@ use tracing::instrument;
 
 use super::{cursor, page_size, placed_key};
 use crate::ids::{CustomerId, OrderId};
-use crate::read_model::{OrderPage, OrderView, OrderViews, ViewError};
+use crate::read_model::{
+    DeliveryBoard, OrderPage, OrderView, OrderViews, OverdueDelivery, ViewError,
+};
 
 /// The GSI listing a customer's placed orders: partition `customer_id`, sort `placed_key`.
 pub const BY_CUSTOMER_INDEX: &str = "by-customer";
+
+/// The GSI of the delivery board: partition `board` (always [`BOARD_ACTIVE`]), sort `board_eta`
+/// (the ETA, RFC 3339 with milliseconds, so text order is time order). Sparse: only views whose
+/// delivery is on its way carry the two attributes.
+pub const DELIVERY_BOARD_INDEX: &str = "delivery-board";
+
+/// The `board` value of a view whose delivery is on its way.
+pub const BOARD_ACTIVE: &str = "active";
+
+fn board_eta(eta: chrono::DateTime<chrono::Utc>) -> String {
+    eta.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -49,6 +63,13 @@ fn to_item(view: &OrderView) -> Result<Item, ViewError> {
     item.insert("pk".into(), AttributeValue::S(pk(&view.order_id)));
     if let Some(key) = placed_key(view) {
         item.insert("placed_key".into(), AttributeValue::S(key));
+    }
+    if let Some(delivery) = view.delivery.as_ref().filter(|_| view.delivery_active()) {
+        item.insert("board".into(), AttributeValue::S(BOARD_ACTIVE.into()));
+        item.insert(
+            "board_eta".into(),
+            AttributeValue::S(board_eta(delivery.eta)),
+        );
     }
     Ok(item)
 }
@@ -211,6 +232,50 @@ impl OrderViews for DynamoOrderViews {
                 Err(ViewError::Conflict(view.order_id.clone()))
             }
             Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl DeliveryBoard for DynamoOrderViews {
+    #[instrument(skip_all, fields(limit))]
+    async fn overdue(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<OverdueDelivery>, ViewError> {
+        let mut overdue = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DELIVERY_BOARD_INDEX)
+                .key_condition_expression("board = :active AND board_eta < :now")
+                .expression_attribute_values(":active", AttributeValue::S(BOARD_ACTIVE.into()))
+                .expression_attribute_values(":now", AttributeValue::S(board_eta(now)))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                let view = from_item(item.clone())?;
+                if let Some(delivery) = view.delivery.filter(|d| d.eta < now) {
+                    overdue.push(OverdueDelivery {
+                        delivery_id: delivery.delivery_id,
+                        order_id: view.order_id,
+                        eta: delivery.eta,
+                    });
+                }
+                if overdue.len() >= limit as usize {
+                    return Ok(overdue);
+                }
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(overdue),
+            }
         }
     }
 }

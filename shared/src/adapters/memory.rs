@@ -15,7 +15,9 @@ use crate::ports::{
     AppendRequest, EventPublisher, EventStore, IdempotencyRecord, IdempotencyStore, Notification,
     Notifier, NotifyError, PublishError, StoreError,
 };
-use crate::read_model::{OrderPage, OrderView, OrderViews, ViewError};
+use crate::read_model::{
+    DeliveryBoard, OrderPage, OrderView, OrderViews, OverdueDelivery, ViewError,
+};
 use crate::upcasting::upcast;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -269,6 +271,32 @@ impl InMemoryOrderViews {
         } else {
             Ok(())
         }
+    }
+}
+
+#[async_trait]
+impl DeliveryBoard for InMemoryOrderViews {
+    async fn overdue(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<OverdueDelivery>, ViewError> {
+        self.fault()?;
+        let mut overdue: Vec<OverdueDelivery> = lock(&self.views)
+            .values()
+            .filter(|view| view.delivery_active())
+            .filter_map(|view| {
+                let delivery = view.delivery.as_ref()?;
+                (delivery.eta < now).then(|| OverdueDelivery {
+                    delivery_id: delivery.delivery_id.clone(),
+                    order_id: view.order_id.clone(),
+                    eta: delivery.eta,
+                })
+            })
+            .collect();
+        overdue.sort_by(|a, b| (a.eta, &a.delivery_id).cmp(&(b.eta, &b.delivery_id)));
+        overdue.truncate(limit as usize);
+        Ok(overdue)
     }
 }
 

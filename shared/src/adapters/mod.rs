@@ -5,6 +5,7 @@ pub mod dynamo;
 pub mod dynamo_views;
 pub mod eventbridge;
 pub mod memory;
+pub mod sns;
 
 use std::collections::BTreeMap;
 

@@ -2,13 +2,13 @@
 //! path of the first rejected field (`items[0].quantity`), and query parameters. Parse, don't
 //! validate: what comes out is made of domain types that cannot hold a bad value.
 
+use crate::validation::ValidationError;
 use lambda_http::http::header;
 use lambda_http::{Body, Request, RequestExt};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use shared::validation::ValidationError;
 
-use crate::problem::Problem;
+use crate::http::problem::Problem;
 
 /// The largest body the API accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -106,9 +106,9 @@ pub fn query<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
+    use crate::domain::order::LineItem;
     use serde::Deserialize;
     use serde_json::json;
-    use shared::domain::order::LineItem;
 
     use super::*;
 

@@ -2,11 +2,11 @@
 //! rejection. A client error names the field and the rule it broke; a dependency failure is a 503
 //! with `Retry-After`; every response carries the request's correlation id.
 
+use crate::envelope::CorrelationId;
+use crate::validation::ValidationError;
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
-use shared::envelope::CorrelationId;
-use shared::validation::ValidationError;
 
 /// The header a caller may send its correlation id in, and that every response carries.
 pub const CORRELATION_HEADER: &str = "x-correlation-id";

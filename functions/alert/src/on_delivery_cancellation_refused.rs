@@ -1,0 +1,98 @@
+//! `alert-on-delivery-cancellation-refused`: the order was cancelled after its delivery had left
+//! (DESIGN §2: the race is resolved explicitly, with an event and an alert). Tells the customer
+//! that the parcel could not be stopped, and why.
+
+use shared::consumer::HandlerError;
+use shared::domain::delivery::{DeliveryEvent, DeliveryStatus};
+use shared::envelope::StoredEvent;
+use shared::ports::Notification;
+
+use crate::config::NotifierConfig;
+use crate::notify::{AlertDeps, NotificationHandler, misrouted, notification};
+
+/// The function's name.
+pub const NAME: &str = "alert-on-delivery-cancellation-refused";
+
+/// The environment variables it reads.
+pub const ENV_VARS: &[&str] = NotifierConfig::ENV_VARS;
+
+/// The handler: `DeliveryCancellationRefused` → one notification.
+pub const HANDLER: NotificationHandler = NotificationHandler {
+    name: NAME,
+    event_type: "DeliveryCancellationRefused",
+    compose,
+};
+
+/// Handles one `DeliveryCancellationRefused`.
+pub async fn handle(deps: &AlertDeps<'_>, event: StoredEvent) -> Result<(), HandlerError> {
+    HANDLER.handle(deps, event).await
+}
+
+/// Where the parcel was when the cancellation arrived, as the customer reads it.
+fn where_it_was(status: DeliveryStatus) -> &'static str {
+    match status {
+        DeliveryStatus::Completed => "it had already been delivered",
+        DeliveryStatus::Dispatched => "it was already on its way to you",
+        DeliveryStatus::Scheduled | DeliveryStatus::Failed | DeliveryStatus::Cancelled => {
+            "its delivery could no longer be changed"
+        }
+    }
+}
+
+fn compose(event: &StoredEvent) -> Result<Notification, HandlerError> {
+    let DeliveryEvent::DeliveryCancellationRefused(refused) = event.decode::<DeliveryEvent>()?
+    else {
+        return Err(misrouted(NAME, HANDLER.event_type, event));
+    };
+    Ok(notification(
+        event,
+        &refused.customer_id,
+        format!("Your order {} could not be stopped", refused.order_id),
+        format!(
+            "Your order {} was cancelled, but {}, so the delivery could not be stopped. \
+             Please contact us if you wish to return it.",
+            refused.order_id,
+            where_it_was(refused.status)
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{CUSTOMER, World, cancellation_refused};
+    use shared::consumer::bus_event_body;
+
+    #[tokio::test]
+    async fn the_customer_hears_that_the_parcel_could_not_be_stopped() {
+        for (status, why) in [
+            (
+                DeliveryStatus::Dispatched,
+                "it was already on its way to you",
+            ),
+            (DeliveryStatus::Completed, "it had already been delivered"),
+        ] {
+            let world = World::new();
+            let event = cancellation_refused(status);
+            assert!(
+                world
+                    .deliver(&HANDLER, &[bus_event_body(&event)])
+                    .await
+                    .is_empty()
+            );
+            assert_eq!(
+                world.notifier.sent(),
+                [Notification {
+                    event_type: "DeliveryCancellationRefused".into(),
+                    customer_id: CUSTOMER.into(),
+                    event_id: event.event_id,
+                    subject: "Your order o-1001 could not be stopped".into(),
+                    message: format!(
+                        "Your order o-1001 was cancelled, but {why}, so the delivery could not \
+                         be stopped. Please contact us if you wish to return it."
+                    ),
+                }]
+            );
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! Test support: sample events of every type the alert context hears about, the SQS fixture, and a
+//! world of in-memory adapters to drive the handlers through [`handle_sqs_batch`].
+
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::SqsEvent;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use shared::adapters::clock::FixedClock;
+use shared::adapters::memory::{InMemoryEventStore, InMemoryIdempotencyStore, InMemoryNotifier};
+use shared::address::{Address, UncheckedAddress};
+use shared::consumer::{failed_ids, handle_sqs_batch, sqs_event};
+use shared::domain::delivery::{
+    DeliveryCancellationRefused, DeliveryCompleted, DeliveryDelayed, DeliveryEvent,
+    DeliveryScheduled, DeliveryStatus,
+};
+use shared::domain::order::{
+    CancellationReason, LineItem, OrderCancelled, OrderEvent, OrderPlaced,
+};
+use shared::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
+use shared::events::Event;
+use shared::ids::{CustomerId, DeliveryId, OrderId, Sku, StreamId};
+use shared::money::{Cents, Currency};
+use shared::ports::{IdempotencyRecord, IdempotencyStore, StoreError};
+
+use crate::coupon_on_delivery_delayed::{self, CouponDeps};
+use crate::notify::{AlertDeps, NotificationHandler};
+
+/// A real Lambda SQS event: one message whose body is the EventBridge event of a `DeliveryDelayed`
+/// (delay 1 of order `018f1c2e-…a1`, customer `cust-42`, new ETA 2026-11-23 14:30 UTC).
+pub const DELAYED_FIXTURE: &str = include_str!("../fixtures/sqs_delivery_delayed.json");
+
+/// The fixture, parsed.
+pub fn delayed_fixture() -> SqsEvent {
+    serde_json::from_str(DELAYED_FIXTURE).unwrap()
+}
+
+/// The fixture's message body.
+pub fn delayed_fixture_body() -> String {
+    delayed_fixture().records[0].body.clone().unwrap()
+}
+
+/// The customer of every sample event.
+pub const CUSTOMER: &str = "cust-42";
+
+/// The order of every sample event.
+pub const ORDER: &str = "o-1001";
+
+/// Free text that sample events carry and no notification may repeat.
+pub const FREE_TEXT: &[&str] = &["Van broke down", "Invalidenstrasse", "dog in the garden"];
+
+/// When the clock stands in tests: 2026-11-22 10:00 UTC.
+pub fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap()
+}
+
+/// The sample delivery address.
+pub fn address() -> Address {
+    Address::parse(UncheckedAddress {
+        recipient: "Erika Mustermann".into(),
+        line1: "Heidestrasse 17".into(),
+        line2: Some("Hinterhaus".into()),
+        city: "Koeln".into(),
+        postal_code: "51147".into(),
+        country: "DE".into(),
+    })
+    .unwrap()
+}
+
+/// What of the address must never reach a notification.
+pub fn address_lines() -> Vec<&'static str> {
+    vec![
+        "Erika",
+        "Mustermann",
+        "Heidestrasse",
+        "Hinterhaus",
+        "Koeln",
+        "51147",
+    ]
+}
+
+fn order_id() -> OrderId {
+    OrderId::parse(ORDER).unwrap()
+}
+
+fn customer_id() -> CustomerId {
+    CustomerId::parse(CUSTOMER).unwrap()
+}
+
+fn delivery_id() -> DeliveryId {
+    DeliveryId::for_order(&order_id())
+}
+
+/// `event` as stored at `version` of `stream`, caused by request `req-1`.
+pub fn stored<E: Event>(stream: StreamId, version: u64, event: E) -> StoredEvent {
+    let context = EventContext {
+        correlation_id: CorrelationId::parse("req-1").unwrap(),
+        causation_id: "req-1".into(),
+        actor: Actor::customer(&customer_id()),
+        occurred_at: now() - Duration::hours(1),
+    };
+    StoredEvent::stamp(&stream, version - 1, &[event], &context).remove(0)
+}
+
+fn order(version: u64, event: OrderEvent) -> StoredEvent {
+    stored(StreamId::new("order", order_id()), version, event)
+}
+
+fn delivery(version: u64, event: DeliveryEvent) -> StoredEvent {
+    stored(StreamId::new("delivery", delivery_id()), version, event)
+}
+
+/// `OrderPlaced`: 2 × 12.50 + 3 × 1.99 = 30.97 EUR, 5 items.
+pub fn order_placed() -> StoredEvent {
+    let line = |sku: &str, quantity: u32, unit_price: u64| LineItem {
+        sku: Sku::parse(sku).unwrap(),
+        quantity: quantity.try_into().unwrap(),
+        unit_price: unit_price.try_into().unwrap(),
+    };
+    order(
+        1,
+        OrderEvent::OrderPlaced(OrderPlaced {
+            order_id: order_id(),
+            customer_id: customer_id(),
+            items: vec![line("sku-1", 2, 1_250), line("sku-2", 3, 199)],
+            total: Cents::new(3_097),
+            currency: Currency::EUR,
+            delivery_address: address(),
+        }),
+    )
+}
+
+/// `DeliveryScheduled`, promised by 2026-11-24 18:00 UTC.
+pub fn delivery_scheduled() -> StoredEvent {
+    delivery(
+        1,
+        DeliveryEvent::DeliveryScheduled(DeliveryScheduled {
+            delivery_id: delivery_id(),
+            order_id: order_id(),
+            customer_id: customer_id(),
+            delivery_address: address(),
+            promised_by: Utc.with_ymd_and_hms(2026, 11, 24, 18, 0, 0).unwrap(),
+        }),
+    )
+}
+
+/// `DeliveryDelayed` number `delay_number`: from 2026-11-24 18:00 to 2026-11-25 12:00 UTC.
+pub fn delivery_delayed(delay_number: u32) -> StoredEvent {
+    delivery(
+        2 + u64::from(delay_number),
+        DeliveryEvent::DeliveryDelayed(DeliveryDelayed {
+            delivery_id: delivery_id(),
+            order_id: order_id(),
+            customer_id: customer_id(),
+            delay_number,
+            previous_eta: Utc.with_ymd_and_hms(2026, 11, 24, 18, 0, 0).unwrap(),
+            new_eta: Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap(),
+            reason: "Van broke down outside Invalidenstrasse 117".into(),
+        }),
+    )
+}
+
+/// `DeliveryCompleted`.
+pub fn delivery_completed() -> StoredEvent {
+    delivery(
+        3,
+        DeliveryEvent::DeliveryCompleted(DeliveryCompleted {
+            delivery_id: delivery_id(),
+            order_id: order_id(),
+            customer_id: customer_id(),
+        }),
+    )
+}
+
+/// `OrderCancelled` for `reason`.
+pub fn order_cancelled(reason: CancellationReason) -> StoredEvent {
+    order(
+        2,
+        OrderEvent::OrderCancelled(OrderCancelled {
+            order_id: order_id(),
+            customer_id: customer_id(),
+            reason,
+        }),
+    )
+}
+
+/// The compensation reason of a failed delivery, with the courier's free text.
+pub fn delivery_failed() -> CancellationReason {
+    CancellationReason::DeliveryFailed {
+        detail: "Nobody home, dog in the garden".into(),
+    }
+}
+
+/// `DeliveryCancellationRefused` in `status`.
+pub fn cancellation_refused(status: DeliveryStatus) -> StoredEvent {
+    delivery(
+        3,
+        DeliveryEvent::DeliveryCancellationRefused(DeliveryCancellationRefused {
+            delivery_id: delivery_id(),
+            order_id: order_id(),
+            customer_id: customer_id(),
+            status,
+        }),
+    )
+}
+
+/// A sample event of `event_type`.
+pub fn sample(event_type: &str) -> StoredEvent {
+    match event_type {
+        "OrderPlaced" => order_placed(),
+        "DeliveryScheduled" => delivery_scheduled(),
+        "DeliveryDelayed" => delivery_delayed(1),
+        "DeliveryCompleted" => delivery_completed(),
+        "OrderCancelled" => order_cancelled(delivery_failed()),
+        "DeliveryCancellationRefused" => cancellation_refused(DeliveryStatus::Dispatched),
+        other => panic!("no sample {other}"),
+    }
+}
+
+/// In-memory adapters and a fixed clock.
+pub struct World {
+    /// Records notifications; can be told to fail.
+    pub notifier: InMemoryNotifier,
+    /// The event store (coupons).
+    pub store: InMemoryEventStore,
+    /// The store's idempotency records: the markers.
+    pub idempotency: InMemoryIdempotencyStore,
+    /// Stands at [`now`].
+    pub clock: FixedClock,
+}
+
+impl World {
+    /// Empty stores, a working notifier.
+    pub fn new() -> Self {
+        let store = InMemoryEventStore::new();
+        Self {
+            notifier: InMemoryNotifier::default(),
+            idempotency: store.idempotency(),
+            store,
+            clock: FixedClock::at(now()),
+        }
+    }
+
+    /// What the notification handlers get.
+    pub fn alert(&self) -> AlertDeps<'_> {
+        AlertDeps {
+            notifier: &self.notifier,
+            idempotency: &self.idempotency,
+            clock: &self.clock,
+        }
+    }
+
+    /// What the coupon handler gets.
+    pub fn coupons(&self) -> CouponDeps<'_> {
+        CouponDeps {
+            store: &self.store,
+            clock: &self.clock,
+        }
+    }
+
+    /// Delivers one SQS batch with these bodies to `handler`; the failed message ids.
+    pub async fn deliver(&self, handler: &NotificationHandler, bodies: &[String]) -> Vec<String> {
+        self.deliver_batch(handler, &sqs_event(bodies)).await
+    }
+
+    /// Delivers `batch` to `handler`; the failed message ids.
+    pub async fn deliver_batch(
+        &self,
+        handler: &NotificationHandler,
+        batch: &SqsEvent,
+    ) -> Vec<String> {
+        let deps = self.alert();
+        failed_ids(
+            &handle_sqs_batch(handler.name, batch, |event| handler.handle(&deps, event)).await,
+        )
+    }
+
+    /// Delivers `batch` to `coupon-on-delivery-delayed`; the failed message ids.
+    pub async fn deliver_coupons(&self, batch: &SqsEvent) -> Vec<String> {
+        let deps = self.coupons();
+        failed_ids(
+            &handle_sqs_batch(coupon_on_delivery_delayed::NAME, batch, |event| {
+                coupon_on_delivery_delayed::handle(&deps, event)
+            })
+            .await,
+        )
+    }
+}
+
+/// An idempotency store that is out of reach for reads or for writes.
+pub struct BrokenMarkers {
+    reads: bool,
+    writes: bool,
+}
+
+impl BrokenMarkers {
+    /// Every `get` fails.
+    pub fn reads() -> Self {
+        Self {
+            reads: true,
+            writes: false,
+        }
+    }
+
+    /// `get` finds nothing; every `put_if_absent` fails.
+    pub fn writes() -> Self {
+        Self {
+            reads: false,
+            writes: true,
+        }
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for BrokenMarkers {
+    async fn get(&self, _key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        if self.reads {
+            return Err(StoreError::Unavailable("injected fault".into()));
+        }
+        Ok(None)
+    }
+
+    async fn put_if_absent(&self, _record: IdempotencyRecord) -> Result<bool, StoreError> {
+        if self.writes {
+            return Err(StoreError::Unavailable("injected fault".into()));
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,183 @@
+//! # courier-api
+//!
+//! The delivery context's HTTP function behind API Gateway (HTTP API, payload v2): couriers move a
+//! delivery along — dispatch, report a delay, complete, fail — and read its current state and
+//! history.
+//!
+//! ## Layout
+//!
+//! | module | responsibility |
+//! | --- | --- |
+//! | [`config`] | `Config::from_env`: the environment `template.yaml` gives the function (`EVENTS_TABLE`) |
+//! | [`routes`] | the route table and path matching (checked against `openapi.json`) |
+//! | [`actions`] | `POST /deliveries/{id}/{dispatch,delay,complete,fail}`: load → decide → append, bounded retries |
+//! | [`state`] | `GET /deliveries/{id}`: the delivery's current state folded from its event stream, and its history |
+//! | `testing` | (feature `testing`) real API Gateway v2 request fixtures and an in-memory app, for handler and integration tests |
+//!
+//! Responses and request parsing come from `shared::http`, so both HTTP functions answer bad input
+//! the same way (problem+json naming the field and the rule).
+//!
+//! [`App::handle`] never fails: every outcome, including a dependency failure, is an HTTP
+//! response. Every log line of a request carries its correlation id, which also goes into every
+//! stored event and back to the client in `X-Correlation-Id`.
+
+pub mod actions;
+pub mod config;
+pub mod routes;
+pub mod state;
+
+use std::sync::Arc;
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use shared::domain::DomainError;
+use shared::envelope::CorrelationId;
+use shared::http::problem::{CORRELATION_HEADER, Problem};
+use shared::ids::DeliveryId;
+use shared::ports::{Clock, EventStore, StoreError};
+use shared::validation::ValidationError;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use self::routes::{NoRoute, Route, match_route};
+
+/// Tunables of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Load-decide-append attempts on version conflicts before answering 409.
+    pub max_attempts: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { max_attempts: 3 }
+    }
+}
+
+/// The function's dependencies, as ports: DynamoDB in production, in memory in handler tests.
+#[derive(Clone)]
+pub struct App {
+    /// The event store (delivery streams are small: loaded whole, one `Query`).
+    pub store: Arc<dyn EventStore>,
+    /// Where time comes from.
+    pub clock: Arc<dyn Clock>,
+    /// Tunables.
+    pub settings: Settings,
+}
+
+/// What a route handler returns: a response, or the problem to answer with.
+pub type Handled = Result<Response<Body>, Problem>;
+
+impl App {
+    /// Answers one request. Never fails and never panics on client input.
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let correlation_id = correlation_id(&request);
+        let method = request.method().as_str().to_owned();
+        let path = request_path(&request);
+        let span = info_span!(
+            "request",
+            correlation_id = %correlation_id,
+            method = %method,
+            path = %path,
+        );
+        async {
+            let result = match match_route(&method, &path) {
+                Ok(route) => self.dispatch(route, &request, &correlation_id).await,
+                Err(NoRoute::NotFound) => Err(Problem::not_found("no such resource")),
+                Err(NoRoute::MethodNotAllowed(allow)) => Err(Problem::method_not_allowed(allow)),
+            };
+            let response = match result {
+                Ok(response) => response,
+                Err(problem) => {
+                    if problem.status.is_server_error() {
+                        error!(status = problem.status.as_u16(), kind = problem.kind, detail = %problem.detail, "request failed");
+                    } else {
+                        warn!(status = problem.status.as_u16(), kind = problem.kind, field = ?problem.field, "request rejected");
+                    }
+                    problem.into_response(&correlation_id)
+                }
+            };
+            info!(status = response.status().as_u16(), "answered");
+            response
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn dispatch(
+        &self,
+        route: Route,
+        request: &Request,
+        correlation_id: &CorrelationId,
+    ) -> Handled {
+        match route {
+            Route::GetDelivery(id) => state::get_delivery(self, &id, correlation_id).await,
+            Route::Act(id, action) => {
+                actions::act(self, &id, action, request, correlation_id).await
+            }
+        }
+    }
+}
+
+/// The delivery id from the path, or a 400 naming the path parameter.
+pub(crate) fn delivery_id(raw: &str) -> Result<DeliveryId, Problem> {
+    DeliveryId::parse(raw).map_err(|e| Problem::invalid(ValidationError::new("id", e.rule)))
+}
+
+/// The path the client asked for: API Gateway's raw path (stage included only when the stage is
+/// not `$default`), else the URI's.
+fn request_path(request: &Request) -> String {
+    let raw = request.raw_http_path();
+    if raw.is_empty() {
+        request.uri().path().to_owned()
+    } else {
+        raw.to_owned()
+    }
+}
+
+/// The caller's `X-Correlation-Id` if it is well-formed, else a new one (a tracing header never
+/// fails a request).
+fn correlation_id(request: &Request) -> CorrelationId {
+    request
+        .headers()
+        .get(CORRELATION_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| CorrelationId::parse(value).ok())
+        .unwrap_or_else(CorrelationId::generate)
+}
+
+/// The answer to a store failure. A conflict reaches here only after the bounded retries.
+pub(crate) fn store_problem(error: &StoreError) -> Problem {
+    match error {
+        StoreError::Unavailable(reason) => {
+            error!(%reason, "event store unavailable");
+            Problem::unavailable()
+        }
+        StoreError::Conflict { .. } => Problem::conflict(
+            "concurrent-modification",
+            "the delivery was changed by another request at the same time; retry",
+        ),
+        StoreError::DuplicateRequest { .. } => {
+            Problem::conflict("duplicate-request", "this request was processed already")
+        }
+        StoreError::Corrupt { .. } | StoreError::InvalidAppend(_) => {
+            error!(%error, "event store refused or returned unreadable data");
+            Problem::internal()
+        }
+    }
+}
+
+/// The answer to a domain refusal.
+pub(crate) fn domain_problem(error: DomainError) -> Problem {
+    match error {
+        DomainError::NotFound { kind } => Problem::not_found(format!("{kind} not found")),
+        DomainError::AlreadyExists { kind } => {
+            Problem::conflict("already-exists", format!("{kind} already exists"))
+        }
+        DomainError::InvalidTransition { .. } => {
+            Problem::conflict("invalid-transition", error.to_string())
+        }
+        DomainError::Invalid(invalid) => Problem::invalid(invalid),
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

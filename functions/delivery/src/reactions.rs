@@ -1,0 +1,101 @@
+//! The delivery context's reactions to order events, each its own Lambda fed by its own queue:
+//!
+//! - `delivery-on-order-placed`: `OrderPlaced` → `DeliveryScheduled` (promised by placed_at + SLA);
+//! - `delivery-on-order-cancelled`: `OrderCancelled` → `DeliveryCancelled` before dispatch, or
+//!   `DeliveryCancellationRefused` after it (the race made explicit; the alert context tells the
+//!   customer).
+//!
+//! Both are idempotent by the aggregate: the delivery id is derived from the order id, scheduling
+//! or cancelling twice decides nothing, and a cancel that overtakes the scheduling cancels first.
+
+use chrono::Duration;
+use shared::consumer::{HandlerError, reaction_result};
+use shared::domain::delivery::{Delivery, DeliveryCommand};
+use shared::domain::order::OrderEvent;
+use shared::envelope::{Actor, EventContext, StoredEvent};
+use shared::ids::{DeliveryId, StreamId};
+use shared::ports::{Clock, EventStore};
+use shared::repository;
+
+/// Load-decide-append attempts on version conflicts per message.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The name of the scheduling handler (its actor and log field).
+pub const ON_ORDER_PLACED: &str = "delivery-on-order-placed";
+/// The name of the cancelling handler.
+pub const ON_ORDER_CANCELLED: &str = "delivery-on-order-cancelled";
+
+/// What the reactions need.
+pub struct Reactions<'a> {
+    /// The event store.
+    pub store: &'a dyn EventStore,
+    /// Where time comes from.
+    pub clock: &'a dyn Clock,
+    /// How long after placement a delivery is promised.
+    pub sla: Duration,
+}
+
+fn delivery_stream(order_id: &shared::ids::OrderId) -> StreamId {
+    StreamId::new("delivery", DeliveryId::for_order(order_id))
+}
+
+impl Reactions<'_> {
+    /// `OrderPlaced` → schedule the delivery.
+    pub async fn on_order_placed(&self, event: StoredEvent) -> Result<(), HandlerError> {
+        let OrderEvent::OrderPlaced(placed) = event.decode::<OrderEvent>()? else {
+            return Err(HandlerError::Poison(format!(
+                "{ON_ORDER_PLACED} received {}",
+                event.event_type
+            )));
+        };
+        let command = DeliveryCommand::Schedule {
+            order_id: placed.order_id.clone(),
+            customer_id: placed.customer_id,
+            delivery_address: placed.delivery_address,
+            placed_at: event.occurred_at,
+            sla: self.sla,
+        };
+        self.execute(ON_ORDER_PLACED, &event, &placed.order_id, &command)
+            .await
+    }
+
+    /// `OrderCancelled` → cancel the delivery, or refuse explicitly once it is dispatched.
+    pub async fn on_order_cancelled(&self, event: StoredEvent) -> Result<(), HandlerError> {
+        let OrderEvent::OrderCancelled(cancelled) = event.decode::<OrderEvent>()? else {
+            return Err(HandlerError::Poison(format!(
+                "{ON_ORDER_CANCELLED} received {}",
+                event.event_type
+            )));
+        };
+        let command = DeliveryCommand::Cancel {
+            order_id: cancelled.order_id.clone(),
+            customer_id: cancelled.customer_id,
+        };
+        self.execute(ON_ORDER_CANCELLED, &event, &cancelled.order_id, &command)
+            .await
+    }
+
+    async fn execute(
+        &self,
+        handler: &str,
+        cause: &StoredEvent,
+        order_id: &shared::ids::OrderId,
+        command: &DeliveryCommand,
+    ) -> Result<(), HandlerError> {
+        let context = EventContext::caused_by(cause, Actor::system(handler), self.clock.now());
+        reaction_result(
+            repository::execute::<Delivery>(
+                self.store,
+                &delivery_stream(order_id),
+                command,
+                &context,
+                None,
+                MAX_ATTEMPTS,
+            )
+            .await,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

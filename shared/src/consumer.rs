@@ -1,0 +1,269 @@
+//! SQS consumers (DESIGN §5): every per-event handler is fed by its own queue, which an EventBridge
+//! rule fills with the bus's events (the envelope as `detail`, no input transformer).
+//!
+//! [`handle_sqs_batch`] runs a handler over a batch and answers `batchItemFailures` naming exactly
+//! the messages that failed, so succeeded messages are deleted and failed ones come back after the
+//! visibility timeout, until the queue's redrive policy moves them to the handler's DLQ. One bad
+//! message never fails its batch-mates. A message that can never succeed (not an EventBridge event,
+//! an envelope that does not decode, an unknown event type or schema version) fails at once, without
+//! calling the handler, so it reaches the DLQ after `maxReceiveCount` receives.
+
+use std::future::Future;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use serde::Deserialize;
+use serde_json::Value;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::envelope::StoredEvent;
+use crate::events::DecodeError;
+use crate::upcasting::upcast;
+
+/// Why a handler did not finish with a message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HandlerError {
+    /// The message can never succeed (undecodable, or a domain refusal that no retry changes).
+    #[error("poison message: {0}")]
+    Poison(String),
+    /// A dependency failed; a later delivery may succeed.
+    #[error("retryable failure: {0}")]
+    Retryable(String),
+}
+
+impl From<DecodeError> for HandlerError {
+    fn from(error: DecodeError) -> Self {
+        Self::Poison(error.to_string())
+    }
+}
+
+/// What a reaction's command outcome means for its message.
+///
+/// - stored events, or none (a repeat or an overtaken reaction): done;
+/// - the domain refusing the transition: done, with a warning — a reaction arriving after the
+///   aggregate moved on (a dispatch after the customer cancelled) is a race that another event
+///   resolves explicitly, and no redelivery could change the answer;
+/// - a transient store failure or a lost version race (after the bounded retries): retryable;
+/// - anything else (invalid data, corrupt stream, an aggregate that should exist and does not):
+///   poison, for a person to look at in the DLQ.
+pub fn reaction_result(
+    result: Result<Vec<StoredEvent>, crate::repository::CommandError>,
+) -> Result<(), HandlerError> {
+    use crate::domain::DomainError;
+    use crate::ports::StoreError;
+    use crate::repository::CommandError;
+    match result {
+        Ok(stored) => {
+            if stored.is_empty() {
+                info!("nothing to do: already applied");
+            } else {
+                let types: Vec<&str> = stored.iter().map(|e| e.event_type.as_str()).collect();
+                info!(events = ?types, "stored");
+            }
+            Ok(())
+        }
+        Err(CommandError::Domain(refusal @ DomainError::InvalidTransition { .. })) => {
+            warn!(%refusal, "the aggregate moved on: nothing to do");
+            Ok(())
+        }
+        Err(CommandError::Store(
+            error @ (StoreError::Unavailable(_) | StoreError::Conflict { .. }),
+        )) => Err(HandlerError::Retryable(error.to_string())),
+        Err(error) => Err(HandlerError::Poison(error.to_string())),
+    }
+}
+
+/// The parts of an EventBridge event a consumer reads.
+#[derive(Deserialize)]
+struct BusEvent {
+    #[serde(rename = "detail-type")]
+    detail_type: String,
+    detail: Value,
+}
+
+/// Reads an SQS message body that an EventBridge rule delivered: the stored event, upcast to the
+/// current schema version.
+pub fn event_from_sqs_body(body: &str) -> Result<StoredEvent, DecodeError> {
+    let malformed = |reason: String| DecodeError::Malformed {
+        event_type: "(EventBridge event)".into(),
+        reason,
+    };
+    let bus_event: BusEvent = serde_json::from_str(body).map_err(|e| malformed(e.to_string()))?;
+    let event: StoredEvent =
+        serde_json::from_value(bus_event.detail).map_err(|e| malformed(e.to_string()))?;
+    if event.event_type != bus_event.detail_type {
+        return Err(malformed(format!(
+            "detail-type {} does not match the envelope's event type {}",
+            bus_event.detail_type, event.event_type
+        )));
+    }
+    upcast(event)
+}
+
+/// Runs `handler` on every message of `batch`, in order, and names the failed ones.
+pub async fn handle_sqs_batch<F, Fut>(
+    handler_name: &str,
+    batch: &SqsEvent,
+    handler: F,
+) -> SqsBatchResponse
+where
+    F: Fn(StoredEvent) -> Fut,
+    Fut: Future<Output = Result<(), HandlerError>>,
+{
+    let mut response = SqsBatchResponse::default();
+    for message in &batch.records {
+        let message_id = message.message_id.clone().unwrap_or_default();
+        let receive_count = message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .cloned()
+            .unwrap_or_default();
+        let event = match event_from_sqs_body(message.body.as_deref().unwrap_or_default()) {
+            Ok(event) => event,
+            Err(reason) => {
+                error!(handler = handler_name, %message_id, %receive_count, %reason, "poison message: fails at once, bound for the DLQ");
+                response.add_failure(message_id);
+                continue;
+            }
+        };
+        let span = info_span!(
+            "message",
+            handler = handler_name,
+            %message_id,
+            event_id = %event.event_id,
+            event_type = %event.event_type,
+            stream_id = %event.stream_id,
+            correlation_id = %event.correlation_id,
+        );
+        let outcome = handler(event).instrument(span.clone()).await;
+        let _entered = span.enter();
+        match outcome {
+            Ok(()) => info!("handled"),
+            Err(HandlerError::Poison(reason)) => {
+                error!(%receive_count, %reason, "message can never succeed: bound for the DLQ");
+                response.add_failure(message_id);
+            }
+            Err(HandlerError::Retryable(reason)) => {
+                warn!(%receive_count, %reason, "failed; the queue will redeliver");
+                response.add_failure(message_id);
+            }
+        }
+    }
+    response
+}
+
+/// The message ids a response names as failed.
+pub fn failed_ids(response: &SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+/// An SQS event as Lambda delivers it, with one message per body (for handler tests and the
+/// local bridge): message ids `m-0`, `m-1`, …
+pub fn sqs_event(bodies: &[String]) -> SqsEvent {
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(n, body)| {
+            serde_json::json!({
+                "messageId": format!("m-{n}"),
+                "receiptHandle": format!("receipt-{n}"),
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1795860942000",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1795860942001"
+                },
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:orderflow-dev-queue",
+                "awsRegion": "eu-west-1"
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap_or_default()
+}
+
+/// The EventBridge event a rule delivers for `event` (what an SQS message body holds).
+pub fn bus_event_body(event: &StoredEvent) -> String {
+    serde_json::json!({
+        "version": "0",
+        "id": format!("bus-{}", event.event_id),
+        "detail-type": event.event_type,
+        "source": crate::envelope::event_source(&event.stream_id),
+        "account": "123456789012",
+        "time": event.occurred_at,
+        "region": "eu-west-1",
+        "resources": [],
+        "detail": event,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const V1: &str = include_str!("../tests/fixtures/order_placed_v1.json");
+
+    fn stored() -> StoredEvent {
+        serde_json::from_str(V1).unwrap()
+    }
+
+    #[test]
+    fn a_rule_delivered_body_reads_back_as_the_upcast_envelope() {
+        let event = event_from_sqs_body(&bus_event_body(&stored())).unwrap();
+        assert_eq!(event.event_id, stored().event_id);
+        assert_eq!(event.schema_version, 2, "upcast on read");
+        assert_eq!(event.data["currency"], "EUR");
+    }
+
+    #[test]
+    fn bodies_that_are_not_envelopes_are_malformed() {
+        assert!(event_from_sqs_body("not json").is_err());
+        assert!(
+            event_from_sqs_body(&json!({"detail-type": "X", "detail": {}}).to_string()).is_err()
+        );
+        let mut body: Value = serde_json::from_str(&bus_event_body(&stored())).unwrap();
+        body["detail-type"] = json!("OrderShipped");
+        assert!(
+            event_from_sqs_body(&body.to_string()).is_err(),
+            "detail-type must match"
+        );
+        body["detail-type"] = json!("OrderPlaced");
+        body["detail"]["schema_version"] = json!(9);
+        assert!(matches!(
+            event_from_sqs_body(&body.to_string()),
+            Err(DecodeError::UnsupportedSchemaVersion { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn exactly_the_failed_messages_are_reported() {
+        let good = bus_event_body(&stored());
+        let batch = sqs_event(&[good.clone(), "garbage".into(), good.clone(), good]);
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let response = handle_sqs_batch("test", &batch, |_event| {
+            let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                match n {
+                    1 => Err(HandlerError::Retryable("down".into())),
+                    _ => Ok(()),
+                }
+            }
+        })
+        .await;
+        assert_eq!(failed_ids(&response), ["m-1", "m-2"]);
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            3,
+            "the poison message never reaches the handler"
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! `SnsNotifier` and the alert handlers against the emulator: a notification arrives on a queue
+//! subscribed to the topic as the SNS envelope, with its subject, message and both message
+//! attributes; a topic that does not exist is a `NotifyError`; an alert handler on SNS and the
+//! DynamoDB marker table notifies once when its message is handled twice; the coupon handler on the
+//! DynamoDB events table issues one coupon for a delay delivered three times.
+
+use std::time::Duration;
+
+use alert::coupon_on_delivery_delayed::{self, CouponDeps};
+use alert::notify::{AlertDeps, marker_key};
+use alert::on_delivery_delayed;
+use chrono::Utc;
+use integration_tests::{Emulator, TopicFixture, customer_request, emulator, place_order};
+use serde_json::{Value, json};
+use shared::adapters::clock::SystemClock;
+use shared::adapters::dynamo::DynamoIdempotencyStore;
+use shared::adapters::memory::InMemoryEventStore;
+use shared::adapters::sns::SnsNotifier;
+use shared::consumer::{bus_event_body, failed_ids, handle_sqs_batch, sqs_event};
+use shared::domain::delivery::{Delivery, DeliveryCommand};
+use shared::envelope::{Actor, EventContext, StoredEvent};
+use shared::ids::{DeliveryId, StreamId};
+use shared::ports::{EventStore, IdempotencyStore, Notification, Notifier};
+use shared::repository;
+
+const ARRIVAL: Duration = Duration::from_secs(20);
+const QUIET: Duration = Duration::from_secs(2);
+
+fn notifier(emulator: &Emulator, topic: &TopicFixture) -> SnsNotifier {
+    SnsNotifier::new(emulator.sns(), &topic.topic_arn)
+}
+
+/// The one SNS envelope that arrives on the topic's queue.
+async fn the_envelope(emulator: &Emulator, topic: &TopicFixture) -> Value {
+    let mut bodies = emulator.receive_all(&topic.queue_url, 1, ARRIVAL).await;
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    bodies.remove(0)
+}
+
+/// A `DeliveryDelayed` as the delivery context stores it: an order's delivery scheduled, then
+/// delayed by its courier.
+async fn delivery_delayed(customer: &str) -> StoredEvent {
+    let store = InMemoryEventStore::new();
+    let order = place_order(customer, 2);
+    let stream = StreamId::new("delivery", DeliveryId::for_order(&order.order_id));
+    let context = customer_request(customer);
+    let promised_by = context.occurred_at + chrono::Duration::hours(48);
+    let schedule = DeliveryCommand::Schedule {
+        order_id: order.order_id.clone(),
+        customer_id: order.customer_id.clone(),
+        delivery_address: order.delivery_address.clone(),
+        placed_at: context.occurred_at,
+        sla: chrono::Duration::hours(48),
+    };
+    repository::execute::<Delivery>(&store, &stream, &schedule, &context, None, 1)
+        .await
+        .expect("scheduling");
+    let delay = DeliveryCommand::ReportDelay {
+        new_eta: promised_by + chrono::Duration::hours(6),
+        reason: "Van broke down on 1 Test Street".into(),
+    };
+    let delay_context = EventContext {
+        actor: Actor::system("test"),
+        ..context
+    };
+    repository::execute::<Delivery>(&store, &stream, &delay, &delay_context, None, 1)
+        .await
+        .expect("delaying")
+        .remove(0)
+}
+
+#[tokio::test]
+async fn a_notification_arrives_on_the_subscribed_queue_with_its_subject_message_and_attributes() {
+    let emulator = emulator().await;
+    let topic = emulator.topic_to_queue("sns-notify").await;
+    let notification = Notification {
+        event_type: "DeliveryDelayed".into(),
+        customer_id: "cust-sns-1".into(),
+        event_id: "e-sns-1".into(),
+        subject: "Your order o-1 is running late".into(),
+        message: "We are sorry: the delivery of your order o-1 is running late.".into(),
+    };
+
+    notifier(&emulator, &topic)
+        .notify(&notification)
+        .await
+        .expect("publishing");
+
+    let envelope = the_envelope(&emulator, &topic).await;
+    assert_eq!(envelope["Type"], "Notification", "{envelope}");
+    assert_eq!(envelope["TopicArn"], json!(topic.topic_arn));
+    assert_eq!(envelope["Subject"], json!(notification.subject));
+    assert_eq!(envelope["Message"], json!(notification.message));
+    assert_eq!(
+        envelope["MessageAttributes"],
+        json!({
+            "event_type": {"Type": "String", "Value": "DeliveryDelayed"},
+            "customer_id": {"Type": "String", "Value": "cust-sns-1"},
+        }),
+        "exactly the two attributes"
+    );
+    assert!(
+        envelope["MessageId"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
+    emulator.assert_no_message(&topic.queue_url, QUIET).await;
+}
+
+#[tokio::test]
+async fn a_topic_that_does_not_exist_is_a_notify_error_without_the_content() {
+    let emulator = emulator().await;
+    let missing = SnsNotifier::new(
+        emulator.sns(),
+        "arn:aws:sns:us-east-1:123456789012:orderflow-no-such-topic",
+    );
+    let notification = Notification {
+        event_type: "OrderPlaced".into(),
+        customer_id: "cust-sns-2".into(),
+        event_id: "e-sns-2".into(),
+        subject: "We received your order o-2".into(),
+        message: "Private words for the customer".into(),
+    };
+    let error = missing
+        .notify(&notification)
+        .await
+        .expect_err("no such topic");
+    assert!(error.0.contains("NotFound"), "{error}");
+    assert!(!error.0.contains("Private"), "{error}");
+}
+
+#[tokio::test]
+async fn the_alert_handler_notifies_through_sns_once_when_its_message_is_handled_twice() {
+    let emulator = emulator().await;
+    let topic = emulator.topic_to_queue("sns-alert").await;
+    let tables = emulator.event_store("sns-alert").await;
+    let sns = notifier(&emulator, &topic);
+    let markers = DynamoIdempotencyStore::new(tables.client.clone(), &tables.idempotency_table);
+    let deps = AlertDeps {
+        notifier: &sns,
+        idempotency: &markers,
+        clock: &SystemClock,
+    };
+    let delayed = delivery_delayed("cust-sns-alert").await;
+    let batch = sqs_event(&[bus_event_body(&delayed)]);
+    let handler = on_delivery_delayed::HANDLER;
+
+    let first = handle_sqs_batch(handler.name, &batch, |e| handler.handle(&deps, e)).await;
+    assert!(failed_ids(&first).is_empty(), "{first:?}");
+    let envelope = the_envelope(&emulator, &topic).await;
+    let data = &delayed.data;
+    assert_eq!(
+        envelope["Subject"],
+        json!(format!(
+            "Your order {} is running late",
+            data["order_id"].as_str().unwrap_or_default()
+        ))
+    );
+    let message = envelope["Message"].as_str().unwrap_or_default();
+    assert!(message.contains("running late"), "{message}");
+    assert!(
+        !message.contains("Test Street"),
+        "no address, no courier text: {message}"
+    );
+    assert_eq!(
+        envelope["MessageAttributes"]["event_type"],
+        json!({"Type": "String", "Value": "DeliveryDelayed"})
+    );
+    assert_eq!(
+        envelope["MessageAttributes"]["customer_id"],
+        json!({"Type": "String", "Value": "cust-sns-alert"})
+    );
+
+    let second = handle_sqs_batch(handler.name, &batch, |e| handler.handle(&deps, e)).await;
+    assert!(failed_ids(&second).is_empty(), "{second:?}");
+    emulator.assert_no_message(&topic.queue_url, QUIET).await;
+
+    let marker = markers
+        .get(&marker_key(handler.name, &delayed.event_id))
+        .await
+        .expect("reading the marker")
+        .expect("a marker");
+    let week = chrono::Duration::days(7).num_seconds();
+    let expires_in = marker.expires_at - Utc::now().timestamp();
+    assert!(
+        (week - 60..=week).contains(&expires_in),
+        "the marker expires in about a week: {expires_in} s"
+    );
+}
+
+#[tokio::test]
+async fn the_coupon_handler_issues_one_coupon_for_a_delay_delivered_three_times() {
+    let emulator = emulator().await;
+    let tables = emulator.event_store("sns-coupon").await;
+    let deps = CouponDeps {
+        store: &tables.store,
+        clock: &SystemClock,
+    };
+    let delayed = delivery_delayed("cust-sns-coupon").await;
+    let body = bus_event_body(&delayed);
+    for batch in [
+        sqs_event(std::slice::from_ref(&body)),
+        sqs_event(&[body.clone(), body]),
+    ] {
+        let response = handle_sqs_batch(coupon_on_delivery_delayed::NAME, &batch, |e| {
+            coupon_on_delivery_delayed::handle(&deps, e)
+        })
+        .await;
+        assert!(failed_ids(&response).is_empty(), "{response:?}");
+    }
+    let delivery_id = DeliveryId::parse(delayed.data["delivery_id"].as_str().unwrap_or_default())
+        .expect("a delivery id");
+    let stream = coupon_on_delivery_delayed::coupon_stream(&delivery_id, 1);
+    let coupon = tables
+        .store
+        .load(&stream)
+        .await
+        .expect("loading the coupon");
+    let [issued] = coupon.as_slice() else {
+        panic!("one CouponIssued, got {coupon:?}");
+    };
+    assert_eq!(issued.event_type, "CouponIssued");
+    assert_eq!(issued.data["discount_percent"], 10);
+    assert_eq!(issued.data["customer_id"], "cust-sns-coupon");
+    assert_eq!(issued.causation_id, delayed.event_id);
+    assert_eq!(issued.actor.as_str(), "system/coupon-on-delivery-delayed");
+}

@@ -1,0 +1,356 @@
+//! `template.yaml` and the workspace agree (DESIGN §7, layer 5): every Lambda binary has exactly one
+//! function in the template and every function's binary exists; each function's environment is
+//! exactly what its `Config::from_env` reads; every handler queue redrives to a DLQ; every event
+//! source mapping has failure handling; every rule target has a DLQ and a retry policy; every DLQ
+//! has an alarm; HTTP routes match the routers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use serde_norway::Value;
+
+fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+}
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).expect("template");
+    serde_norway::from_str(&text).expect("template.yaml is YAML")
+}
+
+fn resources(template: &Value) -> BTreeMap<String, Value> {
+    template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .map(|(k, v)| (k.as_str().expect("a logical id").to_owned(), v.clone()))
+        .collect()
+}
+
+fn of_type<'a>(resources: &'a BTreeMap<String, Value>, kind: &str) -> Vec<(&'a str, &'a Value)> {
+    resources
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .map(|(k, v)| (k.as_str(), v))
+        .collect()
+}
+
+/// The logical id a `!Ref X` / `!GetAtt X.Arn` points at.
+fn target(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(tagged) => {
+            let inner = tagged.value.as_str()?;
+            Some(inner.split('.').next()?.to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// Every binary of the workspace's Lambda crates (`cargo metadata`).
+fn lambda_binaries() -> BTreeSet<String> {
+    let output = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(workspace_root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter(|p| {
+            p["manifest_path"]
+                .as_str()
+                .is_some_and(|m| m.contains("/functions/"))
+        })
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// What each binary's configuration reads.
+fn env_vars() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
+    let mut vars: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut put = |bin: &'static str, names: &[&'static str]| {
+        vars.insert(bin, names.iter().copied().collect());
+    };
+    put("order-api", order_api::config::ENV_VARS);
+    for bin in [
+        order_api::reactions::ON_DELIVERY_DISPATCHED,
+        order_api::reactions::ON_DELIVERY_COMPLETED,
+        order_api::reactions::ON_DELIVERY_FAILED,
+    ] {
+        put(bin, order_api::reactions::ENV_VARS);
+    }
+    put(
+        "event-publisher",
+        stream_pipeline::config::PublisherConfig::ENV_VARS,
+    );
+    put(
+        "projector",
+        stream_pipeline::config::ProjectorConfig::ENV_VARS,
+    );
+    put("courier-api", delivery::courier::config::ENV_VARS);
+    put(
+        "delivery-on-order-placed",
+        delivery::config::ReactionConfig::ENV_VARS,
+    );
+    put(
+        "delivery-on-order-cancelled",
+        delivery::config::ReactionConfig::ENV_VARS,
+    );
+    put(
+        "delivery-overdue-check",
+        delivery::config::OverdueConfig::ENV_VARS,
+    );
+    for function in alert::FUNCTIONS {
+        put(function.name, function.env_vars);
+    }
+    vars
+}
+
+#[test]
+fn every_lambda_binary_is_one_function_in_the_template_and_back() {
+    let resources = resources(&template());
+    let mut declared = BTreeSet::new();
+    for (id, function) in of_type(&resources, "AWS::Serverless::Function") {
+        let binary = function["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id} names no binary"));
+        assert_eq!(
+            function["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{id}"
+        );
+        assert!(
+            declared.insert(binary.to_owned()),
+            "{binary} is declared twice"
+        );
+    }
+    assert_eq!(
+        declared,
+        lambda_binaries(),
+        "template functions vs workspace binaries"
+    );
+}
+
+#[test]
+fn each_function_gets_exactly_the_environment_its_config_reads() {
+    let resources = resources(&template());
+    let expected = env_vars();
+    for (id, function) in of_type(&resources, "AWS::Serverless::Function") {
+        let binary = function["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("a binary");
+        let declared: BTreeSet<&str> = function["Properties"]["Environment"]["Variables"]
+            .as_mapping()
+            .map(|m| m.keys().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let reads = expected
+            .get(binary)
+            .unwrap_or_else(|| panic!("{binary} ({id}): no configuration is known for it"));
+        assert_eq!(&declared, reads, "{id} ({binary})");
+    }
+}
+
+#[test]
+fn every_handler_queue_redrives_to_a_dead_letter_queue_with_an_alarm() {
+    let resources = resources(&template());
+    let queues = of_type(&resources, "AWS::SQS::Queue");
+    let alarmed: BTreeSet<String> = of_type(&resources, "AWS::CloudWatch::Alarm")
+        .iter()
+        .filter_map(|(_, alarm)| {
+            alarm["Properties"]["Dimensions"]
+                .as_sequence()?
+                .iter()
+                .find_map(|d| target(&d["Value"]))
+        })
+        .collect();
+    let dead_letter: BTreeSet<String> = queues
+        .iter()
+        .filter_map(|(_, q)| target(&q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]))
+        .collect();
+    let stream_failures: BTreeSet<String> = of_type(&resources, "AWS::Lambda::EventSourceMapping")
+        .iter()
+        .filter_map(|(_, m)| {
+            target(&m["Properties"]["DestinationConfig"]["OnFailure"]["Destination"])
+        })
+        .collect();
+    for (id, queue) in &queues {
+        let is_dlq = dead_letter.contains(*id) || stream_failures.contains(*id);
+        if is_dlq {
+            assert!(
+                alarmed.contains(*id),
+                "{id}: a dead-letter queue without an alarm"
+            );
+            assert_eq!(
+                queue["Properties"]["MessageRetentionPeriod"].as_u64(),
+                Some(1_209_600),
+                "{id}: dead letters are kept 14 days"
+            );
+        } else {
+            let redrive = &queue["Properties"]["RedrivePolicy"];
+            assert!(
+                target(&redrive["deadLetterTargetArn"]).is_some(),
+                "{id} has no DLQ"
+            );
+            assert!(
+                redrive["maxReceiveCount"]
+                    .as_u64()
+                    .is_some_and(|n| (1..=10).contains(&n)),
+                "{id}"
+            );
+            // Visibility timeout at least 6× the function timeout (10 s by default).
+            assert!(
+                queue["Properties"]["VisibilityTimeout"]
+                    .as_u64()
+                    .is_some_and(|v| v >= 60),
+                "{id}: visibility timeout below 6× the function timeout"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_event_source_mapping_has_failure_handling() {
+    let resources = resources(&template());
+    let mappings = of_type(&resources, "AWS::Lambda::EventSourceMapping");
+    assert_eq!(
+        mappings.len(),
+        2,
+        "two readers of the events stream, no more"
+    );
+    for (id, mapping) in mappings {
+        let p = &mapping["Properties"];
+        assert_eq!(
+            p["FunctionResponseTypes"][0].as_str(),
+            Some("ReportBatchItemFailures"),
+            "{id}"
+        );
+        assert_eq!(
+            p["BisectBatchOnFunctionError"].as_bool(),
+            Some(true),
+            "{id}"
+        );
+        assert!(
+            p["MaximumRetryAttempts"].as_u64().is_some_and(|n| n <= 100),
+            "{id}"
+        );
+        assert!(p["MaximumRecordAgeInSeconds"].as_u64().is_some(), "{id}");
+        assert!(
+            target(&p["DestinationConfig"]["OnFailure"]["Destination"]).is_some(),
+            "{id}"
+        );
+    }
+    for (id, function) in of_type(&resources, "AWS::Serverless::Function") {
+        let Some(events) = function["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for (name, event) in events {
+            if event["Type"].as_str() == Some("SQS") {
+                assert_eq!(
+                    event["Properties"]["FunctionResponseTypes"][0].as_str(),
+                    Some("ReportBatchItemFailures"),
+                    "{id}.{name:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_rule_target_has_a_dead_letter_queue_and_a_retry_policy() {
+    let resources = resources(&template());
+    let rules = of_type(&resources, "AWS::Events::Rule");
+    assert!(!rules.is_empty());
+    for (id, rule) in rules {
+        for target_def in rule["Properties"]["Targets"]
+            .as_sequence()
+            .expect("targets")
+        {
+            assert!(
+                target(&target_def["DeadLetterConfig"]["Arn"]).is_some(),
+                "{id}"
+            );
+            assert!(
+                target_def["RetryPolicy"]["MaximumRetryAttempts"]
+                    .as_u64()
+                    .is_some(),
+                "{id}"
+            );
+        }
+    }
+}
+
+#[test]
+fn no_policy_grants_every_action() {
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).expect("template");
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        assert!(
+            !(line.starts_with("- ") && line.ends_with(":*")
+                || line == "- \"*\""
+                || line == "Action: \"*\""),
+            "template.yaml:{}: a wildcard action: {line}",
+            n + 1
+        );
+    }
+}
+
+#[test]
+fn the_http_routes_are_the_routers_routes() {
+    let resources = resources(&template());
+    let mut declared: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    for (_, function) in of_type(&resources, "AWS::Serverless::Function") {
+        let binary = function["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("binary");
+        for (_, event) in function["Properties"]["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+        {
+            if event["Type"].as_str() == Some("HttpApi") {
+                declared.entry(binary.to_owned()).or_default().insert((
+                    event["Properties"]["Method"]
+                        .as_str()
+                        .expect("method")
+                        .to_owned(),
+                    event["Properties"]["Path"]
+                        .as_str()
+                        .expect("path")
+                        .to_owned(),
+                ));
+            }
+        }
+    }
+    let order_routes: BTreeSet<(String, String)> = order_api::routes::ROUTES
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect();
+    assert_eq!(declared.get("order-api"), Some(&order_routes));
+    let courier_routes: BTreeSet<(String, String)> = delivery::courier::routes::ROUTES
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect();
+    assert_eq!(declared.get("courier-api"), Some(&courier_routes));
+}
