@@ -87,3 +87,7 @@ stop_moto() {
   fi
   MOTO_PID=""
 }
+
+# LocalStack on the host (the second emulator): ensure_localstack, start_localstack, ...
+# shellcheck source=scripts/localstack.sh
+source "$ORDERFLOW_ROOT/scripts/localstack.sh"
