@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Shared helpers for orderflow's scripts: the project-local Python virtualenv and the moto server.
+# Shared helpers for orderflow's scripts: the project-local Python virtualenv and the moto server,
+# and (scripts/localstack.sh) LocalStack on the host.
 # Sourced, not run. Everything binds 127.0.0.1; every server started here is stopped by PID.
 
 ORDERFLOW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -47,7 +48,7 @@ free_port() {
 }
 
 # Starts moto on 127.0.0.1 on a free port, waits until it answers, and exports
-# MOTO_PID, AWS_ENDPOINT_URL and dummy credentials. The caller stops it with stop_moto.
+# MOTO_PID, AWS_ENDPOINT_URL, dummy credentials and ORDERFLOW_EMULATOR=moto. The caller stops it with stop_moto.
 start_moto() {
   ensure_moto
   local port log_file
@@ -61,6 +62,7 @@ start_moto() {
   export MOTO_PID
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+  export ORDERFLOW_EMULATOR=moto
   unset AWS_PROFILE AWS_SESSION_TOKEN
   for _ in $(seq 1 100); do
     if "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('$AWS_ENDPOINT_URL/moto-api/', timeout=1)" 2>/dev/null; then

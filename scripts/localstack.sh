@@ -118,7 +118,8 @@ ensure_localstack() {
   ln -sfn "$ddb_source/DynamoDBLocal.jar" "$LOCALSTACK_DDB_DIR/DynamoDBLocal.jar"
   ln -sfn "$ddb_source/DynamoDBLocal_lib" "$LOCALSTACK_DDB_DIR/DynamoDBLocal_lib"
 
-  # 3. Java: LocalStack runs DynamoDB Local on "its" Java 21; the system's JDK (>= 17) does the job.
+  # 3. Java: LocalStack runs DynamoDB Local with JAVA_HOME (and PATH) set to "its" Java 21, which it
+  #    would download; the system's JDK (>= 17, what DynamoDB Local 2 needs) does the job.
   local java_home
   java_home="$(localstack_java_home)" || exit 1
   mkdir -p "$(dirname "$LOCALSTACK_JAVA_LINK")"
@@ -172,6 +173,18 @@ localstack_free_port() {
   "$LOCALSTACK_VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# Shows, on stderr, the first warnings and errors of LocalStack's log $1 (where a failed start
+# usually says why: a download it attempted, a port, Java), then its last lines.
+localstack_log_excerpt() {
+  {
+    printf -- '--- first warnings and errors in %s:\n' "$1"
+    grep -m5 -E ' (WARN|ERROR) ' "$1" | cut -c1-400
+    printf -- '--- its last lines:\n'
+    tail -15 "$1" | cut -c1-400
+    printf -- '---\n'
+  } >&2 2>/dev/null || true
+}
+
 # Starts LocalStack on 127.0.0.1 on a free port with a fresh state, waits (bounded) until it and
 # every service the suites use answer, and exports LOCALSTACK_PID, AWS_ENDPOINT_URL, dummy
 # credentials and ORDERFLOW_EMULATOR=localstack. The caller stops it with stop_localstack.
@@ -210,7 +223,7 @@ start_localstack() {
   local deadline=$((SECONDS + ${LOCALSTACK_START_TIMEOUT:-90})) why=""
   while :; do
     if ! kill -0 "$LOCALSTACK_PID" 2>/dev/null; then
-      tail -30 "$log_file" >&2 || true
+      localstack_log_excerpt "$log_file"
       stop_localstack
       die "LocalStack exited before it was ready (log: $log_file)"
     fi
@@ -235,7 +248,7 @@ PY
       break
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
-      tail -30 "$log_file" >&2 || true
+      localstack_log_excerpt "$log_file"
       stop_localstack
       die "LocalStack did not become ready on $AWS_ENDPOINT_URL within ${LOCALSTACK_START_TIMEOUT:-90} s; last check: $(printf '%s' "$why" | tail -1) (log: $log_file)"
     fi
@@ -271,7 +284,7 @@ stop_localstack() {
     log "LocalStack (pid $pid) did not stop within 10 s of SIGTERM: ending its process group"
   fi
   # Its process group and what it started (recorded before it went: orphans are re-parented).
-  mapfile -t -O "${#started[@]}" started < <(localstack_descendants "$pid")
+  mapfile -t started < <({ printf '%s\n' "${started[@]}"; localstack_descendants "$pid"; } | grep -E '^[0-9]+$' | sort -un)
   kill -TERM -- "-$pid" 2>/dev/null || true
   local p
   for p in "${started[@]}"; do kill -TERM "$p" 2>/dev/null || true; done

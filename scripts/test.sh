@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Runs orderflow's whole test suite, as CI does: formatting, lints, unit and handler tests, the
-# benchmark smoke run, and the integration suites against an AWS API emulator on 127.0.0.1.
+# benchmark smoke run, and the integration suites against an AWS API emulator on 127.0.0.1 — moto
+# server, then the emulator suite again against LocalStack on the host, so the code is proven
+# against two independent emulators (DESIGN §6).
 #
-#   scripts/test.sh            # moto server (installed into .venv from PyPI on first use)
+#   scripts/test.sh                            # moto, then LocalStack (both installed on first use:
+#                                              # .venv/, .venv-localstack/ and .localstack/)
+#   ORDERFLOW_EMULATORS=moto scripts/test.sh   # moto only: a quicker local run (CI always runs both)
 #
-# Fails when anything fails; the emulator it starts is stopped (by PID) on every exit path.
+# Fails when anything fails, LocalStack failing to install or start included (it never skips);
+# every emulator it starts is stopped (by PID) on every exit path.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -12,6 +17,23 @@ cd "$ORDERFLOW_ROOT"
 
 started=$(date +%s)
 step() { log "[$(( $(date +%s) - started ))s] $*"; }
+
+emulators="${ORDERFLOW_EMULATORS:-moto,localstack}"
+with_localstack=false
+for emulator in ${emulators//,/ }; do
+  case "$emulator" in
+    moto) ;;
+    localstack) with_localstack=true ;;
+    *) die "ORDERFLOW_EMULATORS=$emulators: unknown emulator '$emulator' (moto, localstack)" ;;
+  esac
+done
+case ",$emulators," in
+  *,moto,*) ;;
+  *) die "ORDERFLOW_EMULATORS=$emulators: moto always runs (every suite runs on it); say moto or moto,localstack" ;;
+esac
+if [ "${CI:-}" = true ] && ! $with_localstack; then
+  die "CI runs the emulator suite on both moto and LocalStack: unset ORDERFLOW_EMULATORS (it is '$emulators')"
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -23,6 +45,11 @@ step "cfn-lint template.yaml"
 ensure_moto
 "$VENV/bin/cfn-lint" template.yaml
 
+if $with_localstack; then
+  step "installing LocalStack (first time only)"
+  ensure_localstack
+fi
+
 step "building the test binaries"
 cargo test --workspace --all-targets --locked --no-run
 
@@ -31,15 +58,34 @@ trap stop_moto EXIT
 start_moto
 
 results="$(mktemp)"
-trap 'stop_moto; rm -f "$results"' EXIT
+localstack_results="$(mktemp)"
+trap 'stop_moto; rm -f "$results" "$localstack_results"' EXIT
+# "P F": the tests passed and failed in a file of cargo test output.
+count() { awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$1"; }
 step "cargo test: unit, handler, benchmark smoke and emulator suites"
 cargo test --workspace --all-targets --locked 2>&1 | tee -a "$results"
 step "cargo test: doc tests"
 cargo test --workspace --doc --locked 2>&1 | tee -a "$results"
+stop_moto
+
+# The emulator suite again, on LocalStack: its binary was built above, so only the run repeats.
+# scripts/with-localstack.sh runs LocalStack and the tests in a private network namespace (only
+# loopback) and fails, saying why, if LocalStack cannot start.
+localstack_status=0
+if $with_localstack; then
+  step "cargo test: the emulator suite on LocalStack (ORDERFLOW_EMULATOR=localstack)"
+  phase_started=$SECONDS
+  bash scripts/with-localstack.sh cargo test -p integration-tests --test emulator --locked --offline 2>&1 |
+    tee -a "$results" "$localstack_results" || localstack_status=$?
+  read -r ls_passed ls_failed < <(count "$localstack_results")
+  step "LocalStack phase: $((SECONDS - phase_started)) s (start, suite, stop): $ls_passed passed, $ls_failed failed"
+fi
 
 # One closing line for the whole run; a run that executed no test is a failure.
-read -r passed failed < <(awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$results")
+read -r passed failed < <(count "$results")
 step "all suites finished"
 printf '%s passed, %s failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ] || die "$failed test(s) failed"
+[ "$localstack_status" -eq 0 ] || die "the LocalStack run failed (exit $localstack_status): see its output above"
+if $with_localstack && [ "$ls_passed" -eq 0 ]; then die "the LocalStack run executed no test"; fi
 [ "$passed" -gt 0 ] || die "no test was executed"

@@ -1,9 +1,11 @@
 //! Support for orderflow's integration suites: the connection to the AWS API emulator and the
 //! resources each test owns.
 //!
-//! The emulator is started by `scripts/test.sh` (moto server by default, LocalStack on the host with
-//! `ORDERFLOW_EMULATOR=localstack`) and reached through the standard `AWS_ENDPOINT_URL`. A test run
-//! without a reachable emulator fails with the reason: nothing here ever skips.
+//! The emulator is started by `scripts/test.sh`: moto server for every suite, then LocalStack on the
+//! host (through `scripts/with-localstack.sh`, with `ORDERFLOW_EMULATOR=localstack`) for the
+//! emulator suite again. It is reached through the standard `AWS_ENDPOINT_URL`; [`emulator`] checks
+//! that the server answering there is the one `ORDERFLOW_EMULATOR` names. A test run without a
+//! reachable emulator fails with the reason: nothing here ever skips.
 //!
 //! Isolation: every test creates its own tables, buses and queues with [`unique_name`], so tests run
 //! in parallel against one emulator.
@@ -39,34 +41,161 @@ pub struct Emulator {
     pub config: SdkConfig,
     /// The endpoint, for messages.
     pub endpoint: String,
+    /// Which emulator it is (`ORDERFLOW_EMULATOR`), checked against what answers at the endpoint.
+    pub kind: EmulatorKind,
+}
+
+/// The AWS API emulators the suite runs against; `ORDERFLOW_EMULATOR` names the one at
+/// `AWS_ENDPOINT_URL` (`moto` when unset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmulatorKind {
+    /// moto server (`scripts/test.sh`).
+    Moto,
+    /// LocalStack on the host (`scripts/with-localstack.sh`).
+    LocalStack,
+}
+
+impl EmulatorKind {
+    /// The emulator `ORDERFLOW_EMULATOR` names; panics on a value it does not know.
+    pub fn from_env() -> Self {
+        match std::env::var("ORDERFLOW_EMULATOR").as_deref() {
+            Err(_) | Ok("" | "moto") => Self::Moto,
+            Ok("localstack") => Self::LocalStack,
+            Ok(other) => panic!("ORDERFLOW_EMULATOR={other}: expected `moto` or `localstack`"),
+        }
+    }
+
+    /// Its name, as `ORDERFLOW_EMULATOR` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Moto => "moto",
+            Self::LocalStack => "localstack",
+        }
+    }
+
+    /// How to run the suites against it.
+    fn how_to_run(self) -> &'static str {
+        match self {
+            Self::Moto => "`scripts/test.sh`, which installs and starts moto on 127.0.0.1",
+            Self::LocalStack => {
+                "`scripts/with-localstack.sh cargo test -p integration-tests --test emulator`, \
+                 which installs and starts LocalStack on 127.0.0.1"
+            }
+        }
+    }
+
+    /// How long a delivery the emulator makes on its own (an EventBridge rule's target, an SNS
+    /// subscription) may take to reach its queue after the call that caused it has returned.
+    /// moto delivers inside the `PutEvents` / `Publish` call; LocalStack delivers from background
+    /// threads (AWS does too), seen taking 10–130 ms here: a harness that decides "nothing more is
+    /// coming" must wait at least this long.
+    pub fn delivery_grace(self) -> Duration {
+        match self {
+            Self::Moto => Duration::ZERO,
+            Self::LocalStack => Duration::from_secs(1),
+        }
+    }
+
+    /// A path only this emulator serves (with a 200), to tell which one answers.
+    fn probe_path(self) -> &'static str {
+        match self {
+            Self::Moto => "/moto-api/",
+            Self::LocalStack => "/_localstack/health",
+        }
+    }
 }
 
 /// Connects to the emulator named by `AWS_ENDPOINT_URL`, or panics saying how to start one.
+/// Panics too when the emulator answering there is not the one `ORDERFLOW_EMULATOR` names, so a
+/// run meant for LocalStack cannot pass against moto (or the other way round).
 pub async fn emulator() -> Emulator {
+    let kind = EmulatorKind::from_env();
     let endpoint = match std::env::var("AWS_ENDPOINT_URL") {
         Ok(endpoint) if !endpoint.is_empty() => endpoint,
         _ => panic!(
             "AWS_ENDPOINT_URL is not set: the integration suites need an AWS API emulator. \
-             Run them with `scripts/test.sh`, which installs and starts moto on 127.0.0.1."
+             Run them with {}.",
+            kind.how_to_run()
         ),
     };
-    assert_reachable(&endpoint);
+    assert_reachable(&endpoint, kind);
+    assert_identity(&endpoint, kind);
     let config = aws_config::defaults(BehaviorVersion::latest())
         .region(aws_config::Region::new(
             std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
         ))
         .load()
         .await;
-    Emulator { config, endpoint }
+    Emulator {
+        config,
+        endpoint,
+        kind,
+    }
 }
 
-fn assert_reachable(endpoint: &str) {
-    let authority = endpoint
+/// Asserts (once per test process) that the server at `endpoint` is `kind`: it answers `kind`'s
+/// own probe path with a 200.
+fn assert_identity(endpoint: &str, kind: EmulatorKind) {
+    static CHECKED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let checked = CHECKED.get_or_init(|| {
+        let status = http_get_status(endpoint, kind.probe_path())?;
+        if status == 200 {
+            Ok(())
+        } else {
+            Err(format!(
+                "ORDERFLOW_EMULATOR={} but the server at {endpoint} answers {} with {status}: \
+                 it is not {}",
+                kind.name(),
+                kind.probe_path(),
+                kind.name()
+            ))
+        }
+    });
+    if let Err(reason) = checked {
+        panic!("{reason}");
+    }
+}
+
+/// The status code of a plain HTTP/1.0 GET of `path` on `endpoint` (`http://host:port`).
+fn http_get_status(endpoint: &str, path: &str) -> Result<u16, String> {
+    use std::io::{Read, Write};
+    let authority = authority(endpoint);
+    let address = authority
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .ok_or_else(|| format!("AWS_ENDPOINT_URL={endpoint} is not host:port"))?;
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))
+        .map_err(|e| format!("connecting to {endpoint}: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("asking {endpoint}{path}: {e}"))?;
+    let mut head = [0_u8; 12];
+    stream
+        .read_exact(&mut head)
+        .map_err(|e| format!("reading the answer of {endpoint}{path}: {e}"))?;
+    // "HTTP/1.x NNN"
+    std::str::from_utf8(&head[9..12])
+        .ok()
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("{endpoint}{path} did not answer HTTP: {head:?}"))
+}
+
+fn authority(endpoint: &str) -> &str {
+    endpoint
         .split("://")
         .nth(1)
         .unwrap_or(endpoint)
-        .trim_end_matches('/');
-    let addresses: Vec<_> = authority
+        .trim_end_matches('/')
+}
+
+fn assert_reachable(endpoint: &str, kind: EmulatorKind) {
+    let addresses: Vec<_> = authority(endpoint)
         .to_socket_addrs()
         .unwrap_or_else(|e| panic!("AWS_ENDPOINT_URL={endpoint} is not host:port: {e}"))
         .collect();
@@ -75,8 +204,10 @@ fn assert_reachable(endpoint: &str) {
         .any(|address| TcpStream::connect_timeout(address, Duration::from_secs(2)).is_ok());
     assert!(
         reachable,
-        "the AWS API emulator at {endpoint} does not accept connections; start it with \
-         `scripts/test.sh` (or check its log under target/)"
+        "the AWS API emulator ({}) at {endpoint} does not accept connections; start it with \
+         {} (or check its log under target/)",
+        kind.name(),
+        kind.how_to_run()
     );
 }
 
@@ -518,9 +649,14 @@ impl EventStoreFixture {
         }
         item.insert("version".into(), AttributeValue::N("1".into()));
         item.insert("schema_version".into(), AttributeValue::N("1".into()));
+        // Not an empty map: LocalStack's stream images write an empty map as `{}` instead of
+        // `{"M": {}}`, which the SDK cannot read. What makes the record poison is its type.
         item.insert(
             "data".into(),
-            AttributeValue::M(std::collections::HashMap::new()),
+            AttributeValue::M(std::collections::HashMap::from([(
+                "destination".to_owned(),
+                AttributeValue::S("somewhere no reader knows".to_owned()),
+            )])),
         );
         self.client
             .put_item()
