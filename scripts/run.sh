@@ -1,32 +1,109 @@
 #!/usr/bin/env bash
-# Runs orderflow locally without Docker: the AWS API emulator on 127.0.0.1, the tables of
-# template.yaml, and a demo that places orders and prints their timelines. Stays up until Ctrl-C,
-# then stops everything it started (by PID).
+# Runs the whole of orderflow locally, without Docker, from template.yaml:
+#
+#   moto server (AWS APIs)  ←  orderflow-bridge setup  (tables, bus, rules, queues, topics; env file)
+#   cargo lambda watch      ←  the function binaries, behind the Lambda Invoke API
+#   orderflow-bridge run    ←  API Gateway routes, SQS and DynamoDB-stream event source mappings,
+#                              schedules
+#
+# then runs the demo through the HTTP API (orders placed, couriers at work, timelines and
+# notifications printed). Everything listens on 127.0.0.1 only. Stays up until Ctrl-C, then stops
+# everything it started, by PID.
 #
 #   scripts/run.sh              # keep running; Ctrl-C stops it
 #   scripts/run.sh --once       # run the demo, then stop
+#
+# Logs: target/bridge.log (the bridge), target/lambda-watch.log (the functions), target/moto-*.log.
+# ORDERFLOW_SCHEDULE_SECONDS=N runs the overdue check every N s instead of every 5 minutes.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=scripts/sam.sh
+source "$ORDERFLOW_ROOT/scripts/sam.sh"
+# shellcheck source=scripts/local.sh
+source "$ORDERFLOW_ROOT/scripts/local.sh"
 cd "$ORDERFLOW_ROOT"
 
 once=false
-[ "${1:-}" = "--once" ] && once=true
+case "${1:-}" in
+  --once) once=true ;;
+  "") ;;
+  *) die "usage: scripts/run.sh [--once]" ;;
+esac
 
-log "building the orderflow tool"
-cargo build --locked --quiet -p tools
-trap stop_moto EXIT
-trap 'exit 130' INT TERM
+STAGE=local
+ENV_FILE=target/local.env
+READY_FILE=target/bridge.ready
+BRIDGE_LOG=target/bridge.log
+BRIDGE_PID=""
+LAMBDA_PID=""
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [ -n "$BRIDGE_PID" ]; then
+    stop_tree "$BRIDGE_PID" 20
+    log "bridge (pid $BRIDGE_PID) stopped"
+  fi
+  if [ -n "$LAMBDA_PID" ]; then
+    stop_tree "$LAMBDA_PID" 10
+    log "cargo lambda watch (pid $LAMBDA_PID) and its functions stopped"
+  fi
+  stop_moto
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Shows the end of a log when something fails.
+show_log() {
+  log "last lines of $1:"
+  tail -25 "$1" >&2 || true
+}
+
+started=$SECONDS
+log "building every binary of the workspace (the functions' first invokes are then quick)"
+cargo build --locked --quiet --workspace --bins
+built=$SECONDS
+ensure_cargo_lambda
 start_moto
 
-export EVENTS_TABLE=orderflow-dev-events IDEMPOTENCY_TABLE=orderflow-dev-idempotency VIEWS_TABLE=orderflow-dev-views
-target/debug/orderflow create-tables
-log "demo: placing orders"
-target/debug/orderflow demo
+log "creating the resources of template.yaml (stage $STAGE)"
+target/debug/orderflow-bridge setup --template template.yaml --stage "$STAGE" --env-file "$ENV_FILE" >&2
+
+functions_port="$(free_port)"
+watch_args=()
+# A one-off run does not rebuild functions when files change under it.
+$once && watch_args+=(--ignore-changes)
+start_functions "$functions_port" "$ENV_FILE" "${watch_args[@]}"
+log "cargo lambda watch on 127.0.0.1:$functions_port (pid $LAMBDA_PID, log $LAMBDA_LOG)"
+if ! wait_for_port "$functions_port" 120 "$LAMBDA_PID"; then
+  show_log "$LAMBDA_LOG"
+  die "cargo lambda watch did not start"
+fi
+
+rm -f "$READY_FILE"
+target/debug/orderflow-bridge run --template template.yaml --stage "$STAGE" \
+  --functions "http://127.0.0.1:$functions_port" --api-port 0 --ready-file "$READY_FILE" \
+  >/dev/null 2>"$BRIDGE_LOG" &
+BRIDGE_PID=$!
+if ! wait_for_file "$READY_FILE" 60 "$BRIDGE_PID"; then
+  show_log "$BRIDGE_LOG"
+  die "the bridge did not get ready"
+fi
+API="$(head -1 "$READY_FILE")"
+log "stack ready in $((SECONDS - built)) s after the build ($((SECONDS - started)) s in all): API $API (bridge pid $BRIDGE_PID, log $BRIDGE_LOG)"
+
+log "demo: orders, couriers and notifications through $API"
+if ! (set -a && . "$ENV_FILE" && set +a && RUST_LIB_BACKTRACE=0 target/debug/orderflow demo --api "$API"); then
+  show_log "$BRIDGE_LOG"
+  die "the demo failed (logs: $BRIDGE_LOG, $LAMBDA_LOG)"
+fi
 
 if ! $once; then
-  log "the AWS API emulator is up at $AWS_ENDPOINT_URL (tables $EVENTS_TABLE, $IDEMPOTENCY_TABLE, $VIEWS_TABLE)"
-  log "try: AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL target/debug/orderflow demo"
-  log "press Ctrl-C to stop"
-  wait "$MOTO_PID"
+  log "the API is at $API   (try: curl $API/orders/<order id>)"
+  log "AWS APIs (moto) at $AWS_ENDPOINT_URL; function logs in $LAMBDA_LOG, bridge logs in $BRIDGE_LOG"
+  log "press Ctrl-C to stop everything"
+  wait "$BRIDGE_PID"
 fi

@@ -68,14 +68,15 @@ step "cargo test: doc tests"
 cargo test --workspace --doc --locked 2>&1 | tee -a "$results"
 stop_moto
 
-# The emulator suite again, on LocalStack: its binary was built above, so only the run repeats.
-# scripts/with-localstack.sh runs LocalStack and the tests in a private network namespace (only
-# loopback) and fails, saying why, if LocalStack cannot start.
+# The emulator suite again, on LocalStack: its binary was built above, so only the run repeats
+# (`--workspace --test emulator`, not `-p integration-tests`: the workspace's feature set, so the
+# same binary, not a second build). scripts/with-localstack.sh runs LocalStack and the tests in a
+# private network namespace (only loopback) and fails, saying why, if LocalStack cannot start.
 localstack_status=0
 if $with_localstack; then
   step "cargo test: the emulator suite on LocalStack (ORDERFLOW_EMULATOR=localstack)"
   phase_started=$SECONDS
-  bash scripts/with-localstack.sh cargo test -p integration-tests --test emulator --locked --offline 2>&1 |
+  bash scripts/with-localstack.sh cargo test --workspace --test emulator --locked --offline 2>&1 |
     tee -a "$results" "$localstack_results" || localstack_status=$?
   read -r ls_passed ls_failed < <(count "$localstack_results")
   step "LocalStack phase: $((SECONDS - phase_started)) s (start, suite, stop): $ls_passed passed, $ls_failed failed"

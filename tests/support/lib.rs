@@ -78,7 +78,7 @@ impl EmulatorKind {
         match self {
             Self::Moto => "`scripts/test.sh`, which installs and starts moto on 127.0.0.1",
             Self::LocalStack => {
-                "`scripts/with-localstack.sh cargo test -p integration-tests --test emulator`, \
+                "`scripts/with-localstack.sh cargo test --workspace --test emulator`, \
                  which installs and starts LocalStack on 127.0.0.1"
             }
         }

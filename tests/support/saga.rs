@@ -138,13 +138,13 @@ impl Saga {
     }
 
     /// Plays the event source mappings until nothing moves for a few rounds (or `max_rounds`).
-    /// The quiet rounds together last at least the emulator's
+    /// The pauses between the quiet rounds add up to at least the emulator's
     /// [`delivery_grace`](crate::EmulatorKind::delivery_grace), so a rule's or a topic's delivery
     /// still on its way is waited for.
     pub async fn pump(&mut self, max_rounds: u32) {
         const QUIET_ROUNDS: u32 = 3;
-        let pause = Duration::from_millis(50)
-            .max(self.emulator.kind.delivery_grace() / QUIET_ROUNDS);
+        let pause =
+            Duration::from_millis(50).max(self.emulator.kind.delivery_grace() / (QUIET_ROUNDS - 1));
         let mut quiet = 0;
         for _ in 0..max_rounds {
             let moved = self.pump_stream().await + self.pump_queues().await;

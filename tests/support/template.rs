@@ -195,8 +195,16 @@ fn every_handler_queue_redrives_to_a_dead_letter_queue_with_an_alarm() {
             target(&m["Properties"]["DestinationConfig"]["OnFailure"]["Destination"])
         })
         .collect();
+    let schedule_dead_letters: BTreeSet<String> = of_type(&resources, "AWS::Serverless::Function")
+        .iter()
+        .filter_map(|(_, f)| f["Properties"]["Events"].as_mapping().cloned())
+        .flat_map(|events| events.into_iter().map(|(_, e)| e))
+        .filter_map(|e| target(&e["Properties"]["DeadLetterConfig"]["Arn"]))
+        .collect();
     for (id, queue) in &queues {
-        let is_dlq = dead_letter.contains(*id) || stream_failures.contains(*id);
+        let is_dlq = dead_letter.contains(*id)
+            || stream_failures.contains(*id)
+            || schedule_dead_letters.contains(*id);
         if is_dlq {
             assert!(
                 alarmed.contains(*id),
@@ -275,6 +283,33 @@ fn every_event_source_mapping_has_failure_handling() {
             }
         }
     }
+}
+
+#[test]
+fn every_schedule_has_a_dead_letter_queue_and_a_retry_policy() {
+    let resources = resources(&template());
+    let mut schedules = 0;
+    for (id, function) in of_type(&resources, "AWS::Serverless::Function") {
+        for (name, event) in function["Properties"]["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+        {
+            if event["Type"].as_str() == Some("Schedule") {
+                schedules += 1;
+                let p = &event["Properties"];
+                assert!(
+                    target(&p["DeadLetterConfig"]["Arn"]).is_some(),
+                    "{id}.{name:?}"
+                );
+                assert!(
+                    p["RetryPolicy"]["MaximumRetryAttempts"].as_u64().is_some(),
+                    "{id}.{name:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(schedules, 1, "the overdue check");
 }
 
 #[test]

@@ -1,15 +1,22 @@
 //! # tools
 //!
-//! The operator's `orderflow` command, as a library so the integration suites run the same code.
+//! The operator's `orderflow` command and the local bridge `orderflow-bridge`, as a library so the
+//! integration suites run the same code.
 //!
 //! | module | responsibility |
 //! | --- | --- |
-//! | [`demo`] | place a few orders and print their timelines |
+//! | [`demo`] | place a few orders and print their timelines (through the event store) |
+//! | [`demo_api`] | the same story through the HTTP API of a running stack: orders, couriers, notifications |
 //! | [`replay`] | rebuild the order read model from the events table; republish stored events of a time range |
+//! | [`bridge`] | `orderflow-bridge`: runs the whole system locally from `template.yaml` (see its layout) |
+//! | [`http_client`] | a small HTTP/1 client with deadlines (the bridge's invokes, the API demo) |
 //!
 //! Every tool is safe to run twice: projection skips what a view holds already, and every consumer
 //! of a republished event is idempotent.
 #![forbid(unsafe_code)]
 
+pub mod bridge;
 pub mod demo;
+pub mod demo_api;
+pub mod http_client;
 pub mod replay;

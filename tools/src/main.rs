@@ -3,13 +3,15 @@
 //!
 //! ```text
 //! orderflow create-tables                       create the tables (skips existing ones)
-//! orderflow demo                                place demo orders, print their timelines
+//! orderflow demo                                place demo orders in the store, print their timelines
+//! orderflow demo --api URL [--inbox QUEUE]      the whole story through a running stack's HTTP API
 //! orderflow rebuild-views [--into TABLE]        project every stored event into the views table
 //! orderflow republish --from T --to T           publish stored events of [from, to) to the bus again
 //! ```
 //!
 //! Table and bus names come from `EVENTS_TABLE`, `IDEMPOTENCY_TABLE`, `VIEWS_TABLE` and
-//! `EVENT_BUS_NAME` (defaults: the `dev` stage names of `template.yaml`).
+//! `EVENT_BUS_NAME` (defaults: the `dev` stage names of `template.yaml`). The API demo reads
+//! notifications from `--inbox QUEUE`, by default `<topic>-inbox` for the topic `TOPIC_ARN` names.
 
 use anyhow::{Context, Result, bail};
 use aws_config::BehaviorVersion;
@@ -19,7 +21,7 @@ use shared::adapters::dynamo_views::DynamoOrderViews;
 use shared::adapters::eventbridge::EventBridgePublisher;
 use tools::replay::{Progress, rebuild_views, republish};
 
-const USAGE: &str = "usage: orderflow <create-tables | demo | rebuild-views [--into TABLE] | republish --from RFC3339 --to RFC3339>";
+const USAGE: &str = "usage: orderflow <create-tables | demo [--api URL [--inbox QUEUE]] | rebuild-views [--into TABLE] | republish --from RFC3339 --to RFC3339>";
 
 struct Names {
     events: String,
@@ -73,7 +75,20 @@ async fn main() -> Result<()> {
     let store = DynamoEventStore::new(dynamodb.clone(), &names.events, &names.idempotency);
     match command.as_str() {
         "create-tables" => create_tables(&dynamodb, &names).await,
-        "demo" => tools::demo::demo(&store).await,
+        "demo" => match option(&args, "--api")? {
+            Some(api) => {
+                let inbox = option(&args, "--inbox")?.or_else(|| {
+                    let topic = std::env::var("TOPIC_ARN").ok()?;
+                    Some(format!("{}-inbox", topic.rsplit(':').next()?))
+                });
+                let inbox = inbox.map(|queue_name| tools::demo_api::Inbox {
+                    sqs: aws_sdk_sqs::Client::new(&config),
+                    queue_name,
+                });
+                tools::demo_api::demo(&api, inbox).await
+            }
+            None => tools::demo::demo(&store).await,
+        },
         "rebuild-views" => {
             let table = option(&args, "--into")?.unwrap_or(names.views);
             eprintln!("rebuilding order views in {table} from {}", names.events);

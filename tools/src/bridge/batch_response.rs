@@ -46,7 +46,9 @@ pub fn parse_batch_response(response: &Value, identifiers: &[&str]) -> BatchVerd
     let mut indices = Vec::with_capacity(failures.len());
     for failure in failures {
         let Some(identifier) = failure.get("itemIdentifier").and_then(Value::as_str) else {
-            return BatchVerdict::Invalid(format!("a failure without an itemIdentifier: {failure}"));
+            return BatchVerdict::Invalid(format!(
+                "a failure without an itemIdentifier: {failure}"
+            ));
         };
         if identifier.is_empty() {
             return BatchVerdict::Invalid("an empty itemIdentifier".into());

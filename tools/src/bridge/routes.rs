@@ -87,10 +87,7 @@ fn match_path(template: &str, path: &str) -> Option<(Score, BTreeMap<String, Str
     let mut parameters = BTreeMap::new();
     let mut literals = 0;
     for (index, pattern) in wanted.iter().enumerate() {
-        if let Some(name) = pattern
-            .strip_prefix('{')
-            .and_then(|p| p.strip_suffix("+}"))
-        {
+        if let Some(name) = pattern.strip_prefix('{').and_then(|p| p.strip_suffix("+}")) {
             // Greedy: the rest of the path (at least one segment), as the last template segment.
             if index + 1 != wanted.len() || given.len() <= index {
                 return None;
@@ -170,7 +167,8 @@ mod tests {
 
     #[test]
     fn a_literal_segment_beats_a_parameter() {
-        let found = table().find("GET", "/orders/recent").unwrap();
+        let table = table();
+        let found = table.find("GET", "/orders/recent").unwrap();
         assert_eq!(found.route.path, "/orders/recent");
         assert!(found.parameters.is_empty());
     }

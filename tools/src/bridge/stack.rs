@@ -110,6 +110,8 @@ pub struct ScheduleSpec {
     pub period: Duration,
     /// `RetryPolicy.MaximumRetryAttempts` (EventBridge's default 185).
     pub max_retry_attempts: u32,
+    /// `DeadLetterConfig.Arn`: where a run that failed every retry is sent.
+    pub dead_letter: Option<QueueRef>,
     /// `Enabled` (default true).
     pub enabled: bool,
 }
@@ -182,7 +184,9 @@ impl Stack {
                 let name = format!("{id}.{event_name}");
                 let properties = event.get("Properties").unwrap_or(&Value::Null);
                 match event.get("Type").and_then(Value::as_str) {
-                    Some("HttpApi") => routes.push(http_route(&name, event_name, properties, &function)?),
+                    Some("HttpApi") => {
+                        routes.push(http_route(&name, event_name, properties, &function)?)
+                    }
                     Some("SQS") => stack
                         .queues
                         .push(queue_mapping(resolver, &name, properties, &function)?),
@@ -194,19 +198,25 @@ impl Stack {
                         &function,
                     )?),
                     Some("Schedule") => match schedule(&name, properties, &function) {
-                        Ok(schedule) => {
-                            if properties.get("DeadLetterConfig").is_some() {
-                                stack.skipped.push(format!(
-                                    "{name}: the schedule's dead-letter queue (not played locally)"
-                                ));
+                        Ok(mut schedule) => {
+                            let dead_letter = properties.get("DeadLetterConfig");
+                            match dead_letter.and_then(|d| d.get("Arn")) {
+                                Some(arn) => {
+                                    schedule.dead_letter =
+                                        Some(queue_ref(resolver, &name, Some(arn))?);
+                                }
+                                None if dead_letter.is_some() => stack.skipped.push(format!(
+                                    "{name}: the schedule's implicit dead-letter queue (SAM creates it on deploy)"
+                                )),
+                                None => {}
                             }
                             stack.schedules.push(schedule);
                         }
                         Err(reason) => stack.skipped.push(format!("{name}: {reason}")),
                     },
-                    other => stack
-                        .skipped
-                        .push(format!("{name}: event type {other:?} is not played locally")),
+                    other => stack.skipped.push(format!(
+                        "{name}: event type {other:?} is not played locally"
+                    )),
                 }
             }
             stack.functions.push(function);
@@ -217,7 +227,9 @@ impl Stack {
             let source = properties.get("EventSourceArn");
             let is_table = source
                 .and_then(Resolver::target)
-                .is_some_and(|(target, _)| template.type_of(&target) == Some("AWS::DynamoDB::Table"));
+                .is_some_and(|(target, _)| {
+                    template.type_of(&target) == Some("AWS::DynamoDB::Table")
+                });
             if is_table {
                 stack
                     .streams
@@ -292,11 +304,17 @@ fn queue_ref(
     owner: &str,
     value: Option<&Value>,
 ) -> Result<QueueRef, TemplateError> {
-    let (logical_id, _) = value
-        .and_then(Resolver::target)
-        .ok_or_else(|| TemplateError::invalid(owner, "the queue is not a !GetAtt/!Ref of a queue in the template"))?;
+    let (logical_id, _) = value.and_then(Resolver::target).ok_or_else(|| {
+        TemplateError::invalid(
+            owner,
+            "the queue is not a !GetAtt/!Ref of a queue in the template",
+        )
+    })?;
     if resolver.template().type_of(&logical_id) != Some("AWS::SQS::Queue") {
-        return Err(TemplateError::invalid(owner, format!("{logical_id} is not a queue")));
+        return Err(TemplateError::invalid(
+            owner,
+            format!("{logical_id} is not a queue"),
+        ));
     }
     Ok(QueueRef {
         name: resolver.name_of(&logical_id)?,
@@ -348,7 +366,9 @@ fn mapped_function(
         Some((target, _)) => functions.iter().find(|f| f.logical_id == target),
         None => {
             let name = resolver.string(value)?;
-            functions.iter().find(|f| f.name == name || f.binary == name)
+            functions
+                .iter()
+                .find(|f| f.name == name || f.binary == name)
         }
     };
     found
@@ -363,17 +383,23 @@ fn stream_mapping(
     source: Option<&Value>,
     function: &FunctionSpec,
 ) -> Result<StreamMapping, TemplateError> {
-    let (table_logical_id, attribute) = source
-        .and_then(Resolver::target)
-        .ok_or_else(|| TemplateError::invalid(name, "the stream is not a !GetAtt of a table's StreamArn"))?;
+    let (table_logical_id, attribute) = source.and_then(Resolver::target).ok_or_else(|| {
+        TemplateError::invalid(name, "the stream is not a !GetAtt of a table's StreamArn")
+    })?;
     if attribute.as_deref() != Some("StreamArn") {
-        return Err(TemplateError::invalid(name, "the stream is not a !GetAtt of a table's StreamArn"));
+        return Err(TemplateError::invalid(
+            name,
+            "the stream is not a !GetAtt of a table's StreamArn",
+        ));
     }
     let starting_position = match properties.get("StartingPosition").and_then(Value::as_str) {
         Some("LATEST") => StartingPosition::Latest,
         Some("TRIM_HORIZON") | None => StartingPosition::TrimHorizon,
         Some(other) => {
-            return Err(TemplateError::invalid(name, format!("StartingPosition {other}")));
+            return Err(TemplateError::invalid(
+                name,
+                format!("StartingPosition {other}"),
+            ));
         }
     };
     let on_failure = match properties
@@ -410,7 +436,11 @@ fn stream_mapping(
     })
 }
 
-fn schedule(name: &str, properties: &Value, function: &FunctionSpec) -> Result<ScheduleSpec, String> {
+fn schedule(
+    name: &str,
+    properties: &Value,
+    function: &FunctionSpec,
+) -> Result<ScheduleSpec, String> {
     let expression = properties
         .get("Schedule")
         .and_then(Value::as_str)
@@ -429,6 +459,7 @@ fn schedule(name: &str, properties: &Value, function: &FunctionSpec) -> Result<S
         expression: expression.to_owned(),
         period,
         max_retry_attempts,
+        dead_letter: None,
         enabled: boolean(properties.get("Enabled"), true)
             && properties.get("State").and_then(Value::as_str) != Some("DISABLED"),
     })
@@ -472,7 +503,10 @@ mod tests {
         .map(|(b, m, p)| (b.to_owned(), m.to_owned(), p.to_owned()))
         .collect();
         assert_eq!(routes, expected);
-        let found = stack.routes.find("POST", "/deliveries/d-o-1/delay").unwrap();
+        let found = stack
+            .routes
+            .find("POST", "/deliveries/d-o-1/delay")
+            .unwrap();
         assert_eq!(found.route.function.binary, "courier-api");
         assert_eq!(found.parameters["id"], "d-o-1");
     }
@@ -498,7 +532,7 @@ mod tests {
             .map(|q| q.function.logical_id.clone())
             .collect();
         assert_eq!(mapped, sqs_fed);
-        assert_eq!(stack.queues.len(), 13);
+        assert_eq!(stack.queues.len(), 12);
         for mapping in &stack.queues {
             assert_eq!(mapping.batch_size, 10, "{}", mapping.name);
             assert_eq!(mapping.batching_window, Duration::from_secs(1));
@@ -512,7 +546,10 @@ mod tests {
             .iter()
             .find(|q| q.function.binary == "delivery-on-order-placed")
             .unwrap();
-        assert_eq!(placed.queue.name, "orderflow-local-delivery-on-order-placed");
+        assert_eq!(
+            placed.queue.name,
+            "orderflow-local-delivery-on-order-placed"
+        );
         assert_eq!(placed.queue.logical_id, "DeliveryOnOrderPlacedQueue");
     }
 
@@ -533,7 +570,10 @@ mod tests {
         assert_eq!(
             readers,
             [
-                ("event-publisher", "orderflow-local-event-publisher-stream-failures"),
+                (
+                    "event-publisher",
+                    "orderflow-local-event-publisher-stream-failures"
+                ),
                 ("projector", "orderflow-local-projector-stream-failures"),
             ]
         );
@@ -564,9 +604,30 @@ mod tests {
         assert_eq!(schedule.period, Duration::from_secs(300));
         assert_eq!(schedule.max_retry_attempts, 2);
         assert_eq!(schedule.function.timeout, Duration::from_secs(60));
-        let api = stack.functions.iter().find(|f| f.binary == "order-api").unwrap();
-        assert_eq!(api.timeout, Duration::from_secs(10), "Globals.Function.Timeout");
+        let api = stack
+            .functions
+            .iter()
+            .find(|f| f.binary == "order-api")
+            .unwrap();
+        assert_eq!(
+            api.timeout,
+            Duration::from_secs(10),
+            "Globals.Function.Timeout"
+        );
         assert_eq!(api.name, "orderflow-local-order-api");
-        assert!(stack.skipped.iter().any(|s| s.contains("dead-letter")));
+        // The schedule's dead-letter queue, when the template names one.
+        let template = real_template();
+        let declared = template
+            .properties("DeliveryOverdueCheckFunction")
+            .get("Events")
+            .and_then(|e| e.get("Every5Minutes"))
+            .and_then(|e| e.get("Properties"))
+            .and_then(|p| p.get("DeadLetterConfig"))
+            .and_then(|d| d.get("Arn"))
+            .and_then(Resolver::target);
+        assert_eq!(
+            schedule.dead_letter.as_ref().map(|q| q.logical_id.clone()),
+            declared.map(|(id, _)| id)
+        );
     }
 }

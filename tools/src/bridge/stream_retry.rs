@@ -33,8 +33,7 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// Whether a batch that has failed `failures` times is given up.
     fn exhausted(&self, failures: u32) -> bool {
-        self.max_retry_attempts
-            .is_some_and(|max| failures > max)
+        self.max_retry_attempts.is_some_and(|max| failures > max)
     }
 }
 
@@ -300,14 +299,20 @@ mod tests {
     }
 
     #[test]
-    fn a_poison_record_reported_as_failed_is_given_up_after_the_retries_and_the_rest_goes_on() {
+    fn a_record_reported_as_failed_is_retried_from_then_given_up_with_the_rest_of_its_batch() {
         let policy = policy(true, Some(2));
         let records: Vec<u32> = (1..=8).collect();
         let (processed, given_up, invokes) = play(&policy, &records, 100, 5, true);
-        assert_eq!(processed, [1, 2, 3, 4, 6, 7, 8]);
-        assert_eq!(given_up, [5, 6, 7, 8][..1]);
-        // 1 + 2 retries of [5..8] (all failing), then [6, 7, 8].
-        assert_eq!(invokes, 4);
+        assert_eq!(processed, [1, 2, 3, 4]);
+        // The retried batch runs from the failed record to the end of the batch, as on AWS.
+        assert_eq!(given_up, [5, 6, 7, 8]);
+        // The first invoke, then 2 retries of [5..=8].
+        assert_eq!(invokes, 3);
+        // Records after the batch are not part of it.
+        let records: Vec<u32> = (1..=12).collect();
+        let (processed, given_up, _) = play(&policy, &records, 8, 5, true);
+        assert_eq!(processed, [1, 2, 3, 4, 9, 10, 11, 12]);
+        assert_eq!(given_up, [5, 6, 7, 8]);
     }
 
     #[test]
@@ -352,7 +357,10 @@ mod tests {
             assert_eq!(plan.next_len(20, 100), 5);
         }
         let step = plan.record(&policy, 5, &Outcome::FunctionError);
-        assert_eq!((step.processed, step.discarded, step.invoke_count), (0, 5, 3));
+        assert_eq!(
+            (step.processed, step.discarded, step.invoke_count),
+            (0, 5, 3)
+        );
         assert!(!plan.retrying());
     }
 

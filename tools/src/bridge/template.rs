@@ -520,7 +520,10 @@ Resources:
             resolve("!GetAtt Table.Arn"),
             "arn:aws:dynamodb:us-east-1:123456789012:table/app-local-t"
         );
-        assert_eq!(resolve("!Ref Queue"), "http://127.0.0.1:5000/123456789012/app-local-q");
+        assert_eq!(
+            resolve("!Ref Queue"),
+            "http://127.0.0.1:5000/123456789012/app-local-q"
+        );
         assert_eq!(
             resolve("!GetAtt [Queue, Arn]"),
             "arn:aws:sqs:us-east-1:123456789012:app-local-q"
@@ -575,7 +578,10 @@ Resources:
     fn the_real_template_parses_and_defaults_its_stage() {
         let template = real_template();
         assert_eq!(
-            template.parameter_defaults().get("Stage").map(String::as_str),
+            template
+                .parameter_defaults()
+                .get("Stage")
+                .map(String::as_str),
             Some("dev")
         );
         assert!(template.of_type("AWS::Serverless::Function").count() >= 10);

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Helpers for running the whole system locally (scripts/run.sh), sourced after lib.sh and sam.sh:
+# cargo-lambda in the project virtualenv, `cargo lambda watch` in its own session, waiting for
+# servers and files, and stopping a process with every one of its descendants — by PID.
+
+# Installs just cargo-lambda (the version scripts/sam.sh pins) into .venv, once.
+ensure_cargo_lambda() {
+  ensure_moto
+  if [ -x "$VENV/bin/cargo-lambda" ]; then
+    return 0
+  fi
+  log "installing cargo-lambda==$CARGO_LAMBDA_VERSION into $VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION" ||
+    die "pip could not install cargo-lambda==$CARGO_LAMBDA_VERSION into $VENV"
+}
+
+# Waits until something accepts connections on 127.0.0.1:$1, for at most $2 seconds; fails early
+# if the process $3 (optional) exits. (A bare connection: nothing is invoked, nothing is logged.)
+wait_for_port() {
+  local port="$1" pid="${3:-}" deadline=$((SECONDS + $2))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      return 0
+    fi
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+      return 1
+    fi
+    sleep 0.2
+  done
+  log "nothing listened on 127.0.0.1:$port within $2 s"
+  return 1
+}
+
+# Waits until the file $1 exists and is not empty, for at most $2 seconds; fails early if the
+# process $3 exits.
+wait_for_file() {
+  local file="$1" pid="$3" deadline=$((SECONDS + $2))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    [ -s "$file" ] && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+# Prints the PIDs of every descendant of process $1 (children first, then theirs).
+descendants() {
+  local child
+  for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    echo "$child"
+    descendants "$child"
+  done
+}
+
+# Stops process $1 and all its descendants: TERM to each (and to its process group when it leads
+# one), up to $2 seconds (default 10) of grace, then KILL. Everything by PID.
+stop_tree() {
+  local pid="$1" grace="${2:-10}" pids
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+  pids="$pid $(descendants "$pid")"
+  if [ "$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ')" = "$pid" ]; then
+    kill -TERM -- "-$pid" 2>/dev/null || true
+  fi
+  # shellcheck disable=SC2086
+  kill -TERM $pids 2>/dev/null || true
+  local deadline=$((SECONDS + grace)) alive
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    alive=""
+    for p in $pids; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+    [ -z "$alive" ] && break
+    sleep 0.2
+  done
+  for p in $pids; do kill -9 "$p" 2>/dev/null || true; done
+  wait "$pid" 2>/dev/null || true
+}
+
+# Starts `cargo lambda watch` on 127.0.0.1:$1 with the env file $2 (extra arguments follow) in a
+# session of its own, logging to $LAMBDA_LOG; exports LAMBDA_PID. Stop it with stop_tree.
+start_functions() {
+  local port="$1" env_file="$2"
+  shift 2
+  LAMBDA_LOG="${LAMBDA_LOG:-$ORDERFLOW_ROOT/target/lambda-watch.log}"
+  setsid "$VENV/bin/cargo-lambda" lambda watch -A 127.0.0.1 -P "$port" --env-file "$env_file" "$@" \
+    >"$LAMBDA_LOG" 2>&1 </dev/null &
+  LAMBDA_PID=$!
+  export LAMBDA_PID LAMBDA_LOG
+}

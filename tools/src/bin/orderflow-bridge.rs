@@ -1,0 +1,138 @@
+//! `orderflow-bridge` — runs orderflow locally without Docker, from `template.yaml`: `setup`
+//! creates the resources on the emulator at `AWS_ENDPOINT_URL` and writes the functions' env file;
+//! `run` plays API Gateway, the event source mappings and the schedules against the functions
+//! served by `cargo lambda watch`. See [`tools::bridge`] and `orderflow-bridge --help`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use tokio_util::sync::CancellationToken;
+use tools::bridge::cli::{self, Command, USAGE};
+use tools::bridge::resources::Resources;
+use tools::bridge::run::{RunSettings, run};
+use tools::bridge::setup::setup;
+use tools::bridge::stack::Stack;
+use tools::bridge::template::{Environment, Resolver, Template};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,aws=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        eprintln!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let command = match cli::parse(&args) {
+        Ok(command) => command,
+        Err(error) => {
+            eprintln!("{error}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match execute(command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("orderflow-bridge: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where the emulator is, from the standard variables.
+fn emulator(stage: &str) -> Result<Environment> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .context("AWS_ENDPOINT_URL is not set: point it at the emulator (scripts/run.sh does)")?;
+    let region = std::env::var("AWS_REGION")
+        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|_| "us-east-1".to_owned());
+    Ok(Environment::local(stage, &region, &endpoint))
+}
+
+async fn execute(command: Command) -> Result<()> {
+    let config = aws_config::load_from_env().await;
+    match command {
+        Command::Setup(options) => {
+            let env = emulator(&options.stage)?;
+            let template = Template::load(&options.template)?;
+            let resources = Resources::from_template(&Resolver::new(&template, env.clone()))?;
+            let report = setup(
+                &config,
+                &resources,
+                &options.inbox_topic,
+                &env.endpoint,
+                &env.region,
+                &options.env_file,
+            )
+            .await?;
+            print_summary(&report, &options.env_file);
+            Ok(())
+        }
+        Command::Run(options) => {
+            let env = emulator(&options.stage)?;
+            let template = Template::load(&options.template)?;
+            let stack = Stack::from_template(&Resolver::new(&template, env.clone()))?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(stop_on_signal(shutdown.clone()));
+            let settings = RunSettings {
+                functions: options.functions,
+                api_port: options.api_port,
+                ready_file: options.ready_file,
+                retry_after: options.retry_after,
+            };
+            run(&config, &env, stack, settings, shutdown).await
+        }
+    }
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("signal received");
+    shutdown.cancel();
+}
+
+#[allow(clippy::print_stdout)]
+fn print_summary(report: &tools::bridge::setup::SetupReport, env_file: &std::path::Path) {
+    println!(
+        "tables: {} created, {} kept ({})",
+        report.tables_created.len(),
+        report.tables_kept.len(),
+        [report.tables_created.clone(), report.tables_kept.clone()]
+            .concat()
+            .join(", ")
+    );
+    println!("buses: {}", report.buses.join(", "));
+    println!("queues: {}", report.queues);
+    println!("rules: {} with {} target(s)", report.rules, report.targets);
+    println!("topics: {}", report.topics.join(", "));
+    if let Some(inbox) = &report.inbox_url {
+        println!("notifications inbox: {inbox}");
+    }
+    println!(
+        "env file: {} ({} function variables)",
+        env_file.display(),
+        report.variables
+    );
+    for skipped in &report.skipped {
+        println!("not created: {skipped}");
+    }
+}

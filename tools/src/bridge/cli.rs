@@ -1,0 +1,193 @@
+//! `orderflow-bridge`'s command line, parsed into plain values (tested without running anything).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The usage text.
+pub const USAGE: &str = "\
+usage:
+  orderflow-bridge setup --template FILE --stage STAGE --env-file FILE [--inbox-topic LOGICAL_ID]
+  orderflow-bridge run   --template FILE --stage STAGE --functions URL [--api-port PORT]
+                         [--ready-file FILE] [--retry-after-seconds N]
+
+The emulator is the one AWS_ENDPOINT_URL names; everything listens on 127.0.0.1 only.";
+
+/// `setup`'s options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupOptions {
+    /// The template.
+    pub template: PathBuf,
+    /// The stage (`Stage` parameter).
+    pub stage: String,
+    /// Where to write the functions' env file.
+    pub env_file: PathBuf,
+    /// The topic (logical id) to subscribe the inbox queue to.
+    pub inbox_topic: String,
+}
+
+/// `run`'s options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    /// The template.
+    pub template: PathBuf,
+    /// The stage.
+    pub stage: String,
+    /// The Lambda invoke API (`cargo lambda watch`).
+    pub functions: String,
+    /// The API's port (0: any free port).
+    pub api_port: u16,
+    /// Where to write the API's URL once everything is up.
+    pub ready_file: Option<PathBuf>,
+    /// The local cap on the visibility timeout of failed SQS messages.
+    pub retry_after: Duration,
+}
+
+/// A parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Create the resources, write the env file.
+    Setup(SetupOptions),
+    /// Play the HTTP API, the event source mappings and the schedules.
+    Run(RunOptions),
+}
+
+/// The logical id of the topic the inbox queue listens to, by default.
+pub const DEFAULT_INBOX_TOPIC: &str = "CustomerNotificationsTopic";
+/// How soon a failed SQS message returns, by default (the queues say 60 s).
+pub const DEFAULT_RETRY_AFTER_SECONDS: u64 = 3;
+
+/// Parses the arguments after the program name.
+pub fn parse(args: &[String]) -> Result<Command, String> {
+    let (command, rest) = args.split_first().ok_or("no command")?;
+    let mut values: Vec<(String, String)> = Vec::new();
+    let mut iter = rest.iter();
+    while let Some(flag) = iter.next() {
+        let name = flag
+            .strip_prefix("--")
+            .ok_or_else(|| format!("unexpected argument {flag:?}"))?;
+        let value = iter
+            .next()
+            .ok_or_else(|| format!("--{name} needs a value"))?;
+        values.push((name.to_owned(), value.clone()));
+    }
+    let allowed: &[&str] = match command.as_str() {
+        "setup" => &["template", "stage", "env-file", "inbox-topic"],
+        "run" => &[
+            "template",
+            "stage",
+            "functions",
+            "api-port",
+            "ready-file",
+            "retry-after-seconds",
+        ],
+        other => return Err(format!("unknown command {other:?}")),
+    };
+    if let Some((name, _)) = values.iter().find(|(n, _)| !allowed.contains(&n.as_str())) {
+        return Err(format!("{command} does not take --{name}"));
+    }
+    let get = |name: &str| {
+        values
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let required = |name: &str| get(name).ok_or_else(|| format!("{command} needs --{name}"));
+    let template = PathBuf::from(required("template")?);
+    let stage = required("stage")?;
+    if stage.is_empty()
+        || !stage
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(format!(
+            "--stage {stage:?}: lower-case letters, digits and dashes only"
+        ));
+    }
+    Ok(match command.as_str() {
+        "setup" => Command::Setup(SetupOptions {
+            template,
+            stage,
+            env_file: PathBuf::from(required("env-file")?),
+            inbox_topic: get("inbox-topic").unwrap_or_else(|| DEFAULT_INBOX_TOPIC.to_owned()),
+        }),
+        _ => Command::Run(RunOptions {
+            template,
+            stage,
+            functions: required("functions")?,
+            api_port: match get("api-port") {
+                None => 0,
+                Some(port) => port
+                    .parse()
+                    .map_err(|_| format!("--api-port {port:?} is not a port"))?,
+            },
+            ready_file: get("ready-file").map(PathBuf::from),
+            retry_after: Duration::from_secs(match get("retry-after-seconds") {
+                None => DEFAULT_RETRY_AFTER_SECONDS,
+                Some(n) => n
+                    .parse()
+                    .map_err(|_| format!("--retry-after-seconds {n:?} is not a number"))?,
+            }),
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn setup_and_run_parse_with_their_defaults() {
+        assert_eq!(
+            parse(&args(
+                "setup --template template.yaml --stage local --env-file target/local.env"
+            )),
+            Ok(Command::Setup(SetupOptions {
+                template: "template.yaml".into(),
+                stage: "local".into(),
+                env_file: "target/local.env".into(),
+                inbox_topic: DEFAULT_INBOX_TOPIC.into(),
+            }))
+        );
+        assert_eq!(
+            parse(&args(
+                "run --template t.yaml --stage local --functions http://127.0.0.1:9000 --api-port 0 --ready-file target/bridge.ready"
+            )),
+            Ok(Command::Run(RunOptions {
+                template: "t.yaml".into(),
+                stage: "local".into(),
+                functions: "http://127.0.0.1:9000".into(),
+                api_port: 0,
+                ready_file: Some("target/bridge.ready".into()),
+                retry_after: Duration::from_secs(3),
+            }))
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        for (line, expected) in [
+            ("", "no command"),
+            ("serve --template t", "unknown command"),
+            ("run --template t --stage local", "needs --functions"),
+            (
+                "setup --template t --stage local --env-file e --api-port 1",
+                "does not take --api-port",
+            ),
+            ("run --template t --stage Local --functions f", "--stage"),
+            (
+                "run --template t --stage local --functions f --api-port x",
+                "not a port",
+            ),
+            ("setup --template", "needs a value"),
+            ("setup template.yaml", "unexpected argument"),
+        ] {
+            let error = parse(&args(line)).unwrap_err();
+            assert!(error.contains(expected), "{line}: {error}");
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Invoking a function through the Lambda Invoke API that `cargo lambda watch` serves
+//! (`POST {base}/2015-03-31/functions/{binary}/invocations`), synchronously, with the function's
+//! timeout. The first invoke of each function gets extra time: `cargo lambda watch` starts the
+//! binary then (`cargo run`), which takes a while even when it is already built.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request};
+use serde_json::Value;
+
+use super::stack::FunctionSpec;
+use crate::http_client::{HttpClient, HttpError};
+
+/// Why an invoke did not return a result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvokeError {
+    /// The function failed (it returned an error or crashed).
+    #[error("function error {error_type}: {message}")]
+    Function {
+        /// `errorType` (or `Unhandled`).
+        error_type: String,
+        /// `errorMessage`, or what the invoke API said.
+        message: String,
+    },
+    /// No answer within the function's timeout.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The invoke API could not be reached.
+    #[error("invoke API unreachable: {0}")]
+    Unreachable(String),
+}
+
+impl InvokeError {
+    /// The reason in words, for logs and error responses.
+    pub fn reason(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Invokes functions by binary name.
+#[derive(Debug, Clone)]
+pub struct Invoker {
+    client: HttpClient,
+    base: String,
+    cold_start_grace: Duration,
+    started: Arc<Mutex<HashSet<String>>>,
+}
+
+/// The function's error document (`{"errorType", "errorMessage"}`), or the raw body.
+fn function_error(body: &[u8], fallback_type: &str) -> InvokeError {
+    let document: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let text = |key: &str| document.get(key).and_then(Value::as_str).map(str::to_owned);
+    InvokeError::Function {
+        error_type: text("errorType").unwrap_or_else(|| fallback_type.to_owned()),
+        message: text("errorMessage")
+            .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(500).collect()),
+    }
+}
+
+impl Invoker {
+    /// An invoker for the invoke API at `base` (`http://127.0.0.1:9000`); a function's first invoke
+    /// may take `cold_start_grace` longer than its timeout.
+    pub fn new(base: &str, cold_start_grace: Duration) -> Self {
+        Self {
+            client: HttpClient::new(),
+            base: base.trim_end_matches('/').to_owned(),
+            cold_start_grace,
+            started: Arc::new(Mutex::new(HashSet::new())),
+        }
+    }
+
+    /// Invokes `function` with `payload` and returns its result.
+    pub async fn invoke(
+        &self,
+        function: &FunctionSpec,
+        payload: &Value,
+    ) -> Result<Value, InvokeError> {
+        let url = format!(
+            "{}/2015-03-31/functions/{}/invocations",
+            self.base, function.binary
+        );
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(&url)
+            .header("content-type", "application/json")
+            .header("x-amz-invocation-type", "RequestResponse")
+            .body(Bytes::from(payload.to_string()))
+            .map_err(|e| InvokeError::Unreachable(format!("{url}: {e}")))?;
+        let first = !self
+            .started
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&function.binary);
+        let deadline = if first {
+            function.timeout + self.cold_start_grace
+        } else {
+            function.timeout
+        };
+        let reply = self
+            .client
+            .send(request, deadline)
+            .await
+            .map_err(|e| match e {
+                HttpError::Timeout(after) => InvokeError::Timeout(after),
+                HttpError::Transport(reason) => InvokeError::Unreachable(reason),
+            })?;
+        self.started
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(function.binary.clone());
+        if let Some(kind) = reply.headers.get("x-amz-function-error") {
+            return Err(function_error(
+                &reply.body,
+                kind.to_str().unwrap_or("Unhandled"),
+            ));
+        }
+        if !reply.status.is_success() {
+            let mut error = function_error(&reply.body, "Unhandled");
+            if let InvokeError::Function { message, .. } = &mut error {
+                *message = format!("invoke API answered {}: {message}", reply.status);
+            }
+            return Err(error);
+        }
+        if reply.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&reply.body).map_err(|e| InvokeError::Function {
+            error_type: "InvalidResponse".into(),
+            message: format!("the function's result is not JSON: {e}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_documents_are_read_and_anything_else_is_quoted() {
+        let error = function_error(
+            br#"{"errorType":"boom","errorMessage":"it broke"}"#,
+            "Unhandled",
+        );
+        assert_eq!(
+            error,
+            InvokeError::Function {
+                error_type: "boom".into(),
+                message: "it broke".into()
+            }
+        );
+        let error = function_error(b"plain text", "Handled");
+        assert_eq!(error.reason(), "function error Handled: plain text");
+    }
+}

@@ -1,0 +1,45 @@
+//! # The local bridge
+//!
+//! `orderflow-bridge` plays, on one machine without Docker, the parts of AWS that moto does not:
+//! API Gateway routes, Lambda's SQS and DynamoDB-stream event source mappings, and schedules.
+//! Functions run under `cargo lambda watch` and are reached through its Lambda Invoke API.
+//! Everything it knows comes from `template.yaml`: there is no second list of resources.
+//!
+//! ## Layout
+//!
+//! | module | responsibility |
+//! | --- | --- |
+//! | [`cli`] | the command line, parsed into plain values |
+//! | [`template`] | the parsed template and the `!Ref`/`!Sub`/`!GetAtt` resolver |
+//! | [`resources`] | what `setup` creates (tables, bus, queues, rules, topics) and the env file (pure) |
+//! | [`setup`] | creating those on the emulator, idempotently, plus the notifications inbox |
+//! | [`stack`] | what `run` plays: functions, routes, SQS/stream mappings, schedules (pure) |
+//! | [`routes`] | the route table and API Gateway's path matching (pure) |
+//! | [`apigw`] | the payload-2.0 event and the response translation (pure) |
+//! | [`schedule`] | `rate(...)` expressions (pure) |
+//! | [`batch_response`] | Lambda's rules for partial batch responses (pure) |
+//! | [`stream_retry`] | the stream mapping's retry, bisect and give-up rules as a state machine (pure) |
+//! | [`sqs_event`], [`stream_event`] | the SQS and DynamoDB events, the on-failure record |
+//! | [`invoke`] | the Lambda Invoke API client |
+//! | [`http_server`] | the local API Gateway (hyper, 127.0.0.1) |
+//! | [`sqs_poller`], [`stream_poller`], [`scheduler`] | the event sources at work |
+//! | [`run`] | starting and stopping all of it |
+
+pub mod apigw;
+pub mod batch_response;
+pub mod cli;
+pub mod http_server;
+pub mod invoke;
+pub mod resources;
+pub mod routes;
+pub mod run;
+pub mod schedule;
+pub mod scheduler;
+pub mod setup;
+pub mod sqs_event;
+pub mod sqs_poller;
+pub mod stack;
+pub mod stream_event;
+pub mod stream_poller;
+pub mod stream_retry;
+pub mod template;

@@ -1,0 +1,205 @@
+//! `orderflow-bridge run`: starts everything the stack plays — the HTTP API on 127.0.0.1, one
+//! poller per SQS mapping, one per stream mapping, one task per schedule — writes the API's URL
+//! to the ready file and stdout once all of it is up, and stops when `shutdown` fires (in-flight
+//! invokes finish and settle their messages first, within a bound).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use aws_config::SdkConfig;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::http_server::{ApiGateway, serve};
+use super::invoke::Invoker;
+use super::scheduler::{PERIOD_OVERRIDE_VAR, ScheduleRunner, effective_period};
+use super::sqs_poller::SqsPoller;
+use super::stack::Stack;
+use super::stream_poller::StreamPoller;
+use super::template::Environment;
+
+/// Extra time a function's first invoke may take (`cargo lambda watch` starts it then).
+const COLD_START_GRACE: Duration = Duration::from_secs(120);
+/// How long stopping may wait for in-flight invokes.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// What `run` needs besides the stack.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// The Lambda invoke API.
+    pub functions: String,
+    /// The API's port (0: any).
+    pub api_port: u16,
+    /// Where to write the API's URL when ready.
+    pub ready_file: Option<std::path::PathBuf>,
+    /// The local cap on failed SQS messages' visibility timeout.
+    pub retry_after: Duration,
+}
+
+/// Writes `contents` to `path` atomically (a reader never sees half of it).
+fn write_atomically(path: &Path, contents: &str) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, contents)?;
+    std::fs::rename(&partial, path)?;
+    Ok(())
+}
+
+/// A queue's URL (`user` names who needs it, for the error).
+async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str, user: &str) -> Result<String> {
+    Ok(sqs
+        .get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(aws_sdk_sqs::Error::from)
+        .with_context(|| format!("queue {name} of {user} (run `orderflow-bridge setup` first)"))?
+        .queue_url
+        .unwrap_or_default())
+}
+
+/// The table's stream ARN.
+async fn stream_arn(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<String> {
+    dynamodb
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(aws_sdk_dynamodb::Error::from)
+        .with_context(|| format!("table {table} (run `orderflow-bridge setup` first)"))?
+        .table
+        .and_then(|t| t.latest_stream_arn)
+        .with_context(|| format!("table {table} has no stream"))
+}
+
+/// Plays `stack` until `shutdown`.
+#[allow(clippy::print_stdout)]
+pub async fn run(
+    config: &SdkConfig,
+    env: &Environment,
+    stack: Stack,
+    settings: RunSettings,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    for skipped in &stack.skipped {
+        info!(%skipped, "not played locally");
+    }
+    let invoker = Invoker::new(&settings.functions, COLD_START_GRACE);
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let dynamodb = aws_sdk_dynamodb::Client::new(config);
+    let streams = aws_sdk_dynamodbstreams::Client::new(config);
+    let mut tasks = JoinSet::new();
+
+    let listener = TcpListener::bind(("127.0.0.1", settings.api_port))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{}", settings.api_port))?;
+    let url = format!("http://{}", listener.local_addr()?);
+
+    let mut queue_pollers = Vec::new();
+    for mapping in stack.queues.iter().filter(|m| m.enabled) {
+        queue_pollers.push(
+            SqsPoller::resolve(&sqs, mapping.clone(), &env.region, settings.retry_after).await?,
+        );
+    }
+    if let Some(first) = queue_pollers.first() {
+        info!(
+            retry_after_s = first.failed_visibility().as_secs(),
+            queue_visibility_timeout_s = first.mapping.visibility_timeout.as_secs(),
+            "failed SQS messages return after the queue's VisibilityTimeout capped at {} s for local use (--retry-after-seconds)",
+            settings.retry_after.as_secs()
+        );
+    }
+    let mut stream_pollers = Vec::new();
+    for mapping in stack.streams.iter().filter(|m| m.enabled) {
+        let on_failure_url = match &mapping.on_failure {
+            Some(queue) => Some(queue_url(&sqs, &queue.name, &mapping.name).await?),
+            None => None,
+        };
+        stream_pollers.push(StreamPoller {
+            stream_arn: stream_arn(&dynamodb, &mapping.table_name).await?,
+            on_failure_url,
+            function_arn: format!(
+                "arn:aws:lambda:{}:{}:function:{}",
+                env.region, env.account, mapping.function.name
+            ),
+            region: env.region.clone(),
+            mapping: mapping.clone(),
+        });
+    }
+    let period_override = std::env::var(PERIOD_OVERRIDE_VAR).ok();
+    let mut schedule_runners = Vec::new();
+    for schedule in stack.schedules.iter().filter(|s| s.enabled) {
+        let dead_letter_url = match &schedule.dead_letter {
+            Some(queue) => Some(queue_url(&sqs, &queue.name, &schedule.name).await?),
+            None => None,
+        };
+        schedule_runners.push(ScheduleRunner {
+            schedule: schedule.clone(),
+            period: effective_period(schedule, period_override.as_deref()),
+            account: env.account.clone(),
+            region: env.region.clone(),
+            dead_letter_url,
+        });
+    }
+    if stack.routes.routes().is_empty() && queue_pollers.is_empty() && stream_pollers.is_empty() {
+        bail!("the template declares nothing the bridge plays");
+    }
+
+    for poller in queue_pollers {
+        tasks.spawn(poller.run(sqs.clone(), invoker.clone(), shutdown.clone()));
+    }
+    for poller in stream_pollers {
+        tasks.spawn(poller.run(
+            streams.clone(),
+            sqs.clone(),
+            invoker.clone(),
+            shutdown.clone(),
+        ));
+    }
+    for runner in schedule_runners {
+        tasks.spawn(runner.run(sqs.clone(), invoker.clone(), shutdown.clone()));
+    }
+    let gateway = Arc::new(ApiGateway {
+        routes: stack.routes.clone(),
+        invoker,
+        account_id: env.account.clone(),
+    });
+    tasks.spawn(serve(listener, gateway, shutdown.clone()));
+
+    info!(
+        api = %url,
+        routes = stack.routes.routes().len(),
+        sqs_mappings = stack.queues.len(),
+        stream_mappings = stack.streams.len(),
+        schedules = stack.schedules.len(),
+        functions = %settings.functions,
+        "bridge ready"
+    );
+    if let Some(path) = &settings.ready_file {
+        write_atomically(path, &format!("{url}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("{url}");
+
+    shutdown.cancelled().await;
+    info!("stopping: waiting for in-flight invokes");
+    let drained = tokio::time::timeout(STOP_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!("in-flight work did not finish within {STOP_GRACE:?}; stopping anyway");
+        tasks.abort_all();
+    }
+    if let Some(path) = &settings.ready_file {
+        let _ = std::fs::remove_file(path);
+    }
+    info!("bridge stopped");
+    Ok(())
+}
