@@ -13,6 +13,8 @@
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=scripts/sam.sh
+source "$ORDERFLOW_ROOT/scripts/sam.sh"
 cd "$ORDERFLOW_ROOT"
 
 started=$(date +%s)
@@ -41,9 +43,8 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cfn-lint template.yaml"
-ensure_moto
-"$VENV/bin/cfn-lint" template.yaml
+step "template.yaml: cfn-lint and sam validate --lint"
+validate_template
 
 if $with_localstack; then
   step "installing LocalStack (first time only)"
@@ -80,6 +81,14 @@ if $with_localstack; then
     tee -a "$results" "$localstack_results" || localstack_status=$?
   read -r ls_passed ls_failed < <(count "$localstack_results")
   step "LocalStack phase: $((SECONDS - phase_started)) s (start, suite, stop): $ls_passed passed, $ls_failed failed"
+fi
+
+# The deployment build: `sam build` offline (cargo-lambda from PyPI, the native compiler), every
+# function from the shared target/ (samconfig.toml: build_in_source). SKIP_SAM_BUILD=1 leaves it
+# out of a quick local run; CI always builds.
+if [ "${CI:-}" = true ] || [ "${SKIP_SAM_BUILD:-}" != 1 ]; then
+  step "sam build (release binaries of every function)"
+  sam_build
 fi
 
 # One closing line for the whole run; a run that executed no test is a failure.
