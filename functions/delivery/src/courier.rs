@@ -28,14 +28,14 @@ pub mod state;
 
 use std::sync::Arc;
 
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use shared::domain::DomainError;
 use shared::envelope::CorrelationId;
-use shared::http::problem::{CORRELATION_HEADER, Problem};
+use shared::http::problem::Problem;
 use shared::ids::DeliveryId;
 use shared::ports::{Clock, EventStore, StoreError};
 use shared::validation::ValidationError;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::error;
 
 use self::routes::{NoRoute, Route, match_route};
 
@@ -69,36 +69,14 @@ pub type Handled = Result<Response<Body>, Problem>;
 impl App {
     /// Answers one request. Never fails and never panics on client input.
     pub async fn handle(&self, request: Request) -> Response<Body> {
-        let correlation_id = correlation_id(&request);
-        let method = request.method().as_str().to_owned();
-        let path = request_path(&request);
-        let span = info_span!(
-            "request",
-            correlation_id = %correlation_id,
-            method = %method,
-            path = %path,
-        );
-        async {
-            let result = match match_route(&method, &path) {
-                Ok(route) => self.dispatch(route, &request, &correlation_id).await,
+        let request = &request;
+        shared::http::serve::serve(request, |method, path, correlation_id| async move {
+            match match_route(&method, &path) {
+                Ok(route) => self.dispatch(route, request, &correlation_id).await,
                 Err(NoRoute::NotFound) => Err(Problem::not_found("no such resource")),
                 Err(NoRoute::MethodNotAllowed(allow)) => Err(Problem::method_not_allowed(allow)),
-            };
-            let response = match result {
-                Ok(response) => response,
-                Err(problem) => {
-                    if problem.status.is_server_error() {
-                        error!(status = problem.status.as_u16(), kind = problem.kind, detail = %problem.detail, "request failed");
-                    } else {
-                        warn!(status = problem.status.as_u16(), kind = problem.kind, field = ?problem.field, "request rejected");
-                    }
-                    problem.into_response(&correlation_id)
-                }
-            };
-            info!(status = response.status().as_u16(), "answered");
-            response
-        }
-        .instrument(span)
+            }
+        })
         .await
     }
 
@@ -120,28 +98,6 @@ impl App {
 /// The delivery id from the path, or a 400 naming the path parameter.
 pub(crate) fn delivery_id(raw: &str) -> Result<DeliveryId, Problem> {
     DeliveryId::parse(raw).map_err(|e| Problem::invalid(ValidationError::new("id", e.rule)))
-}
-
-/// The path the client asked for: API Gateway's raw path (stage included only when the stage is
-/// not `$default`), else the URI's.
-fn request_path(request: &Request) -> String {
-    let raw = request.raw_http_path();
-    if raw.is_empty() {
-        request.uri().path().to_owned()
-    } else {
-        raw.to_owned()
-    }
-}
-
-/// The caller's `X-Correlation-Id` if it is well-formed, else a new one (a tracing header never
-/// fails a request).
-fn correlation_id(request: &Request) -> CorrelationId {
-    request
-        .headers()
-        .get(CORRELATION_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| CorrelationId::parse(value).ok())
-        .unwrap_or_else(CorrelationId::generate)
 }
 
 /// The answer to a store failure. A conflict reaches here only after the bounded retries.
