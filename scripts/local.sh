@@ -85,3 +85,66 @@ start_functions() {
   LAMBDA_PID=$!
   export LAMBDA_PID LAMBDA_LOG
 }
+
+# Brings the whole stack up on 127.0.0.1 from template.yaml, as scripts/run.sh and scripts/e2e.sh
+# use it: moto, the resources (orderflow-bridge setup, stage $1, env file $2), the functions under
+# `cargo lambda watch` (extra arguments follow) and the bridge. Expects the workspace's binaries
+# built. Exports API (the HTTP API's base URL), BRIDGE_PID, BRIDGE_LOG, LAMBDA_PID, LAMBDA_LOG and
+# moto's variables (start_moto). Logs: target/bridge-STAGE.log, target/lambda-watch-STAGE.log,
+# target/moto-PORT.log. stop_stack stops everything it started, by PID.
+start_stack() {
+  local stage="$1" env_file="$2" functions_port ready_file
+  shift 2
+  ready_file="$ORDERFLOW_ROOT/target/bridge-$stage.ready"
+  BRIDGE_LOG="${BRIDGE_LOG:-$ORDERFLOW_ROOT/target/bridge-$stage.log}"
+  LAMBDA_LOG="${LAMBDA_LOG:-$ORDERFLOW_ROOT/target/lambda-watch-$stage.log}"
+  ensure_cargo_lambda
+  start_moto
+
+  log "creating the resources of template.yaml (stage $stage)"
+  "$ORDERFLOW_ROOT/target/debug/orderflow-bridge" setup --template "$ORDERFLOW_ROOT/template.yaml" \
+    --stage "$stage" --env-file "$env_file" >&2 || die "orderflow-bridge setup failed"
+
+  functions_port="$(free_port)"
+  start_functions "$functions_port" "$env_file" "$@"
+  log "cargo lambda watch on 127.0.0.1:$functions_port (pid $LAMBDA_PID, log $LAMBDA_LOG)"
+  if ! wait_for_port "$functions_port" 120 "$LAMBDA_PID"; then
+    show_log "$LAMBDA_LOG"
+    die "cargo lambda watch did not start"
+  fi
+
+  rm -f "$ready_file"
+  "$ORDERFLOW_ROOT/target/debug/orderflow-bridge" run --template "$ORDERFLOW_ROOT/template.yaml" \
+    --stage "$stage" --functions "http://127.0.0.1:$functions_port" --api-port 0 \
+    --ready-file "$ready_file" >/dev/null 2>"$BRIDGE_LOG" &
+  BRIDGE_PID=$!
+  export BRIDGE_PID BRIDGE_LOG
+  if ! wait_for_file "$ready_file" 60 "$BRIDGE_PID"; then
+    show_log "$BRIDGE_LOG"
+    die "the bridge did not get ready"
+  fi
+  API="$(head -1 "$ready_file")"
+  export API
+}
+
+# Stops what start_stack started: the bridge (it finishes its in-flight batches), the functions,
+# moto. Safe to call more than once.
+stop_stack() {
+  if [ -n "${BRIDGE_PID:-}" ]; then
+    stop_tree "$BRIDGE_PID" 20
+    log "bridge (pid $BRIDGE_PID) stopped"
+    BRIDGE_PID=""
+  fi
+  if [ -n "${LAMBDA_PID:-}" ]; then
+    stop_tree "$LAMBDA_PID" 10
+    log "cargo lambda watch (pid $LAMBDA_PID) and its functions stopped"
+    LAMBDA_PID=""
+  fi
+  stop_moto
+}
+
+# Shows the end of a log when something fails.
+show_log() {
+  log "last lines of $1:"
+  tail -25 "$1" >&2 || true
+}

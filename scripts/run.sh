@@ -13,7 +13,8 @@
 #   scripts/run.sh              # keep running; Ctrl-C stops it
 #   scripts/run.sh --once       # run the demo, then stop
 #
-# Logs: target/bridge.log (the bridge), target/lambda-watch.log (the functions), target/moto-*.log.
+# Logs: target/bridge-local.log (the bridge), target/lambda-watch-local.log (the functions),
+# target/moto-*.log.
 # ORDERFLOW_SCHEDULE_SECONDS=N runs the overdue check every N s instead of every 5 minutes.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -33,66 +34,25 @@ esac
 
 STAGE=local
 ENV_FILE=target/local.env
-READY_FILE=target/bridge.ready
-BRIDGE_LOG=target/bridge.log
-BRIDGE_PID=""
-LAMBDA_PID=""
 
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
-  if [ -n "$BRIDGE_PID" ]; then
-    stop_tree "$BRIDGE_PID" 20
-    log "bridge (pid $BRIDGE_PID) stopped"
-  fi
-  if [ -n "$LAMBDA_PID" ]; then
-    stop_tree "$LAMBDA_PID" 10
-    log "cargo lambda watch (pid $LAMBDA_PID) and its functions stopped"
-  fi
-  stop_moto
+  stop_stack
   exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Shows the end of a log when something fails.
-show_log() {
-  log "last lines of $1:"
-  tail -25 "$1" >&2 || true
-}
-
 started=$SECONDS
 log "building every binary of the workspace (the functions' first invokes are then quick)"
 cargo build --locked --quiet --workspace --bins
 built=$SECONDS
-ensure_cargo_lambda
-start_moto
-
-log "creating the resources of template.yaml (stage $STAGE)"
-target/debug/orderflow-bridge setup --template template.yaml --stage "$STAGE" --env-file "$ENV_FILE" >&2
-
-functions_port="$(free_port)"
 watch_args=()
 # A one-off run does not rebuild functions when files change under it.
 $once && watch_args+=(--ignore-changes)
-start_functions "$functions_port" "$ENV_FILE" "${watch_args[@]}"
-log "cargo lambda watch on 127.0.0.1:$functions_port (pid $LAMBDA_PID, log $LAMBDA_LOG)"
-if ! wait_for_port "$functions_port" 120 "$LAMBDA_PID"; then
-  show_log "$LAMBDA_LOG"
-  die "cargo lambda watch did not start"
-fi
-
-rm -f "$READY_FILE"
-target/debug/orderflow-bridge run --template template.yaml --stage "$STAGE" \
-  --functions "http://127.0.0.1:$functions_port" --api-port 0 --ready-file "$READY_FILE" \
-  >/dev/null 2>"$BRIDGE_LOG" &
-BRIDGE_PID=$!
-if ! wait_for_file "$READY_FILE" 60 "$BRIDGE_PID"; then
-  show_log "$BRIDGE_LOG"
-  die "the bridge did not get ready"
-fi
-API="$(head -1 "$READY_FILE")"
+start_stack "$STAGE" "$ENV_FILE" "${watch_args[@]}"
 log "stack ready in $((SECONDS - built)) s after the build ($((SECONDS - started)) s in all): API $API (bridge pid $BRIDGE_PID, log $BRIDGE_LOG)"
 
 log "demo: orders, couriers and notifications through $API"

@@ -26,17 +26,19 @@ validate_template() {
 }
 
 # `sam build` offline, every function from the shared target/ (build_in_source in samconfig.toml),
-# with the native compiler (provided.al2023 on x86_64). Prints how long it took.
-sam_build() {
+# with the native compiler (provided.al2023 on x86_64), as scripts/test.sh checks it: cargo-lambda's
+# release optimisations off (scripts/cargo-lambda-check.toml), so that the 17 functions build in minutes,
+# not ~35 min. A deployment runs `sam build` itself, optimisations on. Prints how long it took.
+sam_build_check() {
   ensure_sam
   local started=$SECONDS
-  # One cargo run builds every function binary (both cores busy, each crate compiled once); the
-  # per-function builds sam then runs find them fresh and only copy them.
-  CARGO_LAMBDA_COMPILER=cargo PATH="$VENV/bin:$PATH" "$VENV/bin/cargo-lambda" lambda build --release \
-    -p order-api -p stream-pipeline -p delivery -p alert ||
-    die "cargo lambda build failed"
-  log "cargo lambda build --release took $((SECONDS - started)) s"
-  SAM_CLI_TELEMETRY=0 CARGO_LAMBDA_COMPILER=cargo PATH="$VENV/bin:$PATH" "$VENV/bin/sam" build ||
-    die "sam build failed"
-  log "sam build took $((SECONDS - started)) s in all"
+  SAM_CLI_TELEMETRY=0 CARGO_LAMBDA_COMPILER=cargo \
+    CARGO_LAMBDA_GLOBAL="$ORDERFLOW_ROOT/scripts/cargo-lambda-check.toml" PATH="$VENV/bin:$PATH" \
+    "$VENV/bin/sam" build || die "sam build failed"
+  local built functions
+  built="$(find "$ORDERFLOW_ROOT/.aws-sam/build" -name bootstrap -type f | wc -l)"
+  functions="$(grep -c 'BuildMethod: rust-cargolambda' "$ORDERFLOW_ROOT/template.yaml")"
+  log "sam build took $((SECONDS - started)) s: $built function artifacts in .aws-sam/build"
+  [ "$built" -eq "$functions" ] ||
+    die "sam build produced $built bootstrap binaries, template.yaml has $functions functions"
 }

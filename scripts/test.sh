@@ -7,6 +7,9 @@
 #   scripts/test.sh                            # moto, then LocalStack (both installed on first use:
 #                                              # .venv/, .venv-localstack/ and .localstack/)
 #   ORDERFLOW_EMULATORS=moto scripts/test.sh   # moto only: a quicker local run (CI always runs both)
+#   ORDERFLOW_SAM_BUILD=0 scripts/test.sh      # without the `sam build` check (CI always runs it)
+#
+# Then the end-to-end suite through the whole local stack (scripts/e2e.sh), and `sam build`.
 #
 # Fails when anything fails, LocalStack failing to install or start included (it never skips);
 # every emulator it starts is stopped (by PID) on every exit path.
@@ -41,7 +44,7 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --test e2e --locked -- -D warnings
 
 step "template.yaml: cfn-lint and sam validate --lint"
 validate_template
@@ -69,6 +72,16 @@ step "cargo test: doc tests"
 cargo test --workspace --doc --locked 2>&1 | tee -a "$results"
 stop_moto
 
+# The end-to-end suite through the whole local stack (moto, the functions under cargo lambda watch,
+# the bridge), started and stopped by scripts/e2e.sh.
+e2e_results="$(mktemp)"
+trap 'stop_moto; rm -f "$results" "$localstack_results" "$e2e_results"' EXIT
+step "end-to-end suite through the local stack (scripts/e2e.sh)"
+e2e_status=0
+bash scripts/e2e.sh 2>&1 | tee -a "$results" "$e2e_results" || e2e_status=$?
+read -r e2e_passed e2e_failed < <(count "$e2e_results")
+step "end-to-end phase: $e2e_passed passed, $e2e_failed failed"
+
 # The emulator suite again, on LocalStack: its binary was built above, so only the run repeats
 # (`--workspace --test emulator`, not `-p integration-tests`: the workspace's feature set, so the
 # same binary, not a second build). scripts/with-localstack.sh runs LocalStack and the tests in a
@@ -84,12 +97,14 @@ if $with_localstack; then
 fi
 
 # The deployment build: `sam build` offline (cargo-lambda from PyPI, the native compiler), every
-# function from the shared target/ (samconfig.toml: build_in_source). Opt-in with
-# ORDERFLOW_SAM_BUILD=1: sam's cargo-lambda builds each of the 22 binaries with thin LTO and one
-# codegen unit (~2 min each on 2 cores), which does not fit CI's budget yet (BENCHMARKS.md).
-if [ "${ORDERFLOW_SAM_BUILD:-}" = 1 ]; then
-  step "sam build (release binaries of every function)"
-  sam_build
+# function of the template from the shared target/ (samconfig.toml: build_in_source), with
+# cargo-lambda's release optimisations off (scripts/cargo-lambda-check.toml; BENCHMARKS.md has the
+# times). CI always runs it; ORDERFLOW_SAM_BUILD=0 leaves it out of a local run, saying so.
+if [ "${ORDERFLOW_SAM_BUILD:-1}" = 0 ] && [ "${CI:-}" != true ]; then
+  step "sam build: LEFT OUT of this run (ORDERFLOW_SAM_BUILD=0; CI always runs it)"
+else
+  step "sam build (every function of template.yaml)"
+  sam_build_check
 fi
 
 # One closing line for the whole run; a run that executed no test is a failure.
@@ -97,6 +112,8 @@ read -r passed failed < <(count "$results")
 step "all suites finished"
 printf '%s passed, %s failed\n' "$passed" "$failed"
 [ "$failed" -eq 0 ] || die "$failed test(s) failed"
+[ "$e2e_status" -eq 0 ] || die "the end-to-end run failed (exit $e2e_status): see its output above"
+[ "$e2e_passed" -gt 0 ] || die "the end-to-end run executed no test"
 [ "$localstack_status" -eq 0 ] || die "the LocalStack run failed (exit $localstack_status): see its output above"
 if $with_localstack && [ "$ls_passed" -eq 0 ]; then die "the LocalStack run executed no test"; fi
 [ "$passed" -gt 0 ] || die "no test was executed"

@@ -13,6 +13,7 @@
 #![allow(clippy::expect_used)]
 
 pub mod saga;
+pub mod stack;
 pub mod streams;
 #[cfg(test)]
 mod template;
@@ -433,7 +434,8 @@ impl Emulator {
             .expect("a created queue has a URL")
     }
 
-    async fn queue_arn(&self, queue_url: &str) -> String {
+    /// The ARN of the queue at `queue_url`.
+    pub async fn queue_arn(&self, queue_url: &str) -> String {
         self.sqs()
             .get_queue_attributes()
             .queue_url(queue_url)
@@ -590,7 +592,7 @@ pub struct TopicFixture {
 }
 
 /// Shows an SDK error with its causes.
-struct DisplayError<'a, E>(&'a E);
+pub(crate) struct DisplayError<'a, E>(&'a E);
 
 impl<E: std::error::Error> std::fmt::Display for DisplayError<'_, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The end-to-end suite through the whole local stack: brings the system up on 127.0.0.1 exactly as
+# scripts/run.sh does (moto, every resource of template.yaml for the stage `e2e`, the function
+# binaries under `cargo lambda watch`, the bridge), runs `cargo test --test e2e` against it (HTTP
+# in; read model, stored events, notifications and dead-letter queues observed out), and stops
+# everything it started, by PID, on every exit path.
+#
+#   scripts/e2e.sh                 # build, start, test, stop (scripts/test.sh runs this)
+#   scripts/e2e.sh saga            # extra arguments go to the test binary (a name filter …)
+#
+# Logs: target/bridge-e2e.log, target/lambda-watch-e2e.log, target/moto-PORT.log.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=scripts/sam.sh
+source "$ORDERFLOW_ROOT/scripts/sam.sh"
+# shellcheck source=scripts/local.sh
+source "$ORDERFLOW_ROOT/scripts/local.sh"
+cd "$ORDERFLOW_ROOT"
+
+STAGE=e2e
+ENV_FILE=target/e2e.env
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [ "$status" -ne 0 ] && [ -n "${BRIDGE_LOG:-}" ]; then
+    show_log "$BRIDGE_LOG"
+    log "function logs: $LAMBDA_LOG"
+  fi
+  stop_stack
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+started=$SECONDS
+ensure_moto
+log "building the function binaries and the end-to-end suite"
+cargo build --locked --quiet --workspace --bins
+# The test binary runs directly, not under `cargo test`: cargo lambda watch starts each function
+# with cargo, which must not wait for a lock this script's cargo holds.
+E2E_BIN="$(cargo test --locked --workspace --test e2e --no-run --message-format=json |
+  "$VENV/bin/python" -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "e2e" and m.get("executable"):
+        print(m["executable"])
+')"
+[ -x "$E2E_BIN" ] || die "cargo did not build the e2e test binary"
+start_stack "$STAGE" "$ENV_FILE" --ignore-changes
+log "stack ready in $((SECONDS - started)) s: API $API"
+
+set -a
+# shellcheck source=/dev/null
+. "$ENV_FILE"
+set +a
+export ORDERFLOW_API="$API" ORDERFLOW_STAGE="$STAGE" ORDERFLOW_EMULATOR=moto
+# The tests mostly wait on the stack; more threads than cores keeps the run short.
+"$E2E_BIN" --test-threads 6 "$@"

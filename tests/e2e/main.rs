@@ -1,0 +1,430 @@
+//! End to end, through the whole system running locally (`scripts/e2e.sh`): real HTTP through the
+//! bridge's API Gateway to the functions under `cargo lambda watch`, the events table's stream
+//! played to the publisher and the projector, the bus's rules filling the queues the bridge feeds
+//! to each handler, SNS to a queue of the test's own. Nothing in process but the observer: every
+//! command goes in over HTTP (the customer's and the couriers' APIs); the read model, the stored
+//! events, the notifications and the dead-letter queues are read out over SDK calls.
+//!
+//! The scenarios are the saga's (`tests/emulator/saga.rs` runs them in process), now across real
+//! processes and real batching windows. Each test has a customer of its own, so tests run side by
+//! side on one stack.
+
+use http::{Method, StatusCode};
+use integration_tests::stack::{STEP_TIMEOUT, Stack};
+use integration_tests::unique_name;
+use serde_json::{Value, json};
+use shared::adapters::eventbridge::EventBridgePublisher;
+use shared::ids::{CouponId, DeliveryId};
+use shared::ports::EventPublisher;
+
+fn delivery_status(view: &Value) -> &str {
+    view["delivery"]["status"].as_str().unwrap_or("-")
+}
+
+fn order_status(view: &Value) -> &str {
+    view["status"].as_str().unwrap_or("-")
+}
+
+fn scheduled(view: &Value) -> bool {
+    delivery_status(view) == "scheduled"
+}
+
+fn shipped(view: &Value) -> bool {
+    order_status(view) == "shipped" && delivery_status(view) == "dispatched"
+}
+
+fn courier() -> Value {
+    json!({"courier_id": "courier-7"})
+}
+
+/// Places an order for a new customer and waits until its delivery is scheduled; returns the
+/// customer, the order id and the correlation id it was placed under.
+async fn a_scheduled_order(stack: &Stack, test: &str) -> (String, String, String) {
+    let customer = unique_name(&format!("cust-{test}"));
+    let correlation_id = unique_name(&format!("corr-{test}"));
+    let order_id = stack.place_order(&customer, &correlation_id).await;
+    stack
+        .wait_for_view(&order_id, "the delivery scheduled", scheduled)
+        .await;
+    (customer, order_id, correlation_id)
+}
+
+/// A courier action that must succeed.
+async fn act(stack: &Stack, order_id: &str, action: &str, body: &Value) {
+    let reply = stack.courier(order_id, action, body).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "POST /deliveries/d-{order_id}/{action}: {}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_problem_naming_the_field_through_the_gateway() {
+    let stack = Stack::from_env().await;
+    let mut body = integration_tests::stack::order_body("cust-bad");
+    body["items"] = json!([]);
+    let reply = stack
+        .call(
+            Method::POST,
+            "/orders",
+            Some(&body),
+            &[("idempotency-key", "e2e-bad-1")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert_eq!(
+        reply
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+    assert_eq!(reply.body["field"], "items", "the problem names the field");
+    assert!(
+        reply.headers.contains_key("x-correlation-id"),
+        "every answer carries the correlation id"
+    );
+
+    let reply = stack
+        .call(
+            Method::POST,
+            "/deliveries/d-nope/dispatch",
+            Some(&json!({})),
+            &[],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert!(
+        reply.body.to_string().contains("courier_id"),
+        "{}",
+        reply.body
+    );
+
+    let reply = stack.call(Method::GET, "/nowhere", None, &[]).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn happy_path_placed_scheduled_dispatched_completed_across_processes() {
+    let stack = Stack::from_env().await;
+    let customer = unique_name("cust-happy");
+    let inbox = stack.inbox(&customer).await;
+    let correlation_id = unique_name("corr-happy");
+    let order_id = stack.place_order(&customer, &correlation_id).await;
+    let view = stack
+        .wait_for_view(&order_id, "the delivery scheduled", scheduled)
+        .await;
+    assert_eq!(order_status(&view), "placed");
+
+    act(&stack, &order_id, "dispatch", &courier()).await;
+    stack
+        .wait_for_view(&order_id, "the order shipped", shipped)
+        .await;
+    act(&stack, &order_id, "complete", &courier()).await;
+    let view = stack
+        .wait_for_view(&order_id, "the order completed", |v| {
+            order_status(v) == "completed" && delivery_status(v) == "completed"
+        })
+        .await;
+    let timeline: Vec<&str> = view["timeline"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry["event_type"].as_str())
+        .collect();
+    for expected in [
+        "OrderPlaced",
+        "DeliveryScheduled",
+        "DeliveryDispatched",
+        "OrderCompleted",
+    ] {
+        assert!(timeline.contains(&expected), "{expected} in {timeline:?}");
+    }
+
+    assert_eq!(
+        stack.event_types("order", &order_id).await,
+        ["OrderPlaced", "OrderShipped", "OrderCompleted"]
+    );
+    let delivery = stack.events("delivery", format!("d-{order_id}")).await;
+    let types: Vec<&str> = delivery.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "DeliveryScheduled",
+            "DeliveryDispatched",
+            "DeliveryCompleted"
+        ]
+    );
+    // The correlation id the customer's request carried reaches the delivery context: one order
+    // can be traced across the API, the publisher, the bus and the delivery function.
+    assert_eq!(delivery[0].correlation_id.as_str(), correlation_id);
+    let placed = &stack.events("order", &order_id).await[0];
+    assert_eq!(delivery[0].causation_id, placed.event_id);
+
+    let history = stack
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            &format!("/orders/{order_id}/events"),
+            None,
+        )
+        .await;
+    assert!(
+        history.to_string().contains("OrderCompleted"),
+        "GET /orders/{{id}}/events shows the history: {history}"
+    );
+    let listed = stack
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            &format!("/customers/{customer}/orders"),
+            None,
+        )
+        .await;
+    assert!(listed.to_string().contains(&order_id), "{listed}");
+
+    assert_eq!(
+        stack.notifications(&inbox, 3).await,
+        ["DeliveryCompleted", "DeliveryScheduled", "OrderPlaced"]
+    );
+}
+
+#[tokio::test]
+async fn a_delay_delivered_three_times_issues_one_coupon_and_one_notification() {
+    let stack = Stack::from_env().await;
+    let customer = unique_name("cust-delay");
+    let inbox = stack.inbox(&customer).await;
+    let order_id = stack
+        .place_order(&customer, &unique_name("corr-delay"))
+        .await;
+    stack
+        .wait_for_view(&order_id, "the delivery scheduled", scheduled)
+        .await;
+    act(&stack, &order_id, "dispatch", &courier()).await;
+    let view = stack
+        .wait_for_view(&order_id, "the order shipped", shipped)
+        .await;
+    let eta = view["delivery"]["eta"]
+        .as_str()
+        .and_then(|eta| chrono::DateTime::parse_from_rfc3339(eta).ok())
+        .unwrap_or_else(|| panic!("the view has no delivery ETA: {view}"));
+    let delay = json!({
+        "courier_id": "courier-7",
+        "new_eta": (eta + chrono::Duration::hours(24)).to_rfc3339(),
+        "reason": "van broke down",
+    });
+    act(&stack, &order_id, "delay", &delay).await;
+    stack
+        .wait_for_view(&order_id, "the delay and its coupon", |v| {
+            v["delivery"]["delays"].as_u64() == Some(1)
+                && v["coupons"].as_array().is_some_and(|c| c.len() == 1)
+        })
+        .await;
+
+    // The publisher's at-least-once delivery, played twice more: the same DeliveryDelayed on
+    // the bus again, through the rules to the coupon and the alert handlers.
+    let delivery = stack.events("delivery", format!("d-{order_id}")).await;
+    let delayed = delivery
+        .iter()
+        .find(|e| e.event_type == "DeliveryDelayed")
+        .unwrap_or_else(|| panic!("no DeliveryDelayed stored: {delivery:?}"))
+        .clone();
+    let bus =
+        std::env::var("EVENT_BUS_NAME").unwrap_or_else(|_| panic!("EVENT_BUS_NAME is not set"));
+    let publisher = EventBridgePublisher::new(stack.emulator.eventbridge(), bus);
+    for _ in 0..2 {
+        publisher
+            .publish(std::slice::from_ref(&delayed))
+            .await
+            .unwrap_or_else(|e| panic!("publishing DeliveryDelayed again: {e:?}"));
+    }
+    stack
+        .wait_until_drained(&[
+            "CouponOnDeliveryDelayedQueue",
+            "AlertOnDeliveryDelayedQueue",
+        ])
+        .await;
+
+    let delivery_id = DeliveryId::parse(&format!("d-{order_id}"))
+        .unwrap_or_else(|e| panic!("d-{order_id} is not a delivery id: {e:?}"));
+    let coupon = CouponId::for_delay(&delivery_id, 1);
+    let view = stack
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            &format!("/orders/{order_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        view["coupons"].as_array().map(Vec::len),
+        Some(1),
+        "one coupon for one delay: {view}"
+    );
+    assert_eq!(
+        stack.event_types("coupon", &coupon).await,
+        ["CouponIssued"],
+        "the coupon is issued once"
+    );
+    let notified = stack.notifications(&inbox, 3).await;
+    assert_eq!(
+        notified,
+        ["DeliveryDelayed", "DeliveryScheduled", "OrderPlaced"],
+        "one notification for one delay"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_delivery_cancels_the_order_and_the_customer_hears_of_it() {
+    let stack = Stack::from_env().await;
+    let customer = unique_name("cust-fail");
+    let inbox = stack.inbox(&customer).await;
+    let order_id = stack
+        .place_order(&customer, &unique_name("corr-fail"))
+        .await;
+    stack
+        .wait_for_view(&order_id, "the delivery scheduled", scheduled)
+        .await;
+    act(&stack, &order_id, "dispatch", &courier()).await;
+    stack
+        .wait_for_view(&order_id, "the order shipped", shipped)
+        .await;
+    act(
+        &stack,
+        &order_id,
+        "fail",
+        &json!({"courier_id": "courier-7", "reason": "address not found"}),
+    )
+    .await;
+    stack
+        .wait_for_view(&order_id, "the order cancelled", |v| {
+            order_status(v) == "cancelled" && delivery_status(v) == "failed"
+        })
+        .await;
+    let events = stack.events("order", &order_id).await;
+    let last = events.last().unwrap_or_else(|| panic!("no order events"));
+    assert_eq!(last.event_type, "OrderCancelled");
+    assert_eq!(last.data["reason"]["kind"], "delivery_failed");
+    let notified = stack.notifications(&inbox, 3).await;
+    assert!(
+        notified.contains(&"OrderCancelled".to_owned()),
+        "{notified:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_cancel_before_dispatch_cancels_the_delivery() {
+    let stack = Stack::from_env().await;
+    let (_, order_id, _) = a_scheduled_order(&stack, "cancel").await;
+    stack
+        .expect(
+            StatusCode::OK,
+            Method::POST,
+            &format!("/orders/{order_id}/cancel"),
+            None,
+        )
+        .await;
+    stack
+        .wait_for_events(
+            "delivery",
+            &format!("d-{order_id}"),
+            &["DeliveryScheduled", "DeliveryCancelled"],
+        )
+        .await;
+    stack
+        .wait_for_view(&order_id, "the delivery cancelled", |v| {
+            order_status(v) == "cancelled" && delivery_status(v) == "cancelled"
+        })
+        .await;
+    let reply = stack.courier(&order_id, "dispatch", &courier()).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::CONFLICT,
+        "a cancelled delivery cannot be dispatched: {}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn a_cancel_racing_the_dispatch_is_resolved_explicitly_with_an_alert() {
+    let stack = Stack::from_env().await;
+    let customer = unique_name("cust-race");
+    let inbox = stack.inbox(&customer).await;
+    let order_id = stack
+        .place_order(&customer, &unique_name("corr-race"))
+        .await;
+    stack
+        .wait_for_view(&order_id, "the delivery scheduled", scheduled)
+        .await;
+    // The customer cancels while the courier dispatches: both commands succeed on their own
+    // aggregates, before either reaction has run.
+    let cancel_path = format!("/orders/{order_id}/cancel");
+    let courier_body = courier();
+    let (dispatched, cancelled) = tokio::join!(
+        stack.courier(&order_id, "dispatch", &courier_body),
+        stack.call(Method::POST, &cancel_path, None, &[]),
+    );
+    assert_eq!(dispatched.status, StatusCode::OK, "{}", dispatched.body);
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    stack
+        .wait_for_events(
+            "delivery",
+            &format!("d-{order_id}"),
+            &[
+                "DeliveryScheduled",
+                "DeliveryDispatched",
+                "DeliveryCancellationRefused",
+            ],
+        )
+        .await;
+    stack
+        .wait_until_drained(&["OrderOnDeliveryDispatchedQueue"])
+        .await;
+    assert_eq!(
+        stack.event_types("order", &order_id).await,
+        ["OrderPlaced", "OrderCancelled"],
+        "the late dispatch news does not ship a cancelled order"
+    );
+    let notified = stack.notifications(&inbox, 4).await;
+    assert!(
+        notified.contains(&"DeliveryCancellationRefused".to_owned()),
+        "{notified:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_poison_message_ends_in_its_handlers_dlq_while_the_orders_around_it_go_through() {
+    let stack = Stack::from_env().await;
+    let marker = unique_name("poison");
+    let poison = format!(r#"{{"detail-type": "OrderPlaced", "detail": 42, "marker": "{marker}"}}"#);
+    stack.send("DeliveryOnOrderPlacedQueue", &poison).await;
+    // Orders placed while the poison is being retried are scheduled all the same.
+    let (_, order_id, _) = a_scheduled_order(&stack, "poison").await;
+    assert_eq!(
+        stack.event_types("delivery", format!("d-{order_id}")).await,
+        ["DeliveryScheduled"]
+    );
+
+    let started = std::time::Instant::now();
+    loop {
+        let dead = stack.peek("DeliveryOnOrderPlacedDeadLetterQueue").await;
+        if dead.iter().any(|body| body.contains(&marker)) {
+            break;
+        }
+        assert!(
+            started.elapsed() < STEP_TIMEOUT,
+            "the poison message did not reach the DLQ within {STEP_TIMEOUT:?} (the bridge \
+             retries it after the capped visibility timeout, 5 receives); it holds {dead:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(
+        stack
+            .peek("DeliveryOnOrderCancelledDeadLetterQueue")
+            .await
+            .is_empty(),
+        "nothing else is dead-lettered"
+    );
+}

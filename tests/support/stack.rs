@@ -1,0 +1,491 @@
+//! The whole system running locally (`scripts/e2e.sh` brings it up: moto, every resource of
+//! `template.yaml`, the function binaries under `cargo lambda watch`, the bridge), as the
+//! end-to-end suite sees it: commands go in over real HTTP through the bridge's API Gateway; the
+//! read model, the stored events, the customer notifications (a queue of the test's own,
+//! subscribed to the topic for one customer) and the dead-letter queues are observed out, over
+//! real SDK calls on the emulator.
+//!
+//! Where things are comes from the environment `scripts/e2e.sh` sets: `ORDERFLOW_API` (the HTTP
+//! API's base URL), `ORDERFLOW_STAGE` (the stage the resources were created for) and the
+//! functions' env file (`AWS_ENDPOINT_URL`, `EVENTS_TABLE`, `TOPIC_ARN` …). Missing, the suite
+//! fails saying how to run it; it never skips.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use serde_json::{Value, json};
+use shared::adapters::dynamo::DynamoEventStore;
+use shared::envelope::StoredEvent;
+use shared::ids::StreamId;
+use shared::ports::EventStore;
+use tools::bridge::resources::Resources;
+use tools::bridge::template::{Environment, Resolver, Template};
+use tools::http_client::HttpClient;
+
+use crate::{DisplayError, Emulator, emulator, unique_name};
+
+/// How long a request may take (a function's first invoke starts its process).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the effects of one step may take to show (three 1 s batching windows when warm, a
+/// cold function's start on the first order).
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// An HTTP answer: status, headers, the body as JSON (`Null` when empty, a string when not JSON).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Value,
+}
+
+/// The running stack.
+pub struct Stack {
+    /// The HTTP API's base URL (no trailing slash).
+    pub api: String,
+    /// The emulator the stack runs on.
+    pub emulator: Emulator,
+    /// The names of everything the stack's stage created (from `template.yaml`).
+    pub resources: Resources,
+    /// The events table.
+    pub events_table: String,
+    /// The customer-notifications topic.
+    pub topic_arn: String,
+    http: HttpClient,
+}
+
+/// Reads a variable `scripts/e2e.sh` sets, or panics saying how to run the suite.
+fn required(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => value,
+        _ => panic!(
+            "{name} is not set: the end-to-end suite runs against the whole local stack. Run it \
+             with `scripts/e2e.sh` (scripts/test.sh does), which starts moto, the functions and \
+             the bridge on 127.0.0.1 and sets {name}."
+        ),
+    }
+}
+
+impl Stack {
+    /// Connects to the stack `scripts/e2e.sh` started; panics if there is none.
+    pub async fn from_env() -> Self {
+        let api = required("ORDERFLOW_API").trim_end_matches('/').to_owned();
+        let stage = required("ORDERFLOW_STAGE");
+        let events_table = required("EVENTS_TABLE");
+        let topic_arn = required("TOPIC_ARN");
+        let emulator = emulator().await;
+        let template_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+        let template = Template::load(&template_path)
+            .unwrap_or_else(|e| panic!("{}: {e}", template_path.display()));
+        let resolver = Resolver::new(
+            &template,
+            Environment::local(
+                &stage,
+                &std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+                &emulator.endpoint,
+            ),
+        );
+        let resources = Resources::from_template(&resolver)
+            .unwrap_or_else(|e| panic!("reading the resources of template.yaml: {e}"));
+        let stack = Self {
+            api,
+            emulator,
+            resources,
+            events_table,
+            topic_arn,
+            http: HttpClient::new(),
+        };
+        let health = stack
+            .call(Method::GET, "/orders/e2e-probe", None, &[])
+            .await;
+        assert!(
+            health.status == StatusCode::NOT_FOUND,
+            "the stack at {} does not answer as orderflow's API (GET /orders/e2e-probe: {} {})",
+            stack.api,
+            health.status,
+            health.body
+        );
+        stack
+    }
+
+    /// Sends a request to the API; panics if no answer comes.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(format!("{}{path}", self.api))
+            .header("accept", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = match body {
+            Some(body) => {
+                request = request.header("content-type", "application/json");
+                Bytes::from(body.to_string())
+            }
+            None => Bytes::new(),
+        };
+        let request = request
+            .body(body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let reply = self
+            .http
+            .send(request, REQUEST_TIMEOUT)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path} on {}: {e}", self.api));
+        let body = if reply.body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&reply.body).unwrap_or_else(|_| {
+                Value::String(String::from_utf8_lossy(&reply.body).into_owned())
+            })
+        };
+        Reply {
+            status: reply.status,
+            headers: reply.headers,
+            body,
+        }
+    }
+
+    /// A request that must answer `expected`; returns the body.
+    pub async fn expect(
+        &self,
+        expected: StatusCode,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Value {
+        let reply = self.call(method.clone(), path, body, &[]).await;
+        assert_eq!(
+            reply.status, expected,
+            "{method} {path} answered {}: {}",
+            reply.status, reply.body
+        );
+        reply.body
+    }
+
+    /// Places an order for `customer` (two lines) with `POST /orders`, under the correlation id
+    /// given; returns the order id.
+    pub async fn place_order(&self, customer: &str, correlation_id: &str) -> String {
+        let body = order_body(customer);
+        let key = unique_name("e2e-key");
+        let reply = self
+            .call(
+                Method::POST,
+                "/orders",
+                Some(&body),
+                &[
+                    ("idempotency-key", key.as_str()),
+                    ("x-correlation-id", correlation_id),
+                ],
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "POST /orders: {}",
+            reply.body
+        );
+        reply.body["order_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("POST /orders answered without an order_id: {}", reply.body))
+            .to_owned()
+    }
+
+    /// A courier's action on the order's delivery (`dispatch`, `delay`, `complete`, `fail`).
+    pub async fn courier(&self, order_id: &str, action: &str, body: &Value) -> Reply {
+        let path = format!("/deliveries/d-{order_id}/{action}");
+        self.call(Method::POST, &path, Some(body), &[]).await
+    }
+
+    /// Polls `GET /orders/{id}` until `done` holds for the view; panics with what it shows after
+    /// [`STEP_TIMEOUT`].
+    pub async fn wait_for_view(
+        &self,
+        order_id: &str,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let started = Instant::now();
+        loop {
+            let reply = self
+                .call(Method::GET, &format!("/orders/{order_id}"), None, &[])
+                .await;
+            if reply.status == StatusCode::OK && done(&reply.body) {
+                return reply.body;
+            }
+            assert!(
+                started.elapsed() < STEP_TIMEOUT,
+                "order {order_id}: {what} did not show within {STEP_TIMEOUT:?}; GET /orders/{order_id} \
+                 answers {} {}",
+                reply.status,
+                reply.body
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The event store the functions write, read through the DynamoDB adapter.
+    pub fn store(&self) -> DynamoEventStore {
+        DynamoEventStore::reader(self.emulator.dynamodb(), &self.events_table)
+    }
+
+    /// The events stored in stream `kind-id`.
+    pub async fn events(&self, kind: &str, id: impl std::fmt::Display) -> Vec<StoredEvent> {
+        let stream = StreamId::new(kind, id);
+        self.store()
+            .load(&stream)
+            .await
+            .unwrap_or_else(|e| panic!("loading {stream}: {e}"))
+    }
+
+    /// The types of the events stored in stream `kind-id`.
+    pub async fn event_types(&self, kind: &str, id: impl std::fmt::Display) -> Vec<String> {
+        self.events(kind, id)
+            .await
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect()
+    }
+
+    /// Polls stream `kind-id` until its event types are `expected`; panics with what is stored
+    /// after [`STEP_TIMEOUT`].
+    pub async fn wait_for_events(&self, kind: &str, id: &str, expected: &[&str]) {
+        let started = Instant::now();
+        loop {
+            let types = self.event_types(kind, id).await;
+            if types == expected {
+                return;
+            }
+            assert!(
+                started.elapsed() < STEP_TIMEOUT,
+                "stream {kind}-{id} holds {types:?}, not {expected:?}, after {STEP_TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The name of the queue with this logical id in the template.
+    pub fn queue_name(&self, logical_id: &str) -> &str {
+        self.resources
+            .queues
+            .iter()
+            .find(|q| q.logical_id == logical_id)
+            .map(|q| q.name.as_str())
+            .unwrap_or_else(|| panic!("template.yaml has no queue {logical_id}"))
+    }
+
+    /// The URL of the queue with this logical id in the template.
+    pub async fn queue_url(&self, logical_id: &str) -> String {
+        let name = self.queue_name(logical_id);
+        self.emulator
+            .sqs()
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("the queue {name}: {}", DisplayError(&e)))
+            .queue_url
+            .unwrap_or_else(|| panic!("the queue {name} has no URL"))
+    }
+
+    /// Messages visible plus in flight in the queue with this logical id.
+    pub async fn queue_depth(&self, logical_id: &str) -> u64 {
+        let url = self.queue_url(logical_id).await;
+        let attributes = self
+            .emulator
+            .sqs()
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("the attributes of {url}: {}", DisplayError(&e)))
+            .attributes
+            .unwrap_or_default();
+        [
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .map(|name| {
+            attributes
+                .get(name)
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+    }
+
+    /// Waits until the queues with these logical ids have been empty (nothing visible, nothing in
+    /// flight) on three checks in a row, 500 ms apart: what was sent to them has been handled.
+    pub async fn wait_until_drained(&self, logical_ids: &[&str]) {
+        let started = Instant::now();
+        let mut quiet = 0;
+        while quiet < 3 {
+            let mut depths = BTreeMap::new();
+            for id in logical_ids {
+                depths.insert(*id, self.queue_depth(id).await);
+            }
+            if depths.values().all(|d| *d == 0) {
+                quiet += 1;
+            } else {
+                quiet = 0;
+            }
+            assert!(
+                started.elapsed() < STEP_TIMEOUT,
+                "the queues did not drain within {STEP_TIMEOUT:?}: {depths:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// The message bodies waiting in the queue with this logical id (received with a short
+    /// visibility timeout, not deleted: what is dead-lettered stays for whoever looks next).
+    pub async fn peek(&self, logical_id: &str) -> Vec<String> {
+        let url = self.queue_url(logical_id).await;
+        let received = self
+            .emulator
+            .sqs()
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .visibility_timeout(1)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("receiving from {url}: {}", DisplayError(&e)));
+        received
+            .messages()
+            .iter()
+            .map(|m| m.body().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Sends `body` to the queue with this logical id.
+    pub async fn send(&self, logical_id: &str, body: &str) {
+        let url = self.queue_url(logical_id).await;
+        self.emulator
+            .sqs()
+            .send_message()
+            .queue_url(&url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("sending to {url}: {}", DisplayError(&e)));
+    }
+
+    /// A queue of this test's own, subscribed to the customer-notifications topic for `customer`
+    /// only (a filter policy on the `customer_id` message attribute).
+    pub async fn inbox(&self, customer: &str) -> Inbox {
+        let sqs = self.emulator.sqs();
+        let name = unique_name("e2e-inbox");
+        let url = sqs
+            .create_queue()
+            .queue_name(&name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("creating {name}: {}", DisplayError(&e)))
+            .queue_url
+            .unwrap_or_else(|| panic!("{name} has no URL"));
+        let arn = self.emulator.queue_arn(&url).await;
+        self.emulator
+            .sns()
+            .subscribe()
+            .topic_arn(&self.topic_arn)
+            .protocol("sqs")
+            .endpoint(&arn)
+            .attributes("RawMessageDelivery", "false")
+            .attributes(
+                "FilterPolicy",
+                json!({ "customer_id": [customer] }).to_string(),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("subscribing {name}: {}", DisplayError(&e)));
+        Inbox { url }
+    }
+
+    /// Reads `inbox` until `expected` notifications have arrived and nothing more comes for 2 s
+    /// (or panics, naming what came, after [`STEP_TIMEOUT`]); returns their event types.
+    pub async fn notifications(&self, inbox: &Inbox, expected: usize) -> Vec<String> {
+        let sqs = self.emulator.sqs();
+        let started = Instant::now();
+        let mut last_new = Instant::now();
+        let mut seen = Vec::new();
+        while seen.len() < expected || last_new.elapsed() < Duration::from_secs(2) {
+            assert!(
+                started.elapsed() < STEP_TIMEOUT,
+                "{} of {expected} notifications within {STEP_TIMEOUT:?}: {seen:?}",
+                seen.len()
+            );
+            let received = sqs
+                .receive_message()
+                .queue_url(&inbox.url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("receiving from {}: {}", inbox.url, DisplayError(&e)));
+            for message in received.messages() {
+                let envelope: Value = serde_json::from_str(message.body().unwrap_or_default())
+                    .unwrap_or_else(|e| panic!("a notification is not SNS JSON: {e}"));
+                seen.push(
+                    envelope["MessageAttributes"]["event_type"]["Value"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_owned(),
+                );
+                last_new = Instant::now();
+                sqs.delete_message()
+                    .queue_url(&inbox.url)
+                    .receipt_handle(message.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("deleting from {}: {}", inbox.url, DisplayError(&e))
+                    });
+            }
+        }
+        seen.sort_unstable();
+        seen
+    }
+}
+
+/// A test's own notifications queue.
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    /// The queue's URL.
+    pub url: String,
+}
+
+/// A `POST /orders` body: two lines for `customer`.
+pub fn order_body(customer: &str) -> Value {
+    json!({
+        "customer_id": customer,
+        "currency": "EUR",
+        "items": [
+            {"sku": "TEA-GREEN-100G", "quantity": 2, "unit_price": 1299},
+            {"sku": "MUG-STONE", "quantity": 1, "unit_price": 1899},
+        ],
+        "delivery_address": {
+            "recipient": "E2E Customer",
+            "line1": "1 Test Street",
+            "city": "Berlin",
+            "postal_code": "10115",
+            "country": "DE",
+        },
+    })
+}
