@@ -58,5 +58,6 @@ set -a
 . "$ENV_FILE"
 set +a
 export ORDERFLOW_API="$API" ORDERFLOW_STAGE="$STAGE" ORDERFLOW_EMULATOR=moto
+export ORDERFLOW_FUNCTION_LOG="$LAMBDA_LOG"
 # The tests mostly wait on the stack; more threads than cores keeps the run short.
 "$E2E_BIN" --test-threads 6 "$@"

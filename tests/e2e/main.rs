@@ -189,6 +189,28 @@ async fn happy_path_placed_scheduled_dispatched_completed_across_processes() {
         stack.notifications(&inbox, 3).await,
         ["DeliveryCompleted", "DeliveryScheduled", "OrderPlaced"]
     );
+
+    // The logs let someone follow the order from function to function by its correlation id …
+    let traced = stack.log_lines_with(&correlation_id);
+    for function in [
+        "method=POST",
+        "handler=\"delivery-on-order-placed\"",
+        "handler=\"alert-on-order-placed\"",
+        "handler=\"alert-on-delivery-scheduled\"",
+    ] {
+        assert!(
+            traced.iter().any(|line| line.contains(function)),
+            "no log line with {function} carries the correlation id {correlation_id}"
+        );
+    }
+    // … and hold no personal data: the delivery address never reaches them.
+    for personal in ["1 Test Street", "E2E Customer"] {
+        let leaked = stack.log_lines_with(personal);
+        assert!(
+            leaked.is_empty(),
+            "{personal:?} in the function logs: {leaked:?}"
+        );
+    }
 }
 
 #[tokio::test]

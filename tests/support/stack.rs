@@ -6,12 +6,13 @@
 //! real SDK calls on the emulator.
 //!
 //! Where things are comes from the environment `scripts/e2e.sh` sets: `ORDERFLOW_API` (the HTTP
-//! API's base URL), `ORDERFLOW_STAGE` (the stage the resources were created for) and the
+//! API's base URL), `ORDERFLOW_STAGE` (the stage the resources were created for),
+//! `ORDERFLOW_FUNCTION_LOG` (the functions' log file) and the
 //! functions' env file (`AWS_ENDPOINT_URL`, `EVENTS_TABLE`, `TOPIC_ARN` …). Missing, the suite
 //! fails saying how to run it; it never skips.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -57,6 +58,8 @@ pub struct Stack {
     pub events_table: String,
     /// The customer-notifications topic.
     pub topic_arn: String,
+    /// Where the functions' logs go (`cargo lambda watch`'s output).
+    pub function_log: PathBuf,
     http: HttpClient,
 }
 
@@ -79,6 +82,7 @@ impl Stack {
         let stage = required("ORDERFLOW_STAGE");
         let events_table = required("EVENTS_TABLE");
         let topic_arn = required("TOPIC_ARN");
+        let function_log = PathBuf::from(required("ORDERFLOW_FUNCTION_LOG"));
         let emulator = emulator().await;
         let template_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
         let template = Template::load(&template_path)
@@ -99,6 +103,7 @@ impl Stack {
             resources,
             events_table,
             topic_arn,
+            function_log,
             http: HttpClient::new(),
         };
         let health = stack
@@ -234,6 +239,16 @@ impl Stack {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// The functions' log lines so far that contain `needle`.
+    pub fn log_lines_with(&self, needle: &str) -> Vec<String> {
+        std::fs::read_to_string(&self.function_log)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", self.function_log.display()))
+            .lines()
+            .filter(|line| line.contains(needle))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The event store the functions write, read through the DynamoDB adapter.
