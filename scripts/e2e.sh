@@ -21,19 +21,7 @@ cd "$ORDERFLOW_ROOT"
 STAGE=e2e
 ENV_FILE=target/e2e.env
 
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  if [ "$status" -ne 0 ] && [ -n "${BRIDGE_LOG:-}" ]; then
-    show_log "$BRIDGE_LOG"
-    log "function logs: $LAMBDA_LOG"
-  fi
-  stop_stack
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_stack_on_exit
 
 started=$SECONDS
 ensure_moto

@@ -143,6 +143,25 @@ stop_stack() {
   stop_moto
 }
 
+# Makes the calling script stop the stack on every exit path (Ctrl-C and TERM included), after
+# showing the end of the bridge's log when it fails (not when it is stopped).
+stop_stack_on_exit() {
+  trap on_stack_exit EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+on_stack_exit() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [ "$status" -ne 0 ] && [ "$status" -ne 130 ] && [ "$status" -ne 143 ] && [ -n "${BRIDGE_PID:-}" ]; then
+    show_log "$BRIDGE_LOG"
+    log "function logs: $LAMBDA_LOG"
+  fi
+  stop_stack
+  exit "$status"
+}
+
 # Shows the end of a log when something fails.
 show_log() {
   log "last lines of $1:"

@@ -35,15 +35,7 @@ esac
 STAGE=local
 ENV_FILE=target/local.env
 
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  stop_stack
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_stack_on_exit
 
 started=$SECONDS
 log "building every binary of the workspace (the functions' first invokes are then quick)"
@@ -57,7 +49,6 @@ log "stack ready in $((SECONDS - built)) s after the build ($((SECONDS - started
 
 log "demo: orders, couriers and notifications through $API"
 if ! (set -a && . "$ENV_FILE" && set +a && RUST_LIB_BACKTRACE=0 target/debug/orderflow demo --api "$API"); then
-  show_log "$BRIDGE_LOG"
   die "the demo failed (logs: $BRIDGE_LOG, $LAMBDA_LOG)"
 fi
 

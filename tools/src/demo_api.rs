@@ -137,7 +137,8 @@ impl Api {
     }
 }
 
-fn delivery_status(view: &Value) -> &str {
+/// The delivery's status in an order view (`-` before the delivery exists).
+pub(crate) fn delivery_status(view: &Value) -> &str {
     view["delivery"]["status"].as_str().unwrap_or("-")
 }
 
@@ -196,7 +197,8 @@ pub fn notification(body: &str) -> Option<(String, String, String)> {
     ))
 }
 
-fn order_body(customer: &str, lines: &[(&str, u32, u64)]) -> Value {
+/// The body of `POST /orders`: `customer` buys `lines` (sku, quantity, unit price in minor units).
+pub(crate) fn order_body(customer: &str, lines: &[(&str, u32, u64)]) -> Value {
     let items: Vec<Value> = lines
         .iter()
         .map(|(sku, quantity, unit_price)| json!({"sku": sku, "quantity": quantity, "unit_price": unit_price}))

@@ -7,9 +7,10 @@
 //! | --- | --- |
 //! | [`demo`] | place a few orders and print their timelines (through the event store) |
 //! | [`demo_api`] | the same story through the HTTP API of a running stack: orders, couriers, notifications |
+//! | [`load`] | `orderflow load`: many orders through a running stack's HTTP API; latency percentiles and throughput |
 //! | [`replay`] | rebuild the order read model from the events table; republish stored events of a time range |
 //! | [`bridge`] | `orderflow-bridge`: runs the whole system locally from `template.yaml` (see its layout) |
-//! | [`http_client`] | a small HTTP/1 client with deadlines (the bridge's invokes, the API demo) |
+//! | [`http_client`] | a small HTTP/1 client with deadlines (the bridge's invokes, the API demo, the load run) |
 //!
 //! Every tool is safe to run twice: projection skips what a view holds already, and every consumer
 //! of a republished event is idempotent.
@@ -19,4 +20,5 @@ pub mod bridge;
 pub mod demo;
 pub mod demo_api;
 pub mod http_client;
+pub mod load;
 pub mod replay;

@@ -5,6 +5,9 @@
 //! orderflow create-tables                       create the tables (skips existing ones)
 //! orderflow demo                                place demo orders in the store, print their timelines
 //! orderflow demo --api URL [--inbox QUEUE]      the whole story through a running stack's HTTP API
+//! orderflow load --api URL [--orders N] [--concurrency C] [--rate R]
+//!                                               N orders through the HTTP API, C in flight, R/s at
+//!                                               most; prints latency percentiles and throughput
 //! orderflow rebuild-views [--into TABLE]        project every stored event into the views table
 //! orderflow republish --from T --to T           publish stored events of [from, to) to the bus again
 //! ```
@@ -19,9 +22,10 @@ use chrono::{DateTime, Utc};
 use shared::adapters::dynamo::{DynamoEventStore, tables};
 use shared::adapters::dynamo_views::DynamoOrderViews;
 use shared::adapters::eventbridge::EventBridgePublisher;
+use tools::load::Settings;
 use tools::replay::{Progress, rebuild_views, republish};
 
-const USAGE: &str = "usage: orderflow <create-tables | demo [--api URL [--inbox QUEUE]] | rebuild-views [--into TABLE] | republish --from RFC3339 --to RFC3339>";
+const USAGE: &str = "usage: orderflow <create-tables | demo [--api URL [--inbox QUEUE]] | load --api URL [--orders N] [--concurrency C] [--rate R] | rebuild-views [--into TABLE] | republish --from RFC3339 --to RFC3339>";
 
 struct Names {
     events: String,
@@ -52,6 +56,37 @@ fn option(args: &[String], name: &str) -> Result<Option<String>> {
             _ => bail!("{name} needs a value\n{USAGE}"),
         },
     }
+}
+
+/// The number after `--name`, if given.
+fn number<T>(args: &[String], name: &str) -> Result<Option<T>>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    option(args, name)?
+        .map(|raw| {
+            raw.parse()
+                .with_context(|| format!("{name} {raw:?} is not a number\n{USAGE}"))
+        })
+        .transpose()
+}
+
+/// `orderflow load`'s settings; refuses options it does not know (a typo would change the figures).
+fn load_settings(args: &[String]) -> Result<Settings> {
+    const KNOWN: [&str; 4] = ["--api", "--orders", "--concurrency", "--rate"];
+    if let Some(unknown) = args
+        .iter()
+        .find(|a| a.starts_with("--") && !KNOWN.contains(&a.as_str()))
+    {
+        bail!("orderflow load does not know {unknown}\n{USAGE}");
+    }
+    let defaults = Settings::default();
+    Ok(Settings {
+        orders: number(args, "--orders")?.unwrap_or(defaults.orders),
+        concurrency: number(args, "--concurrency")?.unwrap_or(defaults.concurrency),
+        rate: number(args, "--rate")?,
+    })
 }
 
 fn instant(args: &[String], name: &str) -> Result<DateTime<Utc>> {
@@ -89,6 +124,11 @@ async fn main() -> Result<()> {
             }
             None => tools::demo::demo(&store).await,
         },
+        "load" => {
+            let api =
+                option(&args, "--api")?.with_context(|| format!("--api is required\n{USAGE}"))?;
+            tools::load::load(&api, load_settings(&args)?).await
+        }
         "rebuild-views" => {
             let table = option(&args, "--into")?.unwrap_or(names.views);
             eprintln!("rebuilding order views in {table} from {}", names.events);
@@ -136,4 +176,43 @@ async fn create_tables(client: &aws_sdk_dynamodb::Client, names: &Names) -> Resu
         eprintln!("created table {name} ({kind})");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn load_settings_default_what_is_not_given() {
+        let settings = load_settings(&args("load --api http://127.0.0.1:1 --concurrency 8"));
+        assert_eq!(
+            settings.ok(),
+            Some(Settings {
+                orders: 200,
+                concurrency: 8,
+                rate: None
+            })
+        );
+        let paced = load_settings(&args("load --api A --orders 300 --rate 2.5"));
+        assert_eq!(
+            paced.ok().map(|s| (s.orders, s.rate)),
+            Some((300, Some(2.5)))
+        );
+    }
+
+    #[test]
+    fn load_settings_refuse_typos_and_non_numbers() {
+        for line in [
+            "load --api A --concurency 8",
+            "load --api A --orders many",
+            "load --api A --orders -5",
+            "load --api A --rate",
+        ] {
+            assert!(load_settings(&args(line)).is_err(), "{line}");
+        }
+    }
 }

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Benchmarks the whole local stack (moto + orderflow-bridge + the functions under
+# `cargo lambda watch`, debug builds; see scripts/run.sh) through its HTTP API:
+#
+#   build the workspace's binaries → start the stack (stage `bench`) → warm up with 5 orders, one
+#   at a time (each function's first invoke starts it) → `orderflow load` → stop everything
+#
+# and prints the load run's figures: POST /orders latency, POST → delivery scheduled latency
+# (p50/p90/p99/max), sustained orders/s. Arguments go to `orderflow load`:
+#
+#   scripts/bench-local.sh                                 # 200 orders, 4 in flight
+#   scripts/bench-local.sh --orders 300 --concurrency 8
+#   scripts/bench-local.sh --orders 200 --concurrency 4 --rate 2
+#
+# Everything listens on 127.0.0.1 and is stopped by PID on exit. Logs: target/bridge-bench.log,
+# target/lambda-watch-bench.log, target/moto-*.log. ORDERFLOW_BENCH_WATCH_ARGS adds arguments to
+# `cargo lambda watch` (e.g. "--concurrency 2": instances per function, 1 by default).
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=scripts/sam.sh
+source "$ORDERFLOW_ROOT/scripts/sam.sh"
+# shellcheck source=scripts/local.sh
+source "$ORDERFLOW_ROOT/scripts/local.sh"
+cd "$ORDERFLOW_ROOT"
+
+STAGE=bench
+ENV_FILE=target/bench.env
+WARM_UP_ORDERS=5
+export BRIDGE_LOG="$ORDERFLOW_ROOT/target/bridge-bench.log"
+export LAMBDA_LOG="$ORDERFLOW_ROOT/target/lambda-watch-bench.log"
+
+stop_stack_on_exit
+
+# `orderflow load` against the stack, with the stack's environment.
+load() {
+  (set -a && . "$ENV_FILE" && set +a && RUST_LIB_BACKTRACE=0 target/debug/orderflow load --api "$API" "$@")
+}
+
+# The bridge's warnings and errors, grouped (numbers masked), as the run left them.
+bridge_warnings() {
+  local count
+  count="$(grep -cE '^[^ ]+ +(WARN|ERROR) ' "$BRIDGE_LOG" 2>/dev/null || true)"
+  count="${count:-0}"
+  log "bridge log: $count WARN/ERROR line(s) in $BRIDGE_LOG"
+  if [ "$count" -gt 0 ]; then
+    grep -E '^[^ ]+ +(WARN|ERROR) ' "$BRIDGE_LOG" | sed -E 's/^[^ ]+ +//; s/[0-9]+/N/g' | cut -c1-160 |
+      sort | uniq -c | sort -rn | head -10 >&2
+  fi
+}
+
+log "building every binary of the workspace"
+cargo build --locked --quiet --workspace --bins
+built=$SECONDS
+# shellcheck disable=SC2086 # ORDERFLOW_BENCH_WATCH_ARGS is a list of words
+start_stack "$STAGE" "$ENV_FILE" --ignore-changes ${ORDERFLOW_BENCH_WATCH_ARGS:-}
+log "stack ready in $((SECONDS - built)) s: API $API (bridge pid $BRIDGE_PID, functions pid $LAMBDA_PID)"
+
+log "warm-up: $WARM_UP_ORDERS orders, one at a time"
+warm_up_started=$SECONDS
+if ! load --orders "$WARM_UP_ORDERS" --concurrency 1 >&2; then
+  die "the warm-up failed (logs: $BRIDGE_LOG, $LAMBDA_LOG)"
+fi
+log "warm-up done in $((SECONDS - warm_up_started)) s"
+
+log "load: orderflow load $*"
+if ! load "$@"; then
+  bridge_warnings
+  die "the load run failed (logs: $BRIDGE_LOG, $LAMBDA_LOG)"
+fi
+bridge_warnings
