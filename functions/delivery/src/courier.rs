@@ -29,15 +29,13 @@ pub mod state;
 use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
-use shared::domain::DomainError;
 use shared::envelope::CorrelationId;
 use shared::http::problem::Problem;
 use shared::ids::DeliveryId;
-use shared::ports::{Clock, EventStore, StoreError};
+use shared::ports::{Clock, EventStore};
 use shared::validation::ValidationError;
-use tracing::error;
 
-use self::routes::{NoRoute, Route, match_route};
+use self::routes::{Route, match_route};
 
 /// Tunables of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +71,7 @@ impl App {
         shared::http::serve::serve(request, |method, path, correlation_id| async move {
             match match_route(&method, &path) {
                 Ok(route) => self.dispatch(route, request, &correlation_id).await,
-                Err(NoRoute::NotFound) => Err(Problem::not_found("no such resource")),
-                Err(NoRoute::MethodNotAllowed(allow)) => Err(Problem::method_not_allowed(allow)),
+                Err(no_route) => Err(Problem::from(no_route)),
             }
         })
         .await
@@ -98,41 +95,6 @@ impl App {
 /// The delivery id from the path, or a 400 naming the path parameter.
 pub(crate) fn delivery_id(raw: &str) -> Result<DeliveryId, Problem> {
     DeliveryId::parse(raw).map_err(|e| Problem::invalid(ValidationError::new("id", e.rule)))
-}
-
-/// The answer to a store failure. A conflict reaches here only after the bounded retries.
-pub(crate) fn store_problem(error: &StoreError) -> Problem {
-    match error {
-        StoreError::Unavailable(reason) => {
-            error!(%reason, "event store unavailable");
-            Problem::unavailable()
-        }
-        StoreError::Conflict { .. } => Problem::conflict(
-            "concurrent-modification",
-            "the delivery was changed by another request at the same time; retry",
-        ),
-        StoreError::DuplicateRequest { .. } => {
-            Problem::conflict("duplicate-request", "this request was processed already")
-        }
-        StoreError::Corrupt { .. } | StoreError::InvalidAppend(_) => {
-            error!(%error, "event store refused or returned unreadable data");
-            Problem::internal()
-        }
-    }
-}
-
-/// The answer to a domain refusal.
-pub(crate) fn domain_problem(error: DomainError) -> Problem {
-    match error {
-        DomainError::NotFound { kind } => Problem::not_found(format!("{kind} not found")),
-        DomainError::AlreadyExists { kind } => {
-            Problem::conflict("already-exists", format!("{kind} already exists"))
-        }
-        DomainError::InvalidTransition { .. } => {
-            Problem::conflict("invalid-transition", error.to_string())
-        }
-        DomainError::Invalid(invalid) => Problem::invalid(invalid),
-    }
 }
 
 #[cfg(any(test, feature = "testing"))]

@@ -32,14 +32,13 @@ pub use shared::http::{input, problem};
 use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
-use shared::domain::DomainError;
 use shared::envelope::CorrelationId;
-use shared::ports::{Clock, EventStore, IdempotencyStore, StoreError};
+use shared::ports::{Clock, EventStore, IdempotencyStore};
 use shared::read_model::{OrderViews, ViewError};
 use tracing::error;
 
 use crate::problem::Problem;
-use crate::routes::{NoRoute, Route, match_route};
+use crate::routes::{Route, match_route};
 
 /// Tunables of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,8 +83,7 @@ impl App {
         shared::http::serve::serve(request, |method, path, correlation_id| async move {
             match match_route(&method, &path) {
                 Ok(route) => self.dispatch(route, request, &correlation_id).await,
-                Err(NoRoute::NotFound) => Err(Problem::not_found("no such resource")),
-                Err(NoRoute::MethodNotAllowed(allow)) => Err(Problem::method_not_allowed(allow)),
+                Err(no_route) => Err(Problem::from(no_route)),
             }
         })
         .await
@@ -106,41 +104,6 @@ impl App {
                 orders::customer_orders(self, &id, request, correlation_id).await
             }
         }
-    }
-}
-
-/// The answer to a store failure. Conflicts are handled by the callers that expect them.
-pub(crate) fn store_problem(error: &StoreError) -> Problem {
-    match error {
-        StoreError::Unavailable(reason) => {
-            error!(%reason, "event store unavailable");
-            Problem::unavailable()
-        }
-        StoreError::Conflict { .. } => Problem::conflict(
-            "concurrent-modification",
-            "the order was changed by another request at the same time; retry",
-        ),
-        StoreError::DuplicateRequest { .. } => {
-            Problem::conflict("duplicate-request", "this request was processed already")
-        }
-        StoreError::Corrupt { .. } | StoreError::InvalidAppend(_) => {
-            error!(%error, "event store refused or returned unreadable data");
-            Problem::internal()
-        }
-    }
-}
-
-/// The answer to a domain refusal.
-pub(crate) fn domain_problem(error: DomainError) -> Problem {
-    match error {
-        DomainError::NotFound { kind } => Problem::not_found(format!("{kind} not found")),
-        DomainError::AlreadyExists { kind } => {
-            Problem::conflict("already-exists", format!("{kind} already exists"))
-        }
-        DomainError::InvalidTransition { .. } => {
-            Problem::conflict("invalid-transition", error.to_string())
-        }
-        DomainError::Invalid(invalid) => Problem::invalid(invalid),
     }
 }
 

@@ -23,7 +23,7 @@ use tracing::{error, info};
 
 use crate::input::query;
 use crate::problem::{Problem, json_response};
-use crate::{App, Handled, domain_problem, store_problem, view_problem};
+use crate::{App, Handled, view_problem};
 
 /// Page size of `GET /customers/{id}/orders` when `limit` is not given.
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
@@ -79,7 +79,7 @@ pub async fn cancel_order(app: &App, raw_id: &str, correlation_id: &CorrelationI
     let stream = StreamId::new("order", &order_id);
     let loaded = repository::load::<Order>(app.store.as_ref(), &stream)
         .await
-        .map_err(|e| store_problem(&e))?;
+        .map_err(|e| Problem::from_store(&e, "order"))?;
     let Some(customer_id) = loaded.state.customer_id().cloned() else {
         return Err(Problem::not_found(format!("order {order_id} not found")));
     };
@@ -118,8 +118,8 @@ pub async fn cancel_order(app: &App, raw_id: &str, correlation_id: &CorrelationI
                 format!("the order is {status} and can no longer be cancelled"),
             ))
         }
-        Err(CommandError::Domain(error)) => Err(domain_problem(error)),
-        Err(CommandError::Store(error)) => Err(store_problem(&error)),
+        Err(CommandError::Domain(error)) => Err(Problem::from_domain(error)),
+        Err(CommandError::Store(error)) => Err(Problem::from_store(&error, "order")),
     }
 }
 
@@ -169,7 +169,10 @@ pub async fn customer_orders(
 /// Every stored event of an order: its own stream, its delivery's and its coupons', oldest first.
 async fn history(app: &App, order_id: &OrderId) -> Result<Vec<StoredEvent>, Problem> {
     let load = |stream: StreamId| async move {
-        app.store.load(&stream).await.map_err(|e| store_problem(&e))
+        app.store
+            .load(&stream)
+            .await
+            .map_err(|e| Problem::from_store(&e, "order"))
     };
     let mut events = load(StreamId::new("order", order_id)).await?;
     if events.is_empty() {

@@ -20,7 +20,7 @@ use tracing::info;
 
 use crate::input::{json_body, typed};
 use crate::problem::{Problem, json_response};
-use crate::{App, Handled, domain_problem, store_problem};
+use crate::{App, Handled};
 
 /// The header a client sends its idempotency key in.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -49,7 +49,7 @@ pub async fn place_order(app: &App, request: &Request, correlation_id: &Correlat
             .idempotency
             .get(key)
             .await
-            .map_err(|e| store_problem(&e))?
+            .map_err(|e| Problem::from_store(&e, "order"))?
     {
         return replay(&record, &request_hash, correlation_id);
     }
@@ -115,14 +115,14 @@ pub async fn place_order(app: &App, request: &Request, correlation_id: &Correlat
                 .idempotency
                 .get(&key)
                 .await
-                .map_err(|e| store_problem(&e))?
+                .map_err(|e| Problem::from_store(&e, "order"))?
             {
                 Some(record) => replay(&record, &request_hash, correlation_id),
                 None => Err(Problem::unavailable()),
             }
         }
-        Err(CommandError::Store(error)) => Err(store_problem(&error)),
-        Err(CommandError::Domain(error)) => Err(domain_problem(error)),
+        Err(CommandError::Store(error)) => Err(Problem::from_store(&error, "order")),
+        Err(CommandError::Domain(error)) => Err(Problem::from_domain(error)),
     }
 }
 

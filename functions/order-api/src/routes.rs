@@ -1,14 +1,7 @@
 //! The route table: the one list of what the API answers. Dispatch, `template.yaml` and
 //! `openapi.json` are checked against it.
 
-/// One route: method and path template (API Gateway syntax, `{name}` for a parameter).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RouteSpec {
-    /// The HTTP method.
-    pub method: &'static str,
-    /// The path template.
-    pub path: &'static str,
-}
+pub use shared::http::routes::{NoRoute, RouteSpec};
 
 /// Every route the function serves.
 pub const ROUTES: &[RouteSpec] = &[
@@ -49,15 +42,6 @@ pub enum Route {
     CustomerOrders(String),
 }
 
-/// Why no route matched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NoRoute {
-    /// No route has this path.
-    NotFound,
-    /// The path exists with other methods (listed for the `Allow` header).
-    MethodNotAllowed(Vec<&'static str>),
-}
-
 /// Matches a method and path (a trailing slash is ignored; segments are percent-decoded by the
 /// caller's id parsers, which refuse anything but their own alphabet).
 pub fn match_route(method: &str, path: &str) -> Result<Route, NoRoute> {
@@ -82,13 +66,7 @@ pub fn match_route(method: &str, path: &str) -> Result<Route, NoRoute> {
         ("POST", "/orders/{id}/cancel") => Ok(Route::CancelOrder(id)),
         ("GET", "/orders/{id}/events") => Ok(Route::OrderEvents(id)),
         ("GET", "/customers/{id}/orders") => Ok(Route::CustomerOrders(id)),
-        _ => Err(NoRoute::MethodNotAllowed(
-            ROUTES
-                .iter()
-                .filter(|r| r.path == template)
-                .map(|r| r.method)
-                .collect(),
-        )),
+        _ => Err(NoRoute::method_not_allowed(ROUTES, template)),
     }
 }
 

@@ -4,4 +4,5 @@
 
 pub mod input;
 pub mod problem;
+pub mod routes;
 pub mod serve;

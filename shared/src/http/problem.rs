@@ -2,7 +2,9 @@
 //! rejection. A client error names the field and the rule it broke; a dependency failure is a 503
 //! with `Retry-After`; every response carries the request's correlation id.
 
+use crate::domain::DomainError;
 use crate::envelope::CorrelationId;
+use crate::ports::StoreError;
 use crate::validation::ValidationError;
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
@@ -32,6 +34,44 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// The answer to an event-store failure while handling a request on one `aggregate`
+    /// (`order`, `delivery`): 503 when the store is unavailable, 409 for a conflict (it reaches
+    /// here only after the bounded retries) or a duplicate request, 500 (logged) for what the
+    /// store refused or could not read.
+    pub fn from_store(error: &StoreError, aggregate: &str) -> Self {
+        match error {
+            StoreError::Unavailable(reason) => {
+                tracing::error!(%reason, "event store unavailable");
+                Self::unavailable()
+            }
+            StoreError::Conflict { .. } => Self::conflict(
+                "concurrent-modification",
+                format!("the {aggregate} was changed by another request at the same time; retry"),
+            ),
+            StoreError::DuplicateRequest { .. } => {
+                Self::conflict("duplicate-request", "this request was processed already")
+            }
+            StoreError::Corrupt { .. } | StoreError::InvalidAppend(_) => {
+                tracing::error!(%error, "event store refused or returned unreadable data");
+                Self::internal()
+            }
+        }
+    }
+
+    /// The answer to a domain refusal: 404, 409 (exists, or not in a state that allows it) or 400.
+    pub fn from_domain(error: DomainError) -> Self {
+        match error {
+            DomainError::NotFound { kind } => Self::not_found(format!("{kind} not found")),
+            DomainError::AlreadyExists { kind } => {
+                Self::conflict("already-exists", format!("{kind} already exists"))
+            }
+            DomainError::InvalidTransition { .. } => {
+                Self::conflict("invalid-transition", error.to_string())
+            }
+            DomainError::Invalid(invalid) => Self::invalid(invalid),
+        }
+    }
+
     fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
         Self {
             status,

@@ -30,7 +30,7 @@ use tracing::info;
 
 use super::routes::CourierAction;
 use super::state::DeliveryState;
-use super::{App, Handled, delivery_id, domain_problem, store_problem};
+use super::{App, Handled, delivery_id};
 
 /// An instant in RFC 3339 form with an explicit offset (`2026-11-28T14:00:00Z`), held in UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -158,7 +158,7 @@ pub async fn act(
     let mut history = seen.last_loaded();
     let known = |history: &[StoredEvent]| {
         DeliveryState::fold(history)
-            .map_err(|e| store_problem(&e))?
+            .map_err(|e| Problem::from_store(&e, "delivery"))?
             .ok_or_else(Problem::internal)
     };
     match result {
@@ -212,8 +212,8 @@ pub async fn act(
         Err(CommandError::Domain(DomainError::NotFound { .. })) => Err(Problem::not_found(
             format!("delivery {delivery_id} not found"),
         )),
-        Err(CommandError::Domain(error)) => Err(domain_problem(error)),
-        Err(CommandError::Store(error)) => Err(store_problem(&error)),
+        Err(CommandError::Domain(error)) => Err(Problem::from_domain(error)),
+        Err(CommandError::Store(error)) => Err(Problem::from_store(&error, "delivery")),
     }
 }
 

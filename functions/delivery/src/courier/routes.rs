@@ -1,14 +1,7 @@
 //! The route table: the one list of what the courier API answers. Dispatch and `openapi.json` are
 //! checked against it.
 
-/// One route: method and path template (API Gateway syntax, `{name}` for a parameter).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RouteSpec {
-    /// The HTTP method.
-    pub method: &'static str,
-    /// The path template.
-    pub path: &'static str,
-}
+pub use shared::http::routes::{NoRoute, RouteSpec};
 
 /// Every route the function serves.
 pub const ROUTES: &[RouteSpec] = &[
@@ -86,15 +79,6 @@ pub enum Route {
     Act(String, CourierAction),
 }
 
-/// Why no route matched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NoRoute {
-    /// No route has this path.
-    NotFound,
-    /// The path exists with other methods (listed for the `Allow` header).
-    MethodNotAllowed(Vec<&'static str>),
-}
-
 /// Matches a method and path (a trailing slash is ignored; the id is checked by the handlers,
 /// which refuse anything but the id alphabet).
 pub fn match_route(method: &str, path: &str) -> Result<Route, NoRoute> {
@@ -115,15 +99,7 @@ pub fn match_route(method: &str, path: &str) -> Result<Route, NoRoute> {
         }
         _ => return Err(NoRoute::NotFound),
     };
-    route.ok_or_else(|| {
-        NoRoute::MethodNotAllowed(
-            ROUTES
-                .iter()
-                .filter(|r| r.path == template)
-                .map(|r| r.method)
-                .collect(),
-        )
-    })
+    route.ok_or_else(|| NoRoute::method_not_allowed(ROUTES, template))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use shared::http::problem::{Problem, json_response};
 use shared::ids::{CourierId, CustomerId, DeliveryId, OrderId, StreamId};
 use shared::ports::StoreError;
 
-use super::{App, Handled, delivery_id, store_problem};
+use super::{App, Handled, delivery_id};
 
 /// A delivery as its events say it is now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,8 +158,10 @@ pub async fn get_delivery(app: &App, raw_id: &str, correlation_id: &CorrelationI
         .store
         .load(&stream)
         .await
-        .map_err(|e| store_problem(&e))?;
-    let Some(state) = DeliveryState::fold(&history).map_err(|e| store_problem(&e))? else {
+        .map_err(|e| Problem::from_store(&e, "delivery"))?;
+    let Some(state) =
+        DeliveryState::fold(&history).map_err(|e| Problem::from_store(&e, "delivery"))?
+    else {
         return Err(Problem::not_found(format!(
             "delivery {delivery_id} not found"
         )));
