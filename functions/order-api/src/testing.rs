@@ -7,11 +7,11 @@
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use lambda_http::http::HeaderMap;
-use lambda_http::{Body, Request};
-use serde_json::{Value, json};
+use lambda_http::Request;
+use serde_json::Value;
 use shared::adapters::clock::FixedClock;
 use shared::adapters::memory::{InMemoryEventStore, InMemoryOrderViews};
+pub use shared::http::testing::{Answer, apigw_request};
 
 use crate::{App, Settings};
 
@@ -56,49 +56,17 @@ pub fn order_body() -> Value {
 }
 
 /// A request from the `GET` fixture (or the `POST` one when there is a body), with `method`,
-/// `path` (query string included) and `body` replaced and `headers` added.
+/// `path` (query string included) and `body` replaced and `headers` added (the fixture's
+/// `Idempotency-Key` is left out unless given).
 pub fn request(method: &str, path: &str, body: Option<&str>, headers: &[(&str, &str)]) -> Request {
-    let template = if body.is_some() {
+    let fixture = if body.is_some() {
         POST_ORDERS
     } else {
         GET_ORDER
     };
-    let mut event: Value = serde_json::from_str(template).unwrap();
-    let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
-    event["rawPath"] = json!(raw_path);
-    event["rawQueryString"] = json!(raw_query);
-    event["requestContext"]["http"]["method"] = json!(method);
-    event["requestContext"]["http"]["path"] = json!(raw_path);
-    let route_key = format!("{method} {raw_path}");
-    event["routeKey"] = json!(route_key);
-    event["requestContext"]["routeKey"] = json!(route_key);
-    if !raw_query.is_empty() {
-        let params: serde_json::Map<String, Value> = raw_query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .map(|(k, v)| (k.to_owned(), json!(v)))
-            .collect();
-        event["queryStringParameters"] = Value::Object(params);
-    }
-    let object = event.as_object_mut().unwrap();
-    object.remove("pathParameters");
-    match body {
-        Some(body) => {
-            object.insert("body".into(), json!(body));
-            object["headers"]["content-length"] = json!(body.len().to_string());
-        }
-        None => {
-            object.remove("body");
-        }
-    }
-    object["headers"]
-        .as_object_mut()
-        .unwrap()
-        .remove("idempotency-key");
-    for (name, value) in headers {
-        object["headers"][name.to_ascii_lowercase()] = json!(value);
-    }
-    lambda_http::request::from_str(&event.to_string()).unwrap()
+    let mut all = vec![("idempotency-key", "")];
+    all.extend_from_slice(headers);
+    apigw_request(fixture, method, path, body, &all)
 }
 
 /// A `POST /orders` with `body` and the given headers.
@@ -106,42 +74,6 @@ pub fn post_orders(body: &Value, headers: &[(&str, &str)]) -> Request {
     request("POST", "/orders", Some(&body.to_string()), headers)
 }
 
-/// What came back.
-pub struct Answer {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Value,
-}
-
-impl Answer {
-    /// Asserts a problem response naming `field`.
-    #[track_caller]
-    pub fn assert_problem(&self, status: u16, field: &str) {
-        assert_eq!(self.status, status, "{}", self.body);
-        assert_eq!(
-            self.headers["content-type"], "application/problem+json",
-            "{}",
-            self.body
-        );
-        assert_eq!(self.body["field"], field, "{}", self.body);
-        assert!(self.body["rule"].is_string(), "{}", self.body);
-        assert_eq!(self.body["status"], status);
-    }
-}
-
 pub async fn send(app: &App, request: Request) -> Answer {
-    let response = app.handle(request).await;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = match response.body() {
-        Body::Text(text) => serde_json::from_str(text).unwrap(),
-        Body::Empty => Value::Null,
-        Body::Binary(bytes) => serde_json::from_slice(bytes).unwrap(),
-        _ => Value::Null,
-    };
-    Answer {
-        status,
-        headers,
-        body,
-    }
+    Answer::from_response(&app.handle(request).await)
 }

@@ -6,3 +6,5 @@ pub mod input;
 pub mod problem;
 pub mod routes;
 pub mod serve;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use lambda_http::http::HeaderMap;
-use lambda_http::{Body, Request};
+use lambda_http::Request;
 use serde_json::{Value, json};
 use shared::adapters::clock::FixedClock;
 use shared::adapters::memory::InMemoryEventStore;
@@ -19,6 +18,7 @@ use shared::address::{Address, UncheckedAddress};
 use shared::domain::delivery::{Delivery, DeliveryCommand};
 use shared::envelope::StoredEvent;
 use shared::envelope::{Actor, CorrelationId, EventContext};
+pub use shared::http::testing::{Answer, apigw_request};
 use shared::ids::{CustomerId, DeliveryId, OrderId, StreamId};
 use shared::ports::{AppendRequest, EventStore, StoreError};
 use shared::repository;
@@ -138,44 +138,15 @@ pub fn dispatch_body() -> Value {
 }
 
 /// A request from the `GET` fixture (or the `POST` one when there is a body), with `method`,
-/// `path` (query string included) and `body` replaced and `headers` added (a header given with an
-/// empty value is removed).
+/// `path` (query string included) and `body` replaced and `headers` applied (a header given with
+/// an empty value is removed).
 pub fn request(method: &str, path: &str, body: Option<&str>, headers: &[(&str, &str)]) -> Request {
-    let template = if body.is_some() {
+    let fixture = if body.is_some() {
         POST_DISPATCH
     } else {
         GET_DELIVERY
     };
-    let mut event: Value = serde_json::from_str(template).unwrap();
-    let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
-    event["rawPath"] = json!(raw_path);
-    event["rawQueryString"] = json!(raw_query);
-    event["requestContext"]["http"]["method"] = json!(method);
-    event["requestContext"]["http"]["path"] = json!(raw_path);
-    let route_key = format!("{method} {raw_path}");
-    event["routeKey"] = json!(route_key);
-    event["requestContext"]["routeKey"] = json!(route_key);
-    let object = event.as_object_mut().unwrap();
-    object.remove("pathParameters");
-    match body {
-        Some(body) => {
-            object.insert("body".into(), json!(body));
-            object["headers"]["content-length"] = json!(body.len().to_string());
-        }
-        None => {
-            object.remove("body");
-        }
-    }
-    for (name, value) in headers {
-        let name = name.to_ascii_lowercase();
-        let headers = object["headers"].as_object_mut().unwrap();
-        if value.is_empty() {
-            headers.remove(&name);
-        } else {
-            headers.insert(name, json!(value));
-        }
-    }
-    lambda_http::request::from_str(&event.to_string()).unwrap()
+    apigw_request(fixture, method, path, body, headers)
 }
 
 /// `POST /deliveries/{delivery_id}/<action>` with `body`.
@@ -214,59 +185,8 @@ pub fn fail_by(courier: &str, reason: &str) -> Value {
     json!({"courier_id": courier, "reason": reason})
 }
 
-/// What came back.
-pub struct Answer {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Value,
-}
-
-impl Answer {
-    /// Asserts a problem response naming `field`.
-    #[track_caller]
-    pub fn assert_problem(&self, status: u16, field: &str) {
-        self.assert_status_problem(status);
-        assert_eq!(self.body["field"], field, "{}", self.body);
-        assert!(self.body["rule"].is_string(), "{}", self.body);
-    }
-
-    /// Asserts a problem response of `status` (of any kind).
-    #[track_caller]
-    pub fn assert_status_problem(&self, status: u16) {
-        assert_eq!(self.status, status, "{}", self.body);
-        assert_eq!(
-            self.headers["content-type"], "application/problem+json",
-            "{}",
-            self.body
-        );
-        assert_eq!(self.body["status"], status);
-    }
-
-    /// Asserts a 200 for a command with this status and version.
-    #[track_caller]
-    pub fn assert_accepted(&self, status: &str, version: u64) {
-        assert_eq!(self.status, 200, "{}", self.body);
-        assert_eq!(self.headers["content-type"], "application/json");
-        assert_eq!(self.body["status"], status, "{}", self.body);
-        assert_eq!(self.body["version"], version, "{}", self.body);
-    }
-}
-
 pub async fn send(app: &App, request: Request) -> Answer {
-    let response = app.handle(request).await;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = match response.body() {
-        Body::Text(text) => serde_json::from_str(text).unwrap(),
-        Body::Empty => Value::Null,
-        Body::Binary(bytes) => serde_json::from_slice(bytes).unwrap(),
-        _ => Value::Null,
-    };
-    Answer {
-        status,
-        headers,
-        body,
-    }
+    Answer::from_response(&app.handle(request).await)
 }
 
 /// Two requests racing on one stream, made repeatable: neither appends before both have loaded
