@@ -28,6 +28,7 @@
 
 pub mod adapters;
 pub mod address;
+pub mod config;
 pub mod consumer;
 pub mod domain;
 pub mod envelope;

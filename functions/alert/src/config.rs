@@ -2,19 +2,8 @@
 //! declares for them. The six notification functions share [`NotifierConfig`]; the coupon
 //! function reads [`CouponConfig`].
 
-/// A required environment variable is missing or empty.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("environment variable {0} is not set")]
-pub struct MissingVar(pub &'static str);
-
-fn required(
-    lookup: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-) -> Result<String, MissingVar> {
-    lookup(name)
-        .filter(|value| !value.trim().is_empty())
-        .ok_or(MissingVar(name))
-}
+pub use shared::config::ConfigError;
+use shared::config::{env, required};
 
 /// The configuration of a notification function (`alert-on-…`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,12 +19,12 @@ impl NotifierConfig {
     pub const ENV_VARS: &'static [&'static str] = &["TOPIC_ARN", "IDEMPOTENCY_TABLE"];
 
     /// Reads the process environment.
-    pub fn from_env() -> Result<Self, MissingVar> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(env)
     }
 
     /// Reads configuration through `lookup`.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, MissingVar> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
             topic_arn: required(&lookup, "TOPIC_ARN")?,
             idempotency_table: required(&lookup, "IDEMPOTENCY_TABLE")?,
@@ -56,12 +45,12 @@ impl CouponConfig {
     pub const ENV_VARS: &'static [&'static str] = &["EVENTS_TABLE"];
 
     /// Reads the process environment.
-    pub fn from_env() -> Result<Self, MissingVar> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(env)
     }
 
     /// Reads configuration through `lookup`.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, MissingVar> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
             events_table: required(&lookup, "EVENTS_TABLE")?,
         })
@@ -79,11 +68,11 @@ mod tests {
         assert_eq!(config.idempotency_table, "IDEMPOTENCY_TABLE-value");
         assert_eq!(
             NotifierConfig::from_lookup(|n| (n == "TOPIC_ARN").then(|| "arn".into())),
-            Err(MissingVar("IDEMPOTENCY_TABLE"))
+            Err(ConfigError::Missing("IDEMPOTENCY_TABLE"))
         );
         assert_eq!(
             NotifierConfig::from_lookup(|_| Some("  ".into())),
-            Err(MissingVar("TOPIC_ARN")),
+            Err(ConfigError::Missing("TOPIC_ARN")),
             "blank is missing"
         );
     }
@@ -94,7 +83,7 @@ mod tests {
         assert_eq!(config.unwrap().events_table, "ev");
         assert_eq!(
             CouponConfig::from_lookup(|_| None),
-            Err(MissingVar("EVENTS_TABLE"))
+            Err(ConfigError::Missing("EVENTS_TABLE"))
         );
     }
 

@@ -3,43 +3,12 @@
 
 use chrono::Duration;
 
-/// Why a function refuses to start.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// A required variable is not set.
-    #[error("environment variable {0} is not set")]
-    Missing(&'static str),
-    /// A variable cannot be used.
-    #[error("environment variable {name} is invalid: {reason}")]
-    Invalid {
-        /// The variable.
-        name: &'static str,
-        /// Why.
-        reason: String,
-    },
-}
+pub use shared::config::ConfigError;
+use shared::config::{Lookup, env, number_in, required};
 
-type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-fn required(lookup: Lookup<'_>, name: &'static str) -> Result<String, ConfigError> {
-    lookup(name)
-        .filter(|v| !v.trim().is_empty())
-        .ok_or(ConfigError::Missing(name))
-}
-
+/// A whole number of hours from 1 to 720 (30 days), `default` when unset.
 fn hours(lookup: Lookup<'_>, name: &'static str, default: i64) -> Result<Duration, ConfigError> {
-    let Some(raw) = lookup(name) else {
-        return Ok(Duration::hours(default));
-    };
-    raw.trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|h| (1..=24 * 30).contains(h))
-        .map(Duration::hours)
-        .ok_or_else(|| ConfigError::Invalid {
-            name,
-            reason: format!("{raw:?} is not a whole number of hours from 1 to 720"),
-        })
+    number_in(lookup, name, default, 1..=24 * 30, "hours").map(Duration::hours)
 }
 
 /// `delivery-on-order-placed` and `delivery-on-order-cancelled`.
@@ -57,7 +26,7 @@ impl ReactionConfig {
 
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(&|name| std::env::var(name).ok())
+        Self::from_lookup(&env)
     }
 
     /// Reads configuration through `lookup`.
@@ -87,7 +56,7 @@ impl OverdueConfig {
 
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(&|name| std::env::var(name).ok())
+        Self::from_lookup(&env)
     }
 
     /// Reads configuration through `lookup`.

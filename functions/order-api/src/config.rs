@@ -2,21 +2,8 @@
 
 use crate::Settings;
 
-/// Why the configuration is unusable (the function refuses to start).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// A required variable is not set.
-    #[error("environment variable {0} is not set")]
-    Missing(&'static str),
-    /// A variable has a value that cannot be used.
-    #[error("environment variable {name} is invalid: {reason}")]
-    Invalid {
-        /// The variable.
-        name: &'static str,
-        /// Why.
-        reason: String,
-    },
-}
+pub use shared::config::ConfigError;
+use shared::config::{env, number_in, required};
 
 /// Configuration of `order-api`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,32 +29,24 @@ pub const ENV_VARS: &[&str] = &[
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(env)
     }
 
     /// Reads configuration through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |name: &'static str| {
-            lookup(name)
-                .filter(|value| !value.trim().is_empty())
-                .ok_or(ConfigError::Missing(name))
-        };
         let mut settings = Settings::default();
-        if let Some(ttl) = lookup("IDEMPOTENCY_TTL_SECONDS") {
-            settings.idempotency_ttl_seconds = ttl
-                .trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|seconds| *seconds > 0)
-                .ok_or_else(|| ConfigError::Invalid {
-                    name: "IDEMPOTENCY_TTL_SECONDS",
-                    reason: format!("{ttl:?} is not a positive number of seconds"),
-                })?;
-        }
+        // Up to a year: a key remembered longer guards nothing a client would still retry.
+        settings.idempotency_ttl_seconds = number_in(
+            &lookup,
+            "IDEMPOTENCY_TTL_SECONDS",
+            settings.idempotency_ttl_seconds,
+            1..=365 * 24 * 3600,
+            "seconds",
+        )?;
         Ok(Self {
-            events_table: required("EVENTS_TABLE")?,
-            idempotency_table: required("IDEMPOTENCY_TABLE")?,
-            views_table: required("VIEWS_TABLE")?,
+            events_table: required(&lookup, "EVENTS_TABLE")?,
+            idempotency_table: required(&lookup, "IDEMPOTENCY_TABLE")?,
+            views_table: required(&lookup, "VIEWS_TABLE")?,
             settings,
         })
     }
@@ -75,10 +54,7 @@ impl Config {
 
 /// `EVENTS_TABLE`, the one variable the order reactions read.
 pub fn events_table_from_env() -> Result<String, ConfigError> {
-    std::env::var("EVENTS_TABLE")
-        .ok()
-        .filter(|value| !value.trim().is_empty())
-        .ok_or(ConfigError::Missing("EVENTS_TABLE"))
+    required(&env, "EVENTS_TABLE")
 }
 
 #[cfg(test)]

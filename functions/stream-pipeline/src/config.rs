@@ -1,18 +1,7 @@
 //! Configuration of the two functions: exactly the environment variables `template.yaml` declares.
 
-/// A required environment variable is missing or empty.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("environment variable {0} is not set")]
-pub struct MissingVar(pub &'static str);
-
-fn required(
-    lookup: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-) -> Result<String, MissingVar> {
-    lookup(name)
-        .filter(|value| !value.trim().is_empty())
-        .ok_or(MissingVar(name))
-}
+pub use shared::config::ConfigError;
+use shared::config::{env, required};
 
 /// `event-publisher`'s configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,12 +15,12 @@ impl PublisherConfig {
     pub const ENV_VARS: &'static [&'static str] = &["EVENT_BUS_NAME"];
 
     /// Reads the process environment.
-    pub fn from_env() -> Result<Self, MissingVar> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(env)
     }
 
     /// Reads configuration through `lookup`.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, MissingVar> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
             event_bus_name: required(&lookup, "EVENT_BUS_NAME")?,
         })
@@ -52,12 +41,12 @@ impl ProjectorConfig {
     pub const ENV_VARS: &'static [&'static str] = &["EVENTS_TABLE", "VIEWS_TABLE"];
 
     /// Reads the process environment.
-    pub fn from_env() -> Result<Self, MissingVar> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(env)
     }
 
     /// Reads configuration through `lookup`.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, MissingVar> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
             events_table: required(&lookup, "EVENTS_TABLE")?,
             views_table: required(&lookup, "VIEWS_TABLE")?,
@@ -76,14 +65,14 @@ mod tests {
         assert_eq!(publisher.unwrap().event_bus_name, "bus");
         assert_eq!(
             PublisherConfig::from_lookup(|_| None),
-            Err(MissingVar("EVENT_BUS_NAME"))
+            Err(ConfigError::Missing("EVENT_BUS_NAME"))
         );
         let projector = ProjectorConfig::from_lookup(|n| Some(format!("{n}-value"))).unwrap();
         assert_eq!(projector.events_table, "EVENTS_TABLE-value");
         assert_eq!(projector.views_table, "VIEWS_TABLE-value");
         assert_eq!(
             ProjectorConfig::from_lookup(|n| (n == "EVENTS_TABLE").then(|| "e".into())),
-            Err(MissingVar("VIEWS_TABLE"))
+            Err(ConfigError::Missing("VIEWS_TABLE"))
         );
     }
 }

@@ -1,13 +1,8 @@
 //! The courier API's configuration: exactly the environment variables `template.yaml` declares for
 //! it.
 
-/// Why the configuration is unusable (the function refuses to start).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// A required variable is not set (or is blank).
-    #[error("environment variable {0} is not set")]
-    Missing(&'static str),
-}
+pub use shared::config::ConfigError;
+use shared::config::{env, required};
 
 /// Configuration of `courier-api`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,18 +20,13 @@ impl Config {
 
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(env)
     }
 
     /// Reads configuration through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |name: &'static str| {
-            lookup(name)
-                .filter(|value| !value.trim().is_empty())
-                .ok_or(ConfigError::Missing(name))
-        };
         Ok(Self {
-            events_table: required("EVENTS_TABLE")?,
+            events_table: required(&lookup, "EVENTS_TABLE")?,
         })
     }
 }
