@@ -19,6 +19,7 @@
 //! | [`coupon_on_delivery_delayed`] | `coupon-on-delivery-delayed` | `DeliveryDelayed` | issues a 10 % coupon, at most one per delay |
 //! | [`notify`] | | | the notification handlers' common path: processed-event markers for an exactly-once effect |
 //! | [`config`] | | | `Config::from_env` of each function |
+//! | [`lambda`] | | | the notification functions' Lambda wiring (each binary is one call) |
 //!
 //! Notifications carry ids, amounts and times; never the delivery address, nor free text from
 //! couriers (delay reasons, failure details), which may name people or places.
@@ -30,6 +31,7 @@
 
 pub mod config;
 pub mod coupon_on_delivery_delayed;
+pub mod lambda;
 pub mod notify;
 pub mod on_delivery_cancellation_refused;
 pub mod on_delivery_completed;

@@ -1,28 +1,7 @@
-//! `alert-on-order-cancelled` Lambda entry point: only wiring. The handler is [`alert::on_order_cancelled::handle`].
-
-use alert::config::NotifierConfig;
-use alert::notify::AlertDeps;
-use alert::on_order_cancelled::{NAME, handle};
-use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::adapters::{clock::SystemClock, dynamo::DynamoIdempotencyStore, sns::SnsNotifier};
-use shared::consumer::handle_sqs_batch;
+//! `alert-on-order-cancelled` Lambda entry point: only wiring ([`alert::lambda::run_notifier`]). The notification
+//! is composed by [`alert::on_order_cancelled`].
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let config = NotifierConfig::from_env()?;
-    let aws = aws_config::load_from_env().await;
-    let notifier = SnsNotifier::new(aws_sdk_sns::Client::new(&aws), &config.topic_arn);
-    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
-    let idempotency = DynamoIdempotencyStore::new(dynamodb, &config.idempotency_table);
-    let deps = &AlertDeps {
-        notifier: &notifier,
-        idempotency: &idempotency,
-        clock: &SystemClock,
-    };
-    lambda_runtime::run(service_fn(move |e: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(handle_sqs_batch(NAME, &e.payload, |event| handle(deps, event)).await)
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    alert::lambda::run_notifier(alert::on_order_cancelled::HANDLER).await
 }
