@@ -89,7 +89,8 @@ start_functions() {
 # Brings the whole stack up on 127.0.0.1 from template.yaml, as scripts/run.sh and scripts/e2e.sh
 # use it: moto, the resources (orderflow-bridge setup, stage $1, env file $2), the functions under
 # `cargo lambda watch` (extra arguments follow) and the bridge. Expects the workspace's binaries
-# built. Exports API (the HTTP API's base URL), BRIDGE_PID, BRIDGE_LOG, LAMBDA_PID, LAMBDA_LOG and
+# built. The emulator is moto, started here, unless ORDERFLOW_EMULATOR=localstack says LocalStack
+# runs at AWS_ENDPOINT_URL (scripts/with-localstack.sh). Exports API (the HTTP API's base URL), BRIDGE_PID, BRIDGE_LOG, LAMBDA_PID, LAMBDA_LOG and
 # moto's variables (start_moto). Logs: target/bridge-STAGE.log, target/lambda-watch-STAGE.log,
 # target/moto-PORT.log. stop_stack stops everything it started, by PID.
 start_stack() {
@@ -99,7 +100,13 @@ start_stack() {
   BRIDGE_LOG="${BRIDGE_LOG:-$ORDERFLOW_ROOT/target/bridge-$stage.log}"
   LAMBDA_LOG="${LAMBDA_LOG:-$ORDERFLOW_ROOT/target/lambda-watch-$stage.log}"
   ensure_cargo_lambda
-  start_moto
+  if [ "${ORDERFLOW_EMULATOR:-moto}" = localstack ]; then
+    # scripts/with-localstack.sh started LocalStack and set AWS_ENDPOINT_URL (run.sh --localstack).
+    [ -n "${AWS_ENDPOINT_URL:-}" ] || die "ORDERFLOW_EMULATOR=localstack but AWS_ENDPOINT_URL is not set: use scripts/run.sh --localstack"
+    log "AWS APIs: LocalStack at $AWS_ENDPOINT_URL"
+  else
+    start_moto
+  fi
 
   log "creating the resources of template.yaml (stage $stage)"
   "$ORDERFLOW_ROOT/target/debug/orderflow-bridge" setup --template "$ORDERFLOW_ROOT/template.yaml" \

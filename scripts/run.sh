@@ -12,6 +12,8 @@
 #
 #   scripts/run.sh              # keep running; Ctrl-C stops it
 #   scripts/run.sh --once       # run the demo, then stop
+#   scripts/run.sh --localstack # LocalStack on the host instead of moto (scripts/with-localstack.sh:
+#                               # installed on first use, in a private network namespace)
 #
 # Logs: target/bridge-local.log (the bridge), target/lambda-watch-local.log (the functions),
 # target/moto-*.log.
@@ -26,11 +28,20 @@ source "$ORDERFLOW_ROOT/scripts/local.sh"
 cd "$ORDERFLOW_ROOT"
 
 once=false
-case "${1:-}" in
-  --once) once=true ;;
-  "") ;;
-  *) die "usage: scripts/run.sh [--once]" ;;
-esac
+localstack=false
+for arg in "$@"; do
+  case "$arg" in
+    --once) once=true ;;
+    --localstack) localstack=true ;;
+    *) die "usage: scripts/run.sh [--once] [--localstack]" ;;
+  esac
+done
+if $localstack && [ "${ORDERFLOW_EMULATOR:-}" != localstack ]; then
+  # LocalStack on the host in a private network namespace; this script again, inside it.
+  args=()
+  $once && args+=(--once)
+  exec bash "$ORDERFLOW_ROOT/scripts/with-localstack.sh" bash "$ORDERFLOW_ROOT/scripts/run.sh" "${args[@]}"
+fi
 
 STAGE=local
 ENV_FILE=target/local.env
@@ -54,7 +65,7 @@ fi
 
 if ! $once; then
   log "the API is at $API   (try: curl $API/orders/<order id>)"
-  log "AWS APIs (moto) at $AWS_ENDPOINT_URL; function logs in $LAMBDA_LOG, bridge logs in $BRIDGE_LOG"
+  log "AWS APIs (${ORDERFLOW_EMULATOR:-moto}) at $AWS_ENDPOINT_URL; function logs in $LAMBDA_LOG, bridge logs in $BRIDGE_LOG"
   log "press Ctrl-C to stop everything"
   wait "$BRIDGE_PID"
 fi

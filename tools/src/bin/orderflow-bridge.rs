@@ -45,21 +45,54 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Where the emulator is, from the standard variables.
-fn emulator(stage: &str) -> Result<Environment> {
+/// Where the emulator is, from the standard variables, and the account it serves (moto's is
+/// `123456789012`, LocalStack's `000000000000`): read from the ARN of a probe queue, so that the
+/// ARNs the template's `!GetAtt`s resolve to are the ones the emulator knows.
+async fn emulator(config: &aws_config::SdkConfig, stage: &str) -> Result<Environment> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .context("AWS_ENDPOINT_URL is not set: point it at the emulator (scripts/run.sh does)")?;
     let region = std::env::var("AWS_REGION")
         .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
         .unwrap_or_else(|_| "us-east-1".to_owned());
-    Ok(Environment::local(stage, &region, &endpoint))
+    let mut env = Environment::local(stage, &region, &endpoint);
+    env.account = emulator_account(config)
+        .await
+        .with_context(|| format!("asking the emulator at {endpoint} for its account"))?;
+    Ok(env)
+}
+
+async fn emulator_account(config: &aws_config::SdkConfig) -> Result<String> {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let url = sqs
+        .create_queue()
+        .queue_name("orderflow-bridge-probe")
+        .send()
+        .await
+        .map_err(aws_sdk_sqs::Error::from)?
+        .queue_url
+        .context("the probe queue has no URL")?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(aws_sdk_sqs::Error::from)?
+        .attributes
+        .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .context("the probe queue has no ARN")?;
+    arn.split(':')
+        .nth(4)
+        .filter(|account| !account.is_empty())
+        .map(str::to_owned)
+        .with_context(|| format!("{arn} names no account"))
 }
 
 async fn execute(command: Command) -> Result<()> {
     let config = aws_config::load_from_env().await;
     match command {
         Command::Setup(options) => {
-            let env = emulator(&options.stage)?;
+            let env = emulator(&config, &options.stage).await?;
             let template = Template::load(&options.template)?;
             let resources = Resources::from_template(&Resolver::new(&template, env.clone()))?;
             let report = setup(
@@ -75,7 +108,7 @@ async fn execute(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Run(options) => {
-            let env = emulator(&options.stage)?;
+            let env = emulator(&config, &options.stage).await?;
             let template = Template::load(&options.template)?;
             let stack = Stack::from_template(&Resolver::new(&template, env.clone()))?;
             let shutdown = CancellationToken::new();
