@@ -7,6 +7,7 @@
 #
 #   scripts/e2e.sh                 # build, start, test, stop (scripts/test.sh runs this)
 #   scripts/e2e.sh saga            # extra arguments go to the test binary (a name filter …)
+#   scripts/e2e.sh --localstack    # the same against LocalStack on the host (scripts/with-localstack.sh)
 #
 # Logs: target/bridge-e2e.log, target/lambda-watch-e2e.log, target/moto-PORT.log.
 set -euo pipefail
@@ -17,6 +18,12 @@ source "$ORDERFLOW_ROOT/scripts/sam.sh"
 # shellcheck source=scripts/local.sh
 source "$ORDERFLOW_ROOT/scripts/local.sh"
 cd "$ORDERFLOW_ROOT"
+
+if [ "${1:-}" = --localstack ]; then
+  shift
+  # LocalStack on the host in a private network namespace; this script again, inside it.
+  exec bash "$ORDERFLOW_ROOT/scripts/with-localstack.sh" bash "$ORDERFLOW_ROOT/scripts/e2e.sh" "$@"
+fi
 
 STAGE=e2e
 ENV_FILE=target/e2e.env
@@ -45,7 +52,7 @@ set -a
 # shellcheck source=/dev/null
 . "$ENV_FILE"
 set +a
-export ORDERFLOW_API="$API" ORDERFLOW_STAGE="$STAGE" ORDERFLOW_EMULATOR=moto
+export ORDERFLOW_API="$API" ORDERFLOW_STAGE="$STAGE" ORDERFLOW_EMULATOR="${ORDERFLOW_EMULATOR:-moto}"
 export ORDERFLOW_FUNCTION_LOG="$LAMBDA_LOG"
 # The tests mostly wait on the stack; more threads than cores keeps the run short.
 "$E2E_BIN" --test-threads 6 "$@"

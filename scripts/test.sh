@@ -82,7 +82,7 @@ bash scripts/e2e.sh 2>&1 | tee -a "$results" "$e2e_results" || e2e_status=$?
 read -r e2e_passed e2e_failed < <(count "$e2e_results")
 step "end-to-end phase: $e2e_passed passed, $e2e_failed failed"
 
-# The emulator suite again, on LocalStack: its binary was built above, so only the run repeats
+# The emulator suite and the end-to-end suite again, on LocalStack: the emulator suite's binary was built above, so only the run repeats
 # (`--workspace --test emulator`, not `-p integration-tests`: the workspace's feature set, so the
 # same binary, not a second build). scripts/with-localstack.sh runs LocalStack and the tests in a
 # private network namespace (only loopback) and fails, saying why, if LocalStack cannot start.
@@ -92,8 +92,10 @@ if $with_localstack; then
   phase_started=$SECONDS
   bash scripts/with-localstack.sh cargo test --workspace --test emulator --locked --offline 2>&1 |
     tee -a "$results" "$localstack_results" || localstack_status=$?
+  step "end-to-end suite through the local stack on LocalStack (scripts/e2e.sh --localstack)"
+  bash scripts/e2e.sh --localstack 2>&1 | tee -a "$results" "$localstack_results" || localstack_status=$?
   read -r ls_passed ls_failed < <(count "$localstack_results")
-  step "LocalStack phase: $((SECONDS - phase_started)) s (start, suite, stop): $ls_passed passed, $ls_failed failed"
+  step "LocalStack phase: $((SECONDS - phase_started)) s (two starts, the emulator and end-to-end suites, stops): $ls_passed passed, $ls_failed failed"
 fi
 
 # The deployment build: `sam build` offline (cargo-lambda from PyPI, the native compiler), every
