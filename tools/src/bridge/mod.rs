@@ -23,6 +23,7 @@
 //! | [`invoke`] | the Lambda Invoke API client |
 //! | [`http_server`] | the local API Gateway (hyper, 127.0.0.1) |
 //! | [`sqs_poller`], [`stream_poller`], [`scheduler`] | the event sources at work |
+//! | [`warm_up`] | starting every function, one at a time, before the bridge is ready |
 //! | [`run`] | starting and stopping all of it |
 
 pub mod apigw;
@@ -43,3 +44,4 @@ pub mod stream_event;
 pub mod stream_poller;
 pub mod stream_retry;
 pub mod template;
+pub mod warm_up;

@@ -21,6 +21,7 @@ use super::sqs_poller::SqsPoller;
 use super::stack::Stack;
 use super::stream_poller::StreamPoller;
 use super::template::Environment;
+use super::warm_up::warm_up;
 
 /// Extra time a function's first invoke may take (`cargo lambda watch` starts it then).
 const COLD_START_GRACE: Duration = Duration::from_secs(120);
@@ -149,6 +150,12 @@ pub async fn run(
     }
     if stack.routes.routes().is_empty() && queue_pollers.is_empty() && stream_pollers.is_empty() {
         bail!("the template declares nothing the bridge plays");
+    }
+
+    // Every function started, one at a time, before any event flows (see `warm_up`).
+    tokio::select! {
+        warmed = warm_up(&invoker, &stack, env) => warmed?,
+        () = shutdown.cancelled() => return Ok(()),
     }
 
     for poller in queue_pollers {
