@@ -16,8 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 use shared::adapters::dynamo::DynamoEventStore;
 use shared::envelope::StoredEvent;
@@ -25,7 +24,7 @@ use shared::ids::StreamId;
 use shared::ports::EventStore;
 use tools::bridge::resources::Resources;
 use tools::bridge::template::{Environment, Resolver, Template};
-use tools::http_client::HttpClient;
+use tools::http_client::{HttpClient, json_request};
 
 use crate::{DisplayError, Emulator, emulator, unique_name};
 
@@ -127,35 +126,19 @@ impl Stack {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let mut request = Request::builder()
-            .method(method.clone())
-            .uri(format!("{}{path}", self.api))
-            .header("accept", "application/json");
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let body = match body {
-            Some(body) => {
-                request = request.header("content-type", "application/json");
-                Bytes::from(body.to_string())
-            }
-            None => Bytes::new(),
-        };
-        let request = request
-            .body(body)
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let request = json_request(
+            method.clone(),
+            &format!("{}{path}", self.api),
+            body,
+            headers,
+        )
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let reply = self
             .http
             .send(request, REQUEST_TIMEOUT)
             .await
             .unwrap_or_else(|e| panic!("{method} {path} on {}: {e}", self.api));
-        let body = if reply.body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&reply.body).unwrap_or_else(|_| {
-                Value::String(String::from_utf8_lossy(&reply.body).into_owned())
-            })
-        };
+        let body = reply.json_body();
         Reply {
             status: reply.status,
             headers: reply.headers,

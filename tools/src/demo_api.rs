@@ -15,12 +15,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use bytes::Bytes;
 use chrono::Utc;
-use http::{Method, Request, StatusCode};
+use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::http_client::HttpClient;
+use crate::http_client::{HttpClient, json_request};
 
 /// How long one step may take to show in the order view.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -57,32 +56,18 @@ impl Api {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Result<(StatusCode, Value)> {
-        let mut request = Request::builder()
-            .method(method.clone())
-            .uri(format!("{}{path}", self.base))
-            .header("accept", "application/json");
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let body = match body {
-            Some(body) => {
-                request = request.header("content-type", "application/json");
-                Bytes::from(body.to_string())
-            }
-            None => Bytes::new(),
-        };
+        let request = json_request(
+            method.clone(),
+            &format!("{}{path}", self.base),
+            body,
+            headers,
+        )?;
         let reply = self
             .client
-            .send(request.body(body)?, REQUEST_TIMEOUT)
+            .send(request, REQUEST_TIMEOUT)
             .await
             .with_context(|| format!("{method} {path}"))?;
-        let value = if reply.body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&reply.body).unwrap_or_else(|_| {
-                Value::String(String::from_utf8_lossy(&reply.body).into_owned())
-            })
-        };
+        let value = reply.json_body();
         Ok((reply.status, value))
     }
 

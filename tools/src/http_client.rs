@@ -1,14 +1,16 @@
 //! A small HTTP/1 client (hyper-util's pooled client over plain TCP) with a deadline per request:
-//! what the bridge invokes functions with and what the demo calls the API with.
+//! what the bridge invokes functions with and what the demo, the load run and the end-to-end
+//! suite call the API with.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode};
+use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
 
 /// Why a request got no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +85,42 @@ impl HttpClient {
         tokio::time::timeout(deadline, exchange)
             .await
             .map_err(|_| HttpError::Timeout(deadline))?
+    }
+}
+
+/// A request to a JSON API: `accept: application/json`, `headers` in order, and `body` as JSON
+/// (with its content type) when given.
+pub fn json_request(
+    method: Method,
+    url: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Result<Request<Bytes>, http::Error> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(url)
+        .header("accept", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let body = match body {
+        Some(body) => {
+            request = request.header("content-type", "application/json");
+            Bytes::from(body.to_string())
+        }
+        None => Bytes::new(),
+    };
+    request.body(body)
+}
+
+impl HttpReply {
+    /// The body as JSON: `Null` when empty, the text as a JSON string when it is not JSON.
+    pub fn json_body(&self) -> Value {
+        if self.body.is_empty() {
+            return Value::Null;
+        }
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&self.body).into_owned()))
     }
 }
 

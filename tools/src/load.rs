@@ -31,16 +31,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail, ensure};
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use http::{Method, Request};
+use http::Method;
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::demo_api::{delivery_status, order_body};
-use crate::http_client::{HttpClient, HttpError};
+use crate::http_client::{HttpClient, HttpError, json_request};
 
 /// A request's deadline.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -388,21 +387,12 @@ impl Run {
         body: Option<&Value>,
         idempotency_key: Option<&str>,
     ) -> Option<Value> {
-        let mut request = Request::builder()
-            .method(method.clone())
-            .uri(format!("{}{path}", self.api))
-            .header("accept", "application/json");
-        if let Some(key) = idempotency_key {
-            request = request.header("idempotency-key", key);
-        }
-        let body = match body {
-            Some(body) => {
-                request = request.header("content-type", "application/json");
-                Bytes::from(body.to_string())
-            }
-            None => Bytes::new(),
-        };
-        let request = match request.body(body) {
+        let url = format!("{}{path}", self.api);
+        let headers: Vec<(&str, &str)> = idempotency_key
+            .map(|key| ("idempotency-key", key))
+            .into_iter()
+            .collect();
+        let request = match json_request(method.clone(), &url, body, &headers) {
             Ok(request) => request,
             Err(error) => {
                 self.fail(format!("{method} {route} unsendable ({error})"));
@@ -689,7 +679,8 @@ mod tests {
     use std::collections::HashMap;
     use std::convert::Infallible;
 
-    use http::{Response, StatusCode};
+    use bytes::Bytes;
+    use http::{Request, Response, StatusCode};
     use http_body_util::{BodyExt, Full};
     use hyper::body::Incoming;
     use hyper::server::conn::http1;
