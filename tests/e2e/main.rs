@@ -10,7 +10,7 @@
 //! side on one stack.
 
 use http::{Method, StatusCode};
-use integration_tests::stack::{STEP_TIMEOUT, Stack};
+use integration_tests::stack::{Inbox, STEP_TIMEOUT, Stack};
 use integration_tests::unique_name;
 use serde_json::{Value, json};
 use shared::adapters::eventbridge::EventBridgePublisher;
@@ -37,16 +37,34 @@ fn courier() -> Value {
     json!({"courier_id": "courier-7"})
 }
 
-/// Places an order for a new customer and waits until its delivery is scheduled; returns the
-/// customer, the order id and the correlation id it was placed under.
-async fn a_scheduled_order(stack: &Stack, test: &str) -> (String, String, String) {
+/// An order placed for a new customer, its delivery scheduled.
+struct ScheduledOrder {
+    customer: String,
+    order_id: String,
+    correlation_id: String,
+    /// The customer's notifications (subscribed before the order was placed).
+    inbox: Inbox,
+    /// The order view once the delivery showed scheduled.
+    view: Value,
+}
+
+/// Subscribes an inbox for a new customer, places an order for them and waits until its delivery
+/// is scheduled.
+async fn a_scheduled_order(stack: &Stack, test: &str) -> ScheduledOrder {
     let customer = unique_name(&format!("cust-{test}"));
+    let inbox = stack.inbox(&customer).await;
     let correlation_id = unique_name(&format!("corr-{test}"));
     let order_id = stack.place_order(&customer, &correlation_id).await;
-    stack
+    let view = stack
         .wait_for_view(&order_id, "the delivery scheduled", scheduled)
         .await;
-    (customer, order_id, correlation_id)
+    ScheduledOrder {
+        customer,
+        order_id,
+        correlation_id,
+        inbox,
+        view,
+    }
 }
 
 /// A courier action that must succeed.
@@ -109,13 +127,13 @@ async fn bad_requests_get_a_problem_naming_the_field_through_the_gateway() {
 #[tokio::test]
 async fn happy_path_placed_scheduled_dispatched_completed_across_processes() {
     let stack = Stack::from_env().await;
-    let customer = unique_name("cust-happy");
-    let inbox = stack.inbox(&customer).await;
-    let correlation_id = unique_name("corr-happy");
-    let order_id = stack.place_order(&customer, &correlation_id).await;
-    let view = stack
-        .wait_for_view(&order_id, "the delivery scheduled", scheduled)
-        .await;
+    let ScheduledOrder {
+        customer,
+        order_id,
+        correlation_id,
+        inbox,
+        view,
+    } = a_scheduled_order(&stack, "happy").await;
     assert_eq!(order_status(&view), "placed");
 
     act(&stack, &order_id, "dispatch", &courier()).await;
@@ -216,14 +234,9 @@ async fn happy_path_placed_scheduled_dispatched_completed_across_processes() {
 #[tokio::test]
 async fn a_delay_delivered_three_times_issues_one_coupon_and_one_notification() {
     let stack = Stack::from_env().await;
-    let customer = unique_name("cust-delay");
-    let inbox = stack.inbox(&customer).await;
-    let order_id = stack
-        .place_order(&customer, &unique_name("corr-delay"))
-        .await;
-    stack
-        .wait_for_view(&order_id, "the delivery scheduled", scheduled)
-        .await;
+    let ScheduledOrder {
+        order_id, inbox, ..
+    } = a_scheduled_order(&stack, "delay").await;
     act(&stack, &order_id, "dispatch", &courier()).await;
     let view = stack
         .wait_for_view(&order_id, "the order shipped", shipped)
@@ -301,14 +314,9 @@ async fn a_delay_delivered_three_times_issues_one_coupon_and_one_notification() 
 #[tokio::test]
 async fn a_failed_delivery_cancels_the_order_and_the_customer_hears_of_it() {
     let stack = Stack::from_env().await;
-    let customer = unique_name("cust-fail");
-    let inbox = stack.inbox(&customer).await;
-    let order_id = stack
-        .place_order(&customer, &unique_name("corr-fail"))
-        .await;
-    stack
-        .wait_for_view(&order_id, "the delivery scheduled", scheduled)
-        .await;
+    let ScheduledOrder {
+        order_id, inbox, ..
+    } = a_scheduled_order(&stack, "fail").await;
     act(&stack, &order_id, "dispatch", &courier()).await;
     stack
         .wait_for_view(&order_id, "the order shipped", shipped)
@@ -339,7 +347,7 @@ async fn a_failed_delivery_cancels_the_order_and_the_customer_hears_of_it() {
 #[tokio::test]
 async fn a_cancel_before_dispatch_cancels_the_delivery() {
     let stack = Stack::from_env().await;
-    let (_, order_id, _) = a_scheduled_order(&stack, "cancel").await;
+    let ScheduledOrder { order_id, .. } = a_scheduled_order(&stack, "cancel").await;
     stack
         .expect(
             StatusCode::OK,
@@ -372,14 +380,9 @@ async fn a_cancel_before_dispatch_cancels_the_delivery() {
 #[tokio::test]
 async fn a_cancel_racing_the_dispatch_is_resolved_explicitly_with_an_alert() {
     let stack = Stack::from_env().await;
-    let customer = unique_name("cust-race");
-    let inbox = stack.inbox(&customer).await;
-    let order_id = stack
-        .place_order(&customer, &unique_name("corr-race"))
-        .await;
-    stack
-        .wait_for_view(&order_id, "the delivery scheduled", scheduled)
-        .await;
+    let ScheduledOrder {
+        order_id, inbox, ..
+    } = a_scheduled_order(&stack, "race").await;
     // The customer cancels while the courier dispatches: both commands succeed on their own
     // aggregates, before either reaction has run.
     let cancel_path = format!("/orders/{order_id}/cancel");
@@ -423,7 +426,7 @@ async fn a_poison_message_ends_in_its_handlers_dlq_while_the_orders_around_it_go
     let poison = format!(r#"{{"detail-type": "OrderPlaced", "detail": 42, "marker": "{marker}"}}"#);
     stack.send("DeliveryOnOrderPlacedQueue", &poison).await;
     // Orders placed while the poison is being retried are scheduled all the same.
-    let (_, order_id, _) = a_scheduled_order(&stack, "poison").await;
+    let ScheduledOrder { order_id, .. } = a_scheduled_order(&stack, "poison").await;
     assert_eq!(
         stack.event_types("delivery", format!("d-{order_id}")).await,
         ["DeliveryScheduled"]
