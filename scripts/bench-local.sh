@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks the whole local stack (moto + orderflow-bridge + the functions under
+# Benchmarks the whole local stack (DynamoDB Local + moto + orderflow-bridge + the functions under
 # `cargo lambda watch`, debug builds; see scripts/run.sh) through its HTTP API:
 #
 #   build the workspace's binaries → start the stack (stage `bench`) → warm up with 5 orders, one

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The end-to-end suite through the whole local stack: brings the system up on 127.0.0.1 exactly as
-# scripts/run.sh does (moto, every resource of template.yaml for the stage `e2e`, the function
+# scripts/run.sh does (DynamoDB Local and moto, every resource of template.yaml for the stage `e2e`, the function
 # binaries under `cargo lambda watch`, the bridge), runs `cargo test --test e2e` against it (HTTP
 # in; read model, stored events, notifications and dead-letter queues observed out), and stops
 # everything it started, by PID, on every exit path.
@@ -9,7 +9,8 @@
 #   scripts/e2e.sh saga            # extra arguments go to the test binary (a name filter …)
 #   scripts/e2e.sh --localstack    # the same against LocalStack on the host (scripts/with-localstack.sh)
 #
-# Logs: target/bridge-e2e.log, target/lambda-watch-e2e.log, target/moto-PORT.log.
+# Logs: target/bridge-e2e.log, target/lambda-watch-e2e.log, target/moto-PORT.log,
+# target/dynamodb-local-PID.log.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -32,6 +33,7 @@ stop_stack_on_exit
 
 started=$SECONDS
 ensure_moto
+ensure_dynamodb_local
 log "building the function binaries and the end-to-end suite"
 cargo build --locked --quiet --workspace --bins
 # The test binary runs directly, not under `cargo test`: cargo lambda watch starts each function

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Shared helpers for orderflow's scripts: the project-local Python virtualenv and the moto server,
-# and (scripts/localstack.sh) LocalStack on the host.
+# Shared helpers for orderflow's scripts: the project-local Python virtualenv, the local emulators
+# (moto server for SQS, SNS and EventBridge; DynamoDB Local, scripts/dynamodb-local.sh, for DynamoDB
+# and its streams), and (scripts/localstack.sh) LocalStack on the host.
 # Sourced, not run. Everything binds 127.0.0.1; every server started here is stopped by PID.
 
 ORDERFLOW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -48,16 +49,15 @@ free_port() {
 }
 
 # Starts moto on 127.0.0.1 on a free port, waits until it answers, and exports
-# MOTO_PID, AWS_ENDPOINT_URL, dummy credentials and ORDERFLOW_EMULATOR=moto. The caller stops it with stop_moto.
+# MOTO_PID, AWS_ENDPOINT_URL, dummy credentials and ORDERFLOW_EMULATOR=moto. The caller stops it with
+# stop_moto. moto serves SQS, SNS and EventBridge only: start_emulators puts DynamoDB Local beside it.
 start_moto() {
   ensure_moto
   local port log_file
   port="$(free_port)"
   log_file="${MOTO_LOG:-$ORDERFLOW_ROOT/target/moto-$port.log}"
   mkdir -p "$(dirname "$log_file")"
-  # scripts/moto_server.py: moto's server with DynamoDB requests served one at a time, so that
-  # conditional writes are atomic as on DynamoDB (see the script's doc).
-  "$VENV/bin/python" "$ORDERFLOW_ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$port" >"$log_file" 2>&1 &
+  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log_file" 2>&1 &
   MOTO_PID=$!
   export MOTO_PID
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
@@ -89,6 +89,24 @@ stop_moto() {
   fi
   MOTO_PID=""
 }
+
+# The default emulators: DynamoDB Local for DynamoDB and DynamoDB Streams (AWS_ENDPOINT_URL_DYNAMODB,
+# AWS_ENDPOINT_URL_DYNAMODB_STREAMS), moto for the rest (AWS_ENDPOINT_URL). moto's own DynamoDB is
+# never used: a cancelled transaction detaches its streams, and its transactions slow down with the
+# table's size (docs/local-emulators.md). Stop both with stop_emulators.
+start_emulators() {
+  start_dynamodb_local
+  start_moto
+}
+
+stop_emulators() {
+  stop_moto
+  stop_dynamodb_local
+}
+
+# DynamoDB Local: ensure_dynamodb_local, start_dynamodb_local, ...
+# shellcheck source=scripts/dynamodb-local.sh
+source "$ORDERFLOW_ROOT/scripts/dynamodb-local.sh"
 
 # LocalStack on the host (the second emulator): ensure_localstack, start_localstack, ...
 # shellcheck source=scripts/localstack.sh

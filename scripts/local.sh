@@ -87,12 +87,13 @@ start_functions() {
 }
 
 # Brings the whole stack up on 127.0.0.1 from template.yaml, as scripts/run.sh and scripts/e2e.sh
-# use it: moto, the resources (orderflow-bridge setup, stage $1, env file $2), the functions under
-# `cargo lambda watch` (extra arguments follow) and the bridge. Expects the workspace's binaries
-# built. The emulator is moto, started here, unless ORDERFLOW_EMULATOR=localstack says LocalStack
+# use it: the emulators (DynamoDB Local and moto), the resources (orderflow-bridge setup, stage $1,
+# env file $2), the functions under `cargo lambda watch` (extra arguments follow) and the bridge.
+# Expects the workspace's binaries built. The emulators are started here (start_emulators), unless
+# ORDERFLOW_EMULATOR=localstack says LocalStack
 # runs at AWS_ENDPOINT_URL (scripts/with-localstack.sh). Exports API (the HTTP API's base URL), BRIDGE_PID, BRIDGE_LOG, LAMBDA_PID, LAMBDA_LOG and
-# moto's variables (start_moto). Logs: target/bridge-STAGE.log, target/lambda-watch-STAGE.log,
-# target/moto-PORT.log. stop_stack stops everything it started, by PID.
+# the emulators' variables (start_emulators). Logs: target/bridge-STAGE.log,
+# target/lambda-watch-STAGE.log, target/moto-PORT.log, target/dynamodb-local-PID.log. stop_stack stops everything it started, by PID.
 start_stack() {
   local stage="$1" env_file="$2" functions_port ready_file
   shift 2
@@ -105,7 +106,7 @@ start_stack() {
     [ -n "${AWS_ENDPOINT_URL:-}" ] || die "ORDERFLOW_EMULATOR=localstack but AWS_ENDPOINT_URL is not set: use scripts/run.sh --localstack"
     log "AWS APIs: LocalStack at $AWS_ENDPOINT_URL"
   else
-    start_moto
+    start_emulators
   fi
 
   log "creating the resources of template.yaml (stage $stage)"
@@ -135,7 +136,7 @@ start_stack() {
 }
 
 # Stops what start_stack started: the bridge (it finishes its in-flight batches), the functions,
-# moto. Safe to call more than once.
+# the emulators. Safe to call more than once.
 stop_stack() {
   if [ -n "${BRIDGE_PID:-}" ]; then
     stop_tree "$BRIDGE_PID" 20
@@ -147,7 +148,7 @@ stop_stack() {
     log "cargo lambda watch (pid $LAMBDA_PID) and its functions stopped"
     LAMBDA_PID=""
   fi
-  stop_moto
+  stop_emulators
 }
 
 # Makes the calling script stop the stack on every exit path (Ctrl-C and TERM included), after

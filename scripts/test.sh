@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs orderflow's whole test suite, as CI does: formatting, lints, unit and handler tests, the
-# benchmark smoke run, and the integration suites against an AWS API emulator on 127.0.0.1 — moto
-# server, then the emulator suite again against LocalStack on the host, so the code is proven
-# against two independent emulators (DESIGN §6).
+# benchmark smoke run, and the integration suites against AWS API emulators on 127.0.0.1 — moto
+# server with DynamoDB Local beside it, then the emulator suite again against LocalStack on the
+# host, so the code is proven against two independent emulators (docs/local-emulators.md).
 #
 #   scripts/test.sh                            # moto, then LocalStack (both installed on first use:
 #                                              # .venv/, .venv-localstack/ and .localstack/)
@@ -57,25 +57,25 @@ fi
 step "building the test binaries"
 cargo test --workspace --all-targets --locked --no-run
 
-step "starting the AWS API emulator"
-trap stop_moto EXIT
-start_moto
+step "starting the AWS API emulators (DynamoDB Local, moto)"
+trap stop_emulators EXIT
+start_emulators
 
 results="$(mktemp)"
 localstack_results="$(mktemp)"
-trap 'stop_moto; rm -f "$results" "$localstack_results"' EXIT
+trap 'stop_emulators; rm -f "$results" "$localstack_results"' EXIT
 # "P F": the tests passed and failed in a file of cargo test output.
 count() { awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$1"; }
 step "cargo test: unit, handler, benchmark smoke and emulator suites"
 cargo test --workspace --all-targets --locked 2>&1 | tee -a "$results"
 step "cargo test: doc tests"
 cargo test --workspace --doc --locked 2>&1 | tee -a "$results"
-stop_moto
+stop_emulators
 
 # The end-to-end suite through the whole local stack (moto, the functions under cargo lambda watch,
 # the bridge), started and stopped by scripts/e2e.sh.
 e2e_results="$(mktemp)"
-trap 'stop_moto; rm -f "$results" "$localstack_results" "$e2e_results"' EXIT
+trap 'stop_emulators; rm -f "$results" "$localstack_results" "$e2e_results"' EXIT
 step "end-to-end suite through the local stack (scripts/e2e.sh)"
 e2e_status=0
 bash scripts/e2e.sh 2>&1 | tee -a "$results" "$e2e_results" || e2e_status=$?

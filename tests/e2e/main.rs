@@ -6,16 +6,17 @@
 //! events, the notifications and the dead-letter queues are read out over SDK calls.
 //!
 //! The scenarios are the saga's (`tests/emulator/saga.rs` runs them in process), now across real
-//! processes and real batching windows. Each test has a customer of its own, so tests run side by
-//! side on one stack.
+//! processes and real batching windows — and racing commands (cancelled transactions on the events
+//! table) followed by orders that must still complete. Each test has a customer of its own, so
+//! tests run side by side on one stack.
 
 use http::{Method, StatusCode};
 use integration_tests::stack::{Inbox, STEP_TIMEOUT, Stack};
 use integration_tests::unique_name;
 use serde_json::{Value, json};
 use shared::adapters::eventbridge::EventBridgePublisher;
-use shared::ids::{CouponId, DeliveryId};
-use shared::ports::EventPublisher;
+use shared::ids::{CouponId, DeliveryId, StreamId};
+use shared::ports::{AppendRequest, EventPublisher, EventStore, StoreError};
 
 fn delivery_status(view: &Value) -> &str {
     view["delivery"]["status"].as_str().unwrap_or("-")
@@ -452,4 +453,99 @@ async fn a_poison_message_ends_in_its_handlers_dlq_while_the_orders_around_it_go
             .is_empty(),
         "nothing else is dead-lettered"
     );
+}
+
+/// An order placed, scheduled, dispatched and completed by its courier, as the view shows it.
+async fn a_completed_order(stack: &Stack, test: &str) -> String {
+    let customer = unique_name(&format!("cust-{test}"));
+    let correlation_id = unique_name(&format!("corr-{test}"));
+    let order_id = stack.place_order(&customer, &correlation_id).await;
+    stack
+        .wait_for_view(&order_id, "the delivery scheduled", scheduled)
+        .await;
+    act(stack, &order_id, "dispatch", &courier()).await;
+    act(stack, &order_id, "complete", &courier()).await;
+    stack
+        .wait_for_view(&order_id, "the order completed", |v| {
+            order_status(v) == "completed" && delivery_status(v) == "completed"
+        })
+        .await;
+    order_id
+}
+
+#[tokio::test]
+async fn racing_commands_on_one_order_leave_the_saga_running_for_the_orders_after_them() {
+    let stack = Stack::from_env().await;
+    let ScheduledOrder { order_id, .. } = a_scheduled_order(&stack, "racing").await;
+    // Three dispatches and three cancels of one order at once: the commands on each aggregate
+    // race for the same next version, and every loser's append is a cancelled TransactWriteItems
+    // on the events table — which must not stop the table's stream for anybody.
+    let cancel_path = format!("/orders/{order_id}/cancel");
+    let body = courier();
+    let dispatch = || stack.courier(&order_id, "dispatch", &body);
+    let cancel = || stack.call(Method::POST, &cancel_path, None, &[]);
+    let (d1, d2, d3, c1, c2, c3) = tokio::join!(
+        dispatch(),
+        dispatch(),
+        dispatch(),
+        cancel(),
+        cancel(),
+        cancel()
+    );
+    for reply in [&d1, &d2, &d3, &c1, &c2, &c3] {
+        assert!(
+            [StatusCode::OK, StatusCode::CONFLICT].contains(&reply.status),
+            "a raced command is done or refused, never failed: {} {}",
+            reply.status,
+            reply.body
+        );
+    }
+    let order_events = stack.event_types("order", &order_id).await;
+    assert_eq!(
+        order_events
+            .iter()
+            .filter(|t| t.as_str() == "OrderCancelled")
+            .count(),
+        1,
+        "one cancel won: {order_events:?}"
+    );
+    let delivery_events = stack.event_types("delivery", format!("d-{order_id}")).await;
+    assert!(
+        delivery_events
+            .iter()
+            .filter(|t| t.as_str() == "DeliveryDispatched")
+            .count()
+            <= 1,
+        "at most one dispatch won: {delivery_events:?}"
+    );
+
+    // And one conflict for certain: the order's first event appended again at version 1, as a
+    // command that lost a race would — a cancelled TransactWriteItems on the stack's events table.
+    let placed = stack.events("order", &order_id).await.remove(0);
+    let refused = stack
+        .store()
+        .append(AppendRequest {
+            stream_id: StreamId::new("order", &order_id),
+            expected_version: 0,
+            events: vec![placed],
+            idempotency: None,
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict { .. })),
+        "a second version 1 is a typed conflict: {refused:?}"
+    );
+
+    // The orders after the race go through the whole saga, through the same stream readers.
+    let (first, second, third) = tokio::join!(
+        a_completed_order(&stack, "after-race"),
+        a_completed_order(&stack, "after-race"),
+        a_completed_order(&stack, "after-race"),
+    );
+    for order in [first, second, third] {
+        assert_eq!(
+            stack.event_types("order", &order).await,
+            ["OrderPlaced", "OrderShipped", "OrderCompleted"]
+        );
+    }
 }

@@ -1,9 +1,10 @@
 //! Support for orderflow's integration suites: the connection to the AWS API emulator and the
 //! resources each test owns.
 //!
-//! The emulator is started by `scripts/test.sh`: moto server for every suite, then LocalStack on the
-//! host (through `scripts/with-localstack.sh`, with `ORDERFLOW_EMULATOR=localstack`) for the
-//! emulator suite again. It is reached through the standard `AWS_ENDPOINT_URL`; [`emulator`] checks
+//! The emulator is started by `scripts/test.sh`: moto server (with DynamoDB Local serving DynamoDB
+//! and its streams, through `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_DYNAMODB_STREAMS`)
+//! for every suite, then LocalStack on the host (through `scripts/with-localstack.sh`, with
+//! `ORDERFLOW_EMULATOR=localstack`) for the emulator suite again. It is reached through the standard `AWS_ENDPOINT_URL`; [`emulator`] checks
 //! that the server answering there is the one `ORDERFLOW_EMULATOR` names. A test run without a
 //! reachable emulator fails with the reason: nothing here ever skips.
 //!
@@ -77,7 +78,9 @@ impl EmulatorKind {
     /// How to run the suites against it.
     fn how_to_run(self) -> &'static str {
         match self {
-            Self::Moto => "`scripts/test.sh`, which installs and starts moto on 127.0.0.1",
+            Self::Moto => {
+                "`scripts/test.sh`, which installs and starts DynamoDB Local and moto on 127.0.0.1"
+            }
             Self::LocalStack => {
                 "`scripts/with-localstack.sh cargo test --workspace --test emulator`, \
                  which installs and starts LocalStack on 127.0.0.1"
@@ -121,6 +124,7 @@ pub async fn emulator() -> Emulator {
     };
     assert_reachable(&endpoint, kind);
     assert_identity(&endpoint, kind);
+    assert_dynamodb_endpoint(kind);
     let config = aws_config::defaults(BehaviorVersion::latest())
         .region(aws_config::Region::new(
             std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
@@ -193,6 +197,33 @@ fn authority(endpoint: &str) -> &str {
         .nth(1)
         .unwrap_or(endpoint)
         .trim_end_matches('/')
+}
+
+/// The variables through which DynamoDB Local serves DynamoDB and its streams beside moto.
+const DYNAMODB_ENDPOINT_VARIABLES: [&str; 2] = [
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
+];
+
+/// Beside moto, DynamoDB is DynamoDB Local (moto's own DynamoDB detaches its streams after a
+/// cancelled transaction; docs/local-emulators.md): asserts that both per-service endpoints are
+/// set and answer. LocalStack serves DynamoDB itself, so there they must not be set.
+fn assert_dynamodb_endpoint(kind: EmulatorKind) {
+    for name in DYNAMODB_ENDPOINT_VARIABLES {
+        let value = std::env::var(name).ok().filter(|v| !v.is_empty());
+        match (kind, value) {
+            (EmulatorKind::Moto, None) => panic!(
+                "{name} is not set: beside moto, DynamoDB is served by DynamoDB Local. Run the \
+                 suites with {}, which starts both",
+                kind.how_to_run()
+            ),
+            (EmulatorKind::Moto, Some(endpoint)) => assert_reachable(&endpoint, kind),
+            (EmulatorKind::LocalStack, Some(endpoint)) => {
+                panic!("{name}={endpoint} is set, but LocalStack serves DynamoDB itself: unset it")
+            }
+            (EmulatorKind::LocalStack, None) => {}
+        }
+    }
 }
 
 fn assert_reachable(endpoint: &str, kind: EmulatorKind) {

@@ -1,4 +1,4 @@
-//! The whole system running locally (`scripts/e2e.sh` brings it up: moto, every resource of
+//! The whole system running locally (`scripts/e2e.sh` brings it up: DynamoDB Local and moto, every resource of
 //! `template.yaml`, the function binaries under `cargo lambda watch`, the bridge), as the
 //! end-to-end suite sees it: commands go in over real HTTP through the bridge's API Gateway; the
 //! read model, the stored events, the customer notifications (a queue of the test's own,
@@ -68,8 +68,8 @@ fn required(name: &str) -> String {
         Ok(value) if !value.is_empty() => value,
         _ => panic!(
             "{name} is not set: the end-to-end suite runs against the whole local stack. Run it \
-             with `scripts/e2e.sh` (scripts/test.sh does), which starts moto, the functions and \
-             the bridge on 127.0.0.1 and sets {name}."
+             with `scripts/e2e.sh` (scripts/test.sh does), which starts the emulators, the functions \
+             and the bridge on 127.0.0.1 and sets {name}."
         ),
     }
 }

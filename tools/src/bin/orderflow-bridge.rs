@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 use tools::bridge::cli::{self, Command, USAGE};
 use tools::bridge::resources::Resources;
-use tools::bridge::run::{RunSettings, run};
+use tools::bridge::run::{CALL_TIMEOUT, RunSettings, emulator_timeouts, run};
 use tools::bridge::setup::setup;
 use tools::bridge::stack::Stack;
 use tools::bridge::template::{Environment, Resolver, Template};
@@ -89,7 +89,11 @@ async fn emulator_account(config: &aws_config::SdkConfig) -> Result<String> {
 }
 
 async fn execute(command: Command) -> Result<()> {
-    let config = aws_config::load_from_env().await;
+    // Every emulator call ends: bounded connections and answers (tools::bridge::run).
+    let config = aws_config::from_env()
+        .timeout_config(emulator_timeouts(CALL_TIMEOUT))
+        .load()
+        .await;
     match command {
         Command::Setup(options) => {
             let env = emulator(&config, &options.stage).await?;

@@ -433,10 +433,35 @@ impl Resources {
     }
 }
 
+/// The SDKs' per-service endpoint variables the local stack may set beside `AWS_ENDPOINT_URL`
+/// (`scripts/lib.sh`: DynamoDB Local serves DynamoDB and its streams, moto the rest).
+pub const SERVICE_ENDPOINT_VARIABLES: [&str; 2] = [
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
+];
+
+/// The per-service endpoints set in this process's environment ([`SERVICE_ENDPOINT_VARIABLES`]).
+pub fn service_endpoints_from_env() -> BTreeMap<String, String> {
+    SERVICE_ENDPOINT_VARIABLES
+        .iter()
+        .filter_map(|name| {
+            let value = std::env::var(name).ok().filter(|v| !v.is_empty())?;
+            Some(((*name).to_owned(), value))
+        })
+        .collect()
+}
+
 /// The env file `cargo lambda watch --env-file` reads: the functions' environment plus the
-/// emulator's endpoint, dummy credentials and the region (`KEY=VALUE` lines, sorted).
-pub fn env_file(environment: &BTreeMap<String, String>, endpoint: &str, region: &str) -> String {
+/// emulator's endpoint, the per-service endpoints (`service_endpoints`), dummy credentials and the
+/// region (`KEY=VALUE` lines, sorted).
+pub fn env_file(
+    environment: &BTreeMap<String, String>,
+    endpoint: &str,
+    service_endpoints: &BTreeMap<String, String>,
+    region: &str,
+) -> String {
     let mut all = environment.clone();
+    all.extend(service_endpoints.clone());
     for (name, value) in [
         ("AWS_ENDPOINT_URL", endpoint),
         ("AWS_ACCESS_KEY_ID", "test"),
@@ -569,8 +594,13 @@ mod tests {
             "arn:aws:sns:us-east-1:123456789012:orderflow-local-customer-notifications"
         );
         assert_eq!(env["DELIVERY_SLA_HOURS"], "48");
-        let file = env_file(env, "http://127.0.0.1:5000", "us-east-1");
+        let dynamodb = BTreeMap::from([(
+            "AWS_ENDPOINT_URL_DYNAMODB".to_owned(),
+            "http://127.0.0.1:8000".to_owned(),
+        )]);
+        let file = env_file(env, "http://127.0.0.1:5000", &dynamodb, "us-east-1");
         assert!(file.contains("AWS_ENDPOINT_URL=http://127.0.0.1:5000\n"));
+        assert!(file.contains("AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000\n"));
         assert!(file.contains("EVENTS_TABLE=orderflow-local-events\n"));
         assert!(file.lines().all(|l| l.split_once('=').is_some()));
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use aws_config::SdkConfig;
+use aws_config::timeout::TimeoutConfig;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +18,7 @@ use tracing::{info, warn};
 use super::http_server::{ApiGateway, serve};
 use super::invoke::Invoker;
 use super::scheduler::{PERIOD_OVERRIDE_VAR, ScheduleRunner, effective_period};
-use super::sqs_poller::SqsPoller;
+use super::sqs_poller::{LONG_POLL, SqsPoller};
 use super::stack::Stack;
 use super::stream_poller::StreamPoller;
 use super::template::Environment;
@@ -27,6 +28,22 @@ use super::warm_up::warm_up;
 const COLD_START_GRACE: Duration = Duration::from_secs(120);
 /// How long stopping may wait for in-flight invokes.
 const STOP_GRACE: Duration = Duration::from_secs(15);
+/// How long the bridge waits for a connection to the emulator.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one emulator call may take before the bridge gives up on it (and says so): SQS's long
+/// polls wait up to 20 s for messages, every other call answers at once.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Every emulator call the bridge makes has a bound: the timeouts its SDK clients are built with,
+/// where `call` is the longest one attempt may take (the SDK retries a timed-out attempt, within
+/// three attempts).
+pub fn emulator_timeouts(call: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(call)
+        .operation_timeout(call * 3)
+        .build()
+}
 
 /// What `run` needs besides the stack.
 #[derive(Debug, Clone)]
@@ -92,7 +109,13 @@ pub async fn run(
         info!(%skipped, "not played locally");
     }
     let invoker = Invoker::new(&settings.functions, COLD_START_GRACE);
-    let sqs = aws_sdk_sqs::Client::new(config);
+    // `config` carries emulator_timeouts(CALL_TIMEOUT) (orderflow-bridge loads it so); the SQS
+    // client allows for the long polls.
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(config)
+            .timeout_config(emulator_timeouts(LONG_POLL + CALL_TIMEOUT))
+            .build(),
+    );
     let dynamodb = aws_sdk_dynamodb::Client::new(config);
     let streams = aws_sdk_dynamodbstreams::Client::new(config);
     let mut tasks = JoinSet::new();

@@ -18,7 +18,9 @@ use aws_sdk_eventbridge::types::{DeadLetterConfig, RetryPolicy, RuleState, Targe
 use aws_sdk_sqs::types::QueueAttributeName;
 use tracing::info;
 
-use super::resources::{IndexSpec, Key, QueueSpec, Resources, RuleSpec, TableSpec, env_file};
+use super::resources::{
+    IndexSpec, Key, QueueSpec, Resources, RuleSpec, TableSpec, env_file, service_endpoints_from_env,
+};
 
 /// What setup did, for the summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -374,8 +376,12 @@ pub async fn setup(
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    std::fs::write(env_path, env_file(&resources.environment, endpoint, region))
-        .with_context(|| format!("writing {}", env_path.display()))?;
+    let service_endpoints = service_endpoints_from_env();
+    std::fs::write(
+        env_path,
+        env_file(&resources.environment, endpoint, &service_endpoints, region),
+    )
+    .with_context(|| format!("writing {}", env_path.display()))?;
     report.variables = resources.environment.len();
     Ok(report)
 }

@@ -27,6 +27,8 @@ use super::stack::QueueMapping;
 const MAX_RECEIVE: usize = 10;
 /// SQS's longest long poll.
 const LONG_POLL_SECONDS: i32 = 20;
+/// The same, as a duration (the SQS client's call timeout allows for it).
+pub const LONG_POLL: Duration = Duration::from_secs(LONG_POLL_SECONDS as u64);
 
 /// A running poller's settings.
 #[derive(Debug, Clone)]

@@ -4,13 +4,16 @@
 //! parent is drained). Records are batched per shard up to `BatchSize`, waiting at most
 //! `MaximumBatchingWindowInSeconds`, and sent to the function as the DynamoDB event. What happens
 //! after a failure is decided by the pure [`ShardPlan`]; given-up records are described to the
-//! `OnFailure` queue with Lambda's on-failure record.
+//! `OnFailure` queue with Lambda's on-failure record. A shard whose iterator has read nothing for a
+//! while is checked with a fresh iterator, and read on from that one (with a warning) when the
+//! stream turns out to have moved on without it.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodbstreams::Client as StreamsClient;
 use aws_sdk_dynamodbstreams::error::DisplayErrorContext;
+use aws_sdk_dynamodbstreams::operation::get_records::GetRecordsOutput;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +33,9 @@ const DESCRIBE_EVERY: Duration = Duration::from_secs(10);
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 /// Records fetched per `GetRecords`.
 const GET_RECORDS_LIMIT: i32 = 1000;
+/// How long a shard may read nothing before the poller checks, with a fresh iterator, whether the
+/// stream has records its own iterator does not show (and how often it checks again).
+const STALL_CHECK_AFTER: Duration = Duration::from_secs(10);
 
 /// One shard's reading state.
 #[derive(Debug)]
@@ -45,6 +51,10 @@ struct Shard {
     first_pending_at: Option<Instant>,
     plan: ShardPlan,
     not_before: Option<Instant>,
+    /// Where reading started when no record has been read yet (a stall check re-reads from there).
+    started_at: Option<ShardIteratorType>,
+    /// When the shard last gave records, or was started, or was last checked for a stall.
+    quiet_since: Instant,
 }
 
 impl Shard {
@@ -60,7 +70,28 @@ impl Shard {
             first_pending_at: None,
             plan: ShardPlan::new(),
             not_before: None,
+            started_at: None,
+            quiet_since: Instant::now(),
         }
+    }
+
+    /// Takes a page of `GetRecords`: its records join the pending ones, its next iterator replaces
+    /// the shard's. Returns how many records it had.
+    fn take_page(&mut self, page: GetRecordsOutput) -> usize {
+        let records = page.records.unwrap_or_default();
+        let count = records.len();
+        if count > 0 {
+            if self.first_pending_at.is_none() {
+                self.first_pending_at = Some(Instant::now());
+            }
+            self.quiet_since = Instant::now();
+        }
+        for record in records {
+            self.last_sequence = Some(sequence_number(&record).to_owned());
+            self.pending.push_back(record);
+        }
+        self.iterator = page.next_shard_iterator;
+        count
     }
 
     fn drained(&self) -> bool {
@@ -137,6 +168,7 @@ impl StreamPoller {
                     self.start(&streams, &mut shards[index], position).await;
                 }
                 self.fetch(&streams, &mut shards[index]).await;
+                self.check_stalled(&streams, &mut shards[index]).await;
                 self.process(&sqs, &invoker, &mut shards[index]).await;
             }
             first_describe = false;
@@ -208,6 +240,10 @@ impl StreamPoller {
                 shard.iterator = output.shard_iterator;
                 shard.started = true;
                 shard.closed = shard.iterator.is_none();
+                shard.quiet_since = Instant::now();
+                if shard.last_sequence.is_none() {
+                    shard.started_at = Some(kind.clone());
+                }
                 info!(mapping = %self.mapping.name, shard = %shard.id, iterator = kind.as_str(), "reading shard");
             }
             Err(error) => {
@@ -232,14 +268,7 @@ impl StreamPoller {
             .await
         {
             Ok(page) => {
-                if !page.records().is_empty() && shard.first_pending_at.is_none() {
-                    shard.first_pending_at = Some(Instant::now());
-                }
-                for record in page.records() {
-                    shard.last_sequence = Some(sequence_number(record).to_owned());
-                    shard.pending.push_back(record.clone());
-                }
-                shard.iterator = page.next_shard_iterator;
+                shard.take_page(page);
                 if shard.iterator.is_none() {
                     shard.closed = true;
                     info!(mapping = %self.mapping.name, shard = %shard.id, "shard closed");
@@ -250,6 +279,67 @@ impl StreamPoller {
                 warn!(mapping = %self.mapping.name, shard = %shard.id, error = %DisplayErrorContext(error), "GetRecords failed; renewing the iterator");
                 shard.iterator = None;
                 shard.started = false;
+            }
+        }
+    }
+
+    /// A shard that has read nothing for [`STALL_CHECK_AFTER`] is checked with a fresh iterator
+    /// after the last record read (or where reading started): if that one sees records the
+    /// shard's own iterator chain did not, the chain is stale (an emulator that detached it; on
+    /// AWS, an iterator past its 15 minutes), so the poller says so and reads on from the fresh one.
+    async fn check_stalled(&self, streams: &StreamsClient, shard: &mut Shard) {
+        if !shard.started
+            || shard.closed
+            || shard.iterator.is_none()
+            || !shard.pending.is_empty()
+            || shard.quiet_since.elapsed() < STALL_CHECK_AFTER
+        {
+            return;
+        }
+        let quiet_for = shard.quiet_since.elapsed();
+        shard.quiet_since = Instant::now();
+        let kind = match (&shard.last_sequence, &shard.started_at) {
+            (Some(_), _) => ShardIteratorType::AfterSequenceNumber,
+            (None, Some(ShardIteratorType::TrimHorizon)) => ShardIteratorType::TrimHorizon,
+            // Started at LATEST with nothing read: there is no position to compare from.
+            (None, _) => return,
+        };
+        let fresh = match streams
+            .get_shard_iterator()
+            .stream_arn(&self.stream_arn)
+            .shard_id(&shard.id)
+            .shard_iterator_type(kind)
+            .set_sequence_number(shard.last_sequence.clone())
+            .send()
+            .await
+        {
+            Ok(output) => output.shard_iterator,
+            Err(error) => {
+                warn!(mapping = %self.mapping.name, shard = %shard.id, error = %DisplayErrorContext(error), "stall check: GetShardIterator failed");
+                return;
+            }
+        };
+        let Some(fresh) = fresh else { return };
+        match streams
+            .get_records()
+            .shard_iterator(fresh)
+            .limit(GET_RECORDS_LIMIT)
+            .send()
+            .await
+        {
+            Ok(page) if !page.records().is_empty() => {
+                let records = shard.take_page(page);
+                warn!(
+                    mapping = %self.mapping.name,
+                    shard = %shard.id,
+                    quiet_s = quiet_for.as_secs(),
+                    records,
+                    "stream iterator stalled: a fresh iterator sees records the old one did not; reading on from the fresh one"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => {
+                warn!(mapping = %self.mapping.name, shard = %shard.id, error = %DisplayErrorContext(error), "stall check: GetRecords failed")
             }
         }
     }
