@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Benchmarks the whole local stack (DynamoDB Local + moto + orderflow-bridge + the functions under
-# `cargo lambda watch`, debug builds; see scripts/run.sh) through its HTTP API:
+# `cargo lambda watch`; see scripts/run.sh) through its HTTP API:
 #
-#   build the workspace's binaries → start the stack (stage `bench`) → warm up with 5 orders, one
-#   at a time (each function's first invoke starts it) → `orderflow load` → stop everything
+#   build the workspace's binaries (the optimised `local` profile of Cargo.toml) → start the stack
+#   (stage `bench`) → warm up with 5 orders, one at a time (each function's first invoke starts
+#   it) → `orderflow load` → stop everything
 #
 # and prints the load run's figures: POST /orders latency, POST → delivery scheduled latency
-# (p50/p90/p99/max), sustained orders/s. Arguments go to `orderflow load`:
+# (p50/p90/p99/max), sustained orders/s, and the CPU time each component (emulators, Lambda
+# emulator, bridge, each function) used during the load. Arguments go to `orderflow load`:
 #
 #   scripts/bench-local.sh                                 # 200 orders, 4 in flight
 #   scripts/bench-local.sh --orders 300 --concurrency 8
 #   scripts/bench-local.sh --orders 200 --concurrency 4 --rate 2
 #
 # Everything listens on 127.0.0.1 and is stopped by PID on exit. Logs: target/bridge-bench.log,
-# target/lambda-watch-bench.log, target/moto-*.log. ORDERFLOW_BENCH_WATCH_ARGS adds arguments to
-# `cargo lambda watch` (e.g. "--concurrency 2": instances per function, 1 by default).
+# target/lambda-watch-bench.log, target/moto-*.log. ORDERFLOW_PROFILE=dev measures debug builds
+# instead; ORDERFLOW_FUNCTION_INSTANCES=N (default 2) runs N instances of each function;
+# ORDERFLOW_BENCH_WATCH_ARGS adds arguments to `cargo lambda watch`.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -26,6 +29,8 @@ cd "$ORDERFLOW_ROOT"
 
 STAGE=bench
 ENV_FILE=target/bench.env
+export ORDERFLOW_PROFILE="${ORDERFLOW_PROFILE:-local}"
+export ORDERFLOW_FUNCTION_INSTANCES="${ORDERFLOW_FUNCTION_INSTANCES:-2}"
 WARM_UP_ORDERS=5
 export BRIDGE_LOG="$ORDERFLOW_ROOT/target/bridge-bench.log"
 export LAMBDA_LOG="$ORDERFLOW_ROOT/target/lambda-watch-bench.log"
@@ -34,7 +39,20 @@ stop_stack_on_exit
 
 # `orderflow load` against the stack, with the stack's environment.
 load() {
-  (set -a && . "$ENV_FILE" && set +a && RUST_LIB_BACKTRACE=0 target/debug/orderflow load --api "$API" "$@")
+  (set -a && . "$ENV_FILE" && set +a && RUST_LIB_BACKTRACE=0 "$(stack_bin_dir)/orderflow" load --api "$API" "$@")
+}
+
+# The --orders N of the load's arguments (orderflow load's default otherwise).
+load_orders() {
+  local orders=200
+  while [ "$#" -gt 0 ]; do
+    case "$1" in
+      --orders) orders="$2"; shift 2 ;;
+      --orders=*) orders="${1#--orders=}"; shift ;;
+      *) shift ;;
+    esac
+  done
+  echo "$orders"
 }
 
 # The bridge's warnings and errors, grouped (numbers masked), as the run left them.
@@ -49,8 +67,8 @@ bridge_warnings() {
   fi
 }
 
-log "building every binary of the workspace"
-cargo build --locked --quiet --workspace --bins
+log "building every binary of the workspace (profile $(stack_profile))"
+build_stack
 built=$SECONDS
 # shellcheck disable=SC2086 # ORDERFLOW_BENCH_WATCH_ARGS is a list of words
 start_stack "$STAGE" "$ENV_FILE" --ignore-changes ${ORDERFLOW_BENCH_WATCH_ARGS:-}
@@ -64,8 +82,14 @@ fi
 log "warm-up done in $((SECONDS - warm_up_started)) s"
 
 log "load: orderflow load $*"
+cpu_before="$ORDERFLOW_ROOT/target/bench-cpu-before.json"
+cpu_after="$ORDERFLOW_ROOT/target/bench-cpu-after.json"
+"$VENV/bin/python" scripts/cpu_by_process.py snapshot "$cpu_before"
 if ! load "$@"; then
   bridge_warnings
   die "the load run failed (logs: $BRIDGE_LOG, $LAMBDA_LOG)"
 fi
+"$VENV/bin/python" scripts/cpu_by_process.py snapshot "$cpu_after"
+# Where the machine's time went: CPU seconds by component while the load ran.
+"$VENV/bin/python" scripts/cpu_by_process.py report "$cpu_before" "$cpu_after" "$(load_orders "$@")"
 bridge_warnings

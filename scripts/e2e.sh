@@ -35,7 +35,7 @@ started=$SECONDS
 ensure_moto
 ensure_dynamodb_local
 log "building the function binaries and the end-to-end suite"
-cargo build --locked --quiet --workspace --bins
+build_stack
 # The test binary runs directly, not under `cargo test`: cargo lambda watch starts each function
 # with cargo, which must not wait for a lock this script's cargo holds.
 E2E_BIN="$(cargo test --locked --workspace --test e2e --no-run --message-format=json |

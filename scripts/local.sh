@@ -74,13 +74,30 @@ stop_tree() {
   wait "$pid" 2>/dev/null || true
 }
 
+# The cargo profile the local stack's binaries are built with (ORDERFLOW_PROFILE: dev, the
+# default, or `local`, the optimised profile of Cargo.toml that scripts/bench-local.sh uses), and
+# the folder under target/ that holds them.
+stack_profile() { printf '%s\n' "${ORDERFLOW_PROFILE:-dev}"; }
+stack_bin_dir() {
+  local profile
+  profile="$(stack_profile)"
+  [ "$profile" = dev ] && profile=debug
+  printf '%s\n' "$ORDERFLOW_ROOT/target/$profile"
+}
+
+# Builds every binary of the workspace with the stack's profile.
+build_stack() {
+  cargo build --locked --quiet --workspace --bins --profile "$(stack_profile)"
+}
+
 # Starts `cargo lambda watch` on 127.0.0.1:$1 with the env file $2 (extra arguments follow) in a
 # session of its own, logging to $LAMBDA_LOG; exports LAMBDA_PID. Stop it with stop_tree.
 start_functions() {
   local port="$1" env_file="$2"
   shift 2
   LAMBDA_LOG="${LAMBDA_LOG:-$ORDERFLOW_ROOT/target/lambda-watch.log}"
-  setsid "$VENV/bin/cargo-lambda" lambda watch -A 127.0.0.1 -P "$port" --env-file "$env_file" "$@" \
+  setsid "$VENV/bin/cargo-lambda" lambda watch -A 127.0.0.1 -P "$port" --env-file "$env_file" \
+    --profile "$(stack_profile)" --concurrency "${ORDERFLOW_FUNCTION_INSTANCES:-1}" "$@" \
     >"$LAMBDA_LOG" 2>&1 </dev/null &
   LAMBDA_PID=$!
   export LAMBDA_PID LAMBDA_LOG
@@ -89,9 +106,11 @@ start_functions() {
 # Brings the whole stack up on 127.0.0.1 from template.yaml, as scripts/run.sh and scripts/e2e.sh
 # use it: the emulators (DynamoDB Local and moto), the resources (orderflow-bridge setup, stage $1,
 # env file $2), the functions under `cargo lambda watch` (extra arguments follow) and the bridge.
-# Expects the workspace's binaries built. The emulators are started here (start_emulators), unless
-# ORDERFLOW_EMULATOR=localstack says LocalStack
-# runs at AWS_ENDPOINT_URL (scripts/with-localstack.sh). Exports API (the HTTP API's base URL), BRIDGE_PID, BRIDGE_LOG, LAMBDA_PID, LAMBDA_LOG and
+# Expects the workspace's binaries built (build_stack). ORDERFLOW_PROFILE picks their profile;
+# ORDERFLOW_FUNCTION_INSTANCES (default 1) how many instances of each function `cargo lambda
+# watch` runs at once, and so how many batches of one queue the bridge keeps in flight. The
+# emulators are started here (start_emulators), unless ORDERFLOW_EMULATOR=localstack says
+# LocalStack runs at AWS_ENDPOINT_URL (scripts/with-localstack.sh). Exports API (the HTTP API's base URL), BRIDGE_PID, BRIDGE_LOG, LAMBDA_PID, LAMBDA_LOG and
 # the emulators' variables (start_emulators). Logs: target/bridge-STAGE.log,
 # target/lambda-watch-STAGE.log, target/moto-PORT.log, target/dynamodb-local-PID.log. stop_stack stops everything it started, by PID.
 start_stack() {
@@ -110,7 +129,7 @@ start_stack() {
   fi
 
   log "creating the resources of template.yaml (stage $stage)"
-  "$ORDERFLOW_ROOT/target/debug/orderflow-bridge" setup --template "$ORDERFLOW_ROOT/template.yaml" \
+  "$(stack_bin_dir)/orderflow-bridge" setup --template "$ORDERFLOW_ROOT/template.yaml" \
     --stage "$stage" --env-file "$env_file" >&2 || die "orderflow-bridge setup failed"
 
   functions_port="$(free_port)"
@@ -122,8 +141,9 @@ start_stack() {
   fi
 
   rm -f "$ready_file"
-  "$ORDERFLOW_ROOT/target/debug/orderflow-bridge" run --template "$ORDERFLOW_ROOT/template.yaml" \
+  "$(stack_bin_dir)/orderflow-bridge" run --template "$ORDERFLOW_ROOT/template.yaml" \
     --stage "$stage" --functions "http://127.0.0.1:$functions_port" --api-port 0 \
+    --function-instances "${ORDERFLOW_FUNCTION_INSTANCES:-1}" \
     --ready-file "$ready_file" >/dev/null 2>"$BRIDGE_LOG" &
   BRIDGE_PID=$!
   export BRIDGE_PID BRIDGE_LOG

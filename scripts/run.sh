@@ -51,7 +51,7 @@ stop_stack_on_exit
 
 started=$SECONDS
 log "building every binary of the workspace (the functions' first invokes are then quick)"
-cargo build --locked --quiet --workspace --bins
+build_stack
 built=$SECONDS
 watch_args=()
 # A one-off run does not rebuild functions when files change under it.
@@ -60,7 +60,7 @@ start_stack "$STAGE" "$ENV_FILE" "${watch_args[@]}"
 log "stack ready in $((SECONDS - built)) s after the build ($((SECONDS - started)) s in all): API $API (bridge pid $BRIDGE_PID, log $BRIDGE_LOG)"
 
 log "demo: orders, couriers and notifications through $API"
-if ! (set -a && . "$ENV_FILE" && set +a && RUST_LIB_BACKTRACE=0 target/debug/orderflow demo --api "$API"); then
+if ! (set -a && . "$ENV_FILE" && set +a && RUST_LIB_BACKTRACE=0 "$(stack_bin_dir)/orderflow" demo --api "$API"); then
   die "the demo failed (logs: $BRIDGE_LOG, $LAMBDA_LOG)"
 fi
 

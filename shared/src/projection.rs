@@ -12,7 +12,7 @@ use tracing::{debug, instrument, warn};
 
 use crate::envelope::StoredEvent;
 use crate::events::DecodeError;
-use crate::ids::StreamId;
+use crate::ids::{OrderId, StreamId};
 use crate::ports::{EventStore, StoreError};
 use crate::read_model::{OrderView, OrderViews, ViewError, order_id_of};
 
@@ -79,27 +79,49 @@ pub async fn project_order_view(
     max_attempts: u32,
 ) -> Result<Projected, ProjectionError> {
     let order_id = order_id_of(event).map_err(ProjectionError::Poison)?;
-    let order_stream = StreamId::new("order", &order_id);
+    project_order_view_events(store, views, &order_id, &[event], max_attempts).await
+}
+
+/// Projects several stored events of one order's view (in the order given: a stream batch's) with
+/// one read and at most one write per attempt: each event the view holds already is skipped, gaps
+/// are healed from the event store, a view without its `OrderPlaced` brings the order stream in
+/// first — as [`project_order_view`] does for one event. `Duplicate` when every event was held.
+#[instrument(skip_all, fields(%order_id, events = events.len()))]
+pub async fn project_order_view_events(
+    store: &dyn EventStore,
+    views: &dyn OrderViews,
+    order_id: &OrderId,
+    events: &[&StoredEvent],
+    max_attempts: u32,
+) -> Result<Projected, ProjectionError> {
+    let order_stream = StreamId::new("order", order_id);
     let mut attempt = 1;
     loop {
-        let previous = views.get(&order_id).await?;
+        let previous = views.get(order_id).await?;
         let mut view = previous
             .clone()
             .unwrap_or_else(|| OrderView::new(order_id.clone()));
-        let applied = view.version_of(&event.stream_id);
-        if event.version <= applied {
-            debug!(applied, "duplicate: the view holds this event already");
+        let mut changed = false;
+        for event in events {
+            let applied = view.version_of(&event.stream_id);
+            if event.version <= applied {
+                debug!(event_id = %event.event_id, applied, "duplicate: the view holds this event already");
+                continue;
+            }
+            if applied + 1 < event.version {
+                debug!(event_id = %event.event_id, applied, "gap: loading the missing events");
+                catch_up(store, &mut view, &event.stream_id, event.version - 1).await?;
+            }
+            if view.status.is_none() && event.stream_id != order_stream {
+                debug!(event_id = %event.event_id, "no OrderPlaced yet: loading the order stream");
+                catch_up(store, &mut view, &order_stream, u64::MAX).await?;
+            }
+            view.apply(event).map_err(ProjectionError::Poison)?;
+            changed = true;
+        }
+        if !changed {
             return Ok(Projected::Duplicate);
         }
-        if applied + 1 < event.version {
-            debug!(applied, "gap: loading the missing events");
-            catch_up(store, &mut view, &event.stream_id, event.version - 1).await?;
-        }
-        if view.status.is_none() && event.stream_id != order_stream {
-            debug!("no OrderPlaced yet: loading the order stream");
-            catch_up(store, &mut view, &order_stream, u64::MAX).await?;
-        }
-        view.apply(event).map_err(ProjectionError::Poison)?;
         match views.save(&view, previous.as_ref()).await {
             Ok(()) => return Ok(Projected::Applied),
             Err(ViewError::Conflict(_)) if attempt < max_attempts => {

@@ -89,7 +89,8 @@ pub async fn place_order(app: &App, request: &Request, correlation_id: &Correlat
         expires_at: app.clock.now().timestamp() + app.settings.idempotency_ttl_seconds,
     });
 
-    let result = repository::execute::<Order>(
+    // The order id was generated just now: its stream is new, so nothing is read before the append.
+    let result = repository::execute_new::<Order>(
         app.store.as_ref(),
         &stream,
         &command,

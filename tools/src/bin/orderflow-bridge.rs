@@ -122,6 +122,7 @@ async fn execute(command: Command) -> Result<()> {
                 api_port: options.api_port,
                 ready_file: options.ready_file,
                 retry_after: options.retry_after,
+                function_instances: options.function_instances,
             };
             run(&config, &env, stack, settings, shutdown).await
         }

@@ -8,7 +8,7 @@ pub const USAGE: &str = "\
 usage:
   orderflow-bridge setup --template FILE --stage STAGE --env-file FILE [--inbox-topic LOGICAL_ID]
   orderflow-bridge run   --template FILE --stage STAGE --functions URL [--api-port PORT]
-                         [--ready-file FILE] [--retry-after-seconds N]
+                         [--ready-file FILE] [--retry-after-seconds N] [--function-instances N]
 
 The emulator is the one AWS_ENDPOINT_URL names; everything listens on 127.0.0.1 only.";
 
@@ -40,6 +40,9 @@ pub struct RunOptions {
     pub ready_file: Option<PathBuf>,
     /// The local cap on the visibility timeout of failed SQS messages.
     pub retry_after: Duration,
+    /// How many instances of each function the Lambda emulator runs at once (`cargo lambda watch
+    /// --concurrency`): the bridge keeps at most that many batches of one queue in flight.
+    pub function_instances: usize,
 }
 
 /// A parsed command.
@@ -79,6 +82,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             "api-port",
             "ready-file",
             "retry-after-seconds",
+            "function-instances",
         ],
         other => return Err(format!("unknown command {other:?}")),
     };
@@ -111,24 +115,32 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             env_file: PathBuf::from(required("env-file")?),
             inbox_topic: get("inbox-topic").unwrap_or_else(|| DEFAULT_INBOX_TOPIC.to_owned()),
         }),
-        _ => Command::Run(RunOptions {
-            template,
-            stage,
-            functions: required("functions")?,
-            api_port: match get("api-port") {
-                None => 0,
-                Some(port) => port
-                    .parse()
-                    .map_err(|_| format!("--api-port {port:?} is not a port"))?,
-            },
-            ready_file: get("ready-file").map(PathBuf::from),
-            retry_after: Duration::from_secs(match get("retry-after-seconds") {
-                None => DEFAULT_RETRY_AFTER_SECONDS,
-                Some(n) => n
-                    .parse()
-                    .map_err(|_| format!("--retry-after-seconds {n:?} is not a number"))?,
-            }),
-        }),
+        _ => {
+            Command::Run(RunOptions {
+                template,
+                stage,
+                functions: required("functions")?,
+                api_port: match get("api-port") {
+                    None => 0,
+                    Some(port) => port
+                        .parse()
+                        .map_err(|_| format!("--api-port {port:?} is not a port"))?,
+                },
+                ready_file: get("ready-file").map(PathBuf::from),
+                retry_after: Duration::from_secs(match get("retry-after-seconds") {
+                    None => DEFAULT_RETRY_AFTER_SECONDS,
+                    Some(n) => n
+                        .parse()
+                        .map_err(|_| format!("--retry-after-seconds {n:?} is not a number"))?,
+                }),
+                function_instances: match get("function-instances") {
+                    None => 1,
+                    Some(n) => n.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                        format!("--function-instances {n:?} is not a number >= 1")
+                    })?,
+                },
+            })
+        }
     })
 }
 
@@ -164,6 +176,7 @@ mod tests {
                 api_port: 0,
                 ready_file: Some("target/bridge.ready".into()),
                 retry_after: Duration::from_secs(3),
+                function_instances: 1,
             }))
         );
     }
@@ -184,6 +197,10 @@ mod tests {
                 "not a port",
             ),
             ("setup --template", "needs a value"),
+            (
+                "run --template t --stage local --functions f --function-instances 0",
+                "--function-instances",
+            ),
             ("setup template.yaml", "unexpected argument"),
         ] {
             let error = parse(&args(line)).unwrap_err();

@@ -28,6 +28,9 @@ use super::warm_up::warm_up;
 const COLD_START_GRACE: Duration = Duration::from_secs(120);
 /// How long stopping may wait for in-flight invokes.
 const STOP_GRACE: Duration = Duration::from_secs(15);
+/// Batches of one queue in flight at once when the mapping sets no `ScalingConfig` (Lambda starts
+/// an SQS event source with five pollers).
+const DEFAULT_SQS_CONCURRENCY: usize = 5;
 /// How long the bridge waits for a connection to the emulator.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one emulator call may take before the bridge gives up on it (and says so): SQS's long
@@ -56,6 +59,8 @@ pub struct RunSettings {
     pub ready_file: Option<std::path::PathBuf>,
     /// The local cap on failed SQS messages' visibility timeout.
     pub retry_after: Duration,
+    /// Instances of each function the Lambda emulator runs at once.
+    pub function_instances: usize,
 }
 
 /// Writes `contents` to `path` atomically (a reader never sees half of it).
@@ -182,7 +187,21 @@ pub async fn run(
     }
 
     for poller in queue_pollers {
-        tasks.spawn(poller.run(sqs.clone(), invoker.clone(), shutdown.clone()));
+        // Lambda reads a queue with several pollers, each with its batch in flight, up to the
+        // mapping's MaximumConcurrency; locally, up to the instances each function has.
+        let pollers = poller
+            .mapping
+            .max_concurrency
+            .unwrap_or(DEFAULT_SQS_CONCURRENCY)
+            .min(settings.function_instances)
+            .max(1);
+        for _ in 0..pollers {
+            tasks.spawn(
+                poller
+                    .clone()
+                    .run(sqs.clone(), invoker.clone(), shutdown.clone()),
+            );
+        }
     }
     for poller in stream_pollers {
         tasks.spawn(poller.run(

@@ -1,8 +1,10 @@
-//! The SQS event source mapping: one poller per queue-fed function. It long-polls the queue,
+//! The SQS event source mapping: pollers per queue-fed function (as many as the mapping's
+//! `ScalingConfig.MaximumConcurrency`, Lambda's five by default, at most the instances the local
+//! Lambda emulator runs per function), each with one batch in flight. A poller long-polls the queue,
 //! gathers up to `BatchSize` messages for at most `MaximumBatchingWindowInSeconds`, invokes the
 //! function with the SQS event and then, as Lambda does:
 //!
-//! - success: deletes every message;
+//! - success: deletes every message (`DeleteMessageBatch`);
 //! - `ReportBatchItemFailures` with named failures: deletes the others and leaves the failed ones,
 //!   which return after the visibility timeout (so the queue's redrive policy moves a message that
 //!   keeps failing to its DLQ after `maxReceiveCount` receives);
@@ -14,7 +16,9 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -193,6 +197,62 @@ impl SqsPoller {
         Ok(received.messages.unwrap_or_default())
     }
 
+    /// Deletes the messages at `delete` (`DeleteMessageBatch`, ten at a time, as Lambda does) and
+    /// gives the others the failed-message visibility timeout, so they return for a retry.
+    async fn settle(&self, sqs: &Client, messages: &[Message], ids: &[&str], delete: &[usize]) {
+        let function = &self.mapping.function.binary;
+        let entries: Vec<DeleteMessageBatchRequestEntry> = delete
+            .iter()
+            .filter_map(|&index| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .receipt_handle(messages[index].receipt_handle().unwrap_or_default())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        for chunk in entries.chunks(MAX_RECEIVE) {
+            match sqs
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(chunk.to_vec()))
+                .send()
+                .await
+            {
+                Ok(output) => {
+                    for failed in output.failed() {
+                        let message_id = failed
+                            .id()
+                            .parse::<usize>()
+                            .ok()
+                            .and_then(|index| ids.get(index))
+                            .copied()
+                            .unwrap_or_default();
+                        warn!(%function, message_id, code = failed.code(), reason = ?failed.message(), "could not delete a processed message; it will be delivered again");
+                    }
+                }
+                Err(error) => {
+                    warn!(%function, messages = chunk.len(), error = %aws_sdk_sqs::error::DisplayErrorContext(&error), "could not delete processed messages; they will be delivered again")
+                }
+            }
+        }
+        for (index, message) in messages.iter().enumerate() {
+            if delete.contains(&index) {
+                continue;
+            }
+            let returned = sqs
+                .change_message_visibility()
+                .queue_url(&self.queue_url)
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .visibility_timeout(i32::try_from(self.failed_visibility().as_secs()).unwrap_or(0))
+                .send()
+                .await;
+            if let Err(error) = returned {
+                warn!(%function, message_id = ids[index], error = %aws_sdk_sqs::error::DisplayErrorContext(&error), "could not return a failed message early; it returns after the queue's visibility timeout");
+            }
+        }
+    }
+
     /// Invokes the function with `messages` and settles them.
     async fn deliver(&self, sqs: &Client, invoker: &Invoker, messages: &[Message]) {
         let function = &self.mapping.function;
@@ -212,32 +272,7 @@ impl SqsPoller {
                 .map_err(|_| reason.as_deref().unwrap_or_default()),
             &ids,
         );
-        for (index, message) in messages.iter().enumerate() {
-            let receipt = message.receipt_handle().unwrap_or_default();
-            let settled = if delete.contains(&index) {
-                sqs.delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(receipt)
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(aws_sdk_sqs::Error::from)
-            } else {
-                sqs.change_message_visibility()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(receipt)
-                    .visibility_timeout(
-                        i32::try_from(self.failed_visibility().as_secs()).unwrap_or(0),
-                    )
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(aws_sdk_sqs::Error::from)
-            };
-            if let Err(error) = settled {
-                warn!(function = %function.binary, message_id = ids[index], error = %aws_sdk_sqs::error::DisplayErrorContext(&error), "could not settle a message");
-            }
-        }
+        self.settle(sqs, messages, &ids, &delete).await;
         match failure {
             None => {
                 info!(function = %function.binary, queue = %self.mapping.queue.name, messages = messages.len(), elapsed_ms, "SQS batch processed")
@@ -282,6 +317,7 @@ mod tests {
             batching_window: Duration::from_secs(1),
             report_batch_item_failures: report,
             visibility_timeout: Duration::from_secs(60),
+            max_concurrency: None,
             enabled: true,
         }
     }

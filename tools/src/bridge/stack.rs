@@ -59,6 +59,8 @@ pub struct QueueMapping {
     pub report_batch_item_failures: bool,
     /// The queue's `VisibilityTimeout`.
     pub visibility_timeout: Duration,
+    /// `ScalingConfig.MaximumConcurrency`: how many batches of the queue may be in flight at once.
+    pub max_concurrency: Option<usize>,
     /// `Enabled` (default true).
     pub enabled: bool,
 }
@@ -348,6 +350,13 @@ fn queue_mapping(
             .unwrap_or_default(),
         report_batch_item_failures: reports_item_failures(properties),
         visibility_timeout,
+        max_concurrency: integer(
+            properties
+                .get("ScalingConfig")
+                .and_then(|c| c.get("MaximumConcurrency")),
+        )
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| *n > 0),
         enabled: boolean(properties.get("Enabled"), true),
     })
 }
@@ -470,6 +479,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::bridge::template::Template;
     use crate::bridge::template::tests::{local_env, real_template};
 
     fn stack() -> Stack {
@@ -535,7 +545,7 @@ mod tests {
         assert_eq!(stack.queues.len(), 12);
         for mapping in &stack.queues {
             assert_eq!(mapping.batch_size, 10, "{}", mapping.name);
-            assert_eq!(mapping.batching_window, Duration::from_secs(1));
+            assert_eq!(mapping.batching_window, Duration::ZERO);
             assert!(mapping.report_batch_item_failures, "{}", mapping.name);
             assert_eq!(mapping.visibility_timeout, Duration::from_secs(60));
             assert!(mapping.queue.name.starts_with("orderflow-local-"));
@@ -551,6 +561,45 @@ mod tests {
             "orderflow-local-delivery-on-order-placed"
         );
         assert_eq!(placed.queue.logical_id, "DeliveryOnOrderPlacedQueue");
+    }
+
+    #[test]
+    fn a_queue_mappings_scaling_config_bounds_its_batches_in_flight() {
+        let template = Template::parse(
+            r#"
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties: {QueueName: q}
+  Fn:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: fn}}
+    Properties:
+      Events:
+        Capped:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Queue.Arn
+            ScalingConfig: {MaximumConcurrency: 3}
+        Uncapped:
+          Type: SQS
+          Properties: {Queue: !GetAtt Queue.Arn}
+"#,
+        )
+        .unwrap();
+        let stack = Stack::from_template(&Resolver::new(&template, local_env())).unwrap();
+        let concurrency: BTreeSet<(String, Option<usize>)> = stack
+            .queues
+            .iter()
+            .map(|q| (q.name.clone(), q.max_concurrency))
+            .collect();
+        assert_eq!(
+            concurrency,
+            BTreeSet::from([
+                ("Fn.Capped".to_owned(), Some(3)),
+                ("Fn.Uncapped".to_owned(), None)
+            ])
+        );
     }
 
     #[test]
@@ -581,7 +630,7 @@ mod tests {
             assert_eq!(mapping.table_name, "orderflow-local-events");
             assert_eq!(mapping.starting_position, StartingPosition::TrimHorizon);
             assert_eq!(mapping.batch_size, 100);
-            assert_eq!(mapping.batching_window, Duration::from_secs(1));
+            assert_eq!(mapping.batching_window, Duration::ZERO);
             assert_eq!(
                 mapping.policy,
                 RetryPolicy {
