@@ -17,7 +17,9 @@
 # Everything listens on 127.0.0.1 and is stopped by PID on exit. Logs: target/bridge-bench.log,
 # target/lambda-watch-bench.log, target/moto-*.log. ORDERFLOW_PROFILE=dev measures debug builds
 # instead; ORDERFLOW_FUNCTION_INSTANCES=N (default 2) runs N instances of each function;
-# ORDERFLOW_BENCH_WATCH_ARGS adds arguments to `cargo lambda watch`.
+# ORDERFLOW_BENCH_WATCH_ARGS adds arguments to `cargo lambda watch`; ORDERFLOW_BENCH_PREFILL=N places
+# N orders through the stack (and waits until each is scheduled) before the measured load, to
+# measure it over a store that already holds them.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -55,6 +57,38 @@ load_orders() {
   echo "$orders"
 }
 
+# Waits (at most 20 minutes) until every queue of the stage that a function reads is empty, with
+# nothing in flight, for 5 s in a row.
+wait_until_drained() {
+  "$VENV/bin/python" - "$STAGE" <<'PY' >&2 || die "the stack did not drain within 20 minutes"
+import sys, time
+import boto3
+
+stage = sys.argv[1]
+sqs = boto3.client("sqs")
+names = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
+deadline, quiet_since, last = time.time() + 1200, None, None
+while time.time() < deadline:
+    urls = [u for u in sqs.list_queues(QueueNamePrefix=f"orderflow-{stage}-").get("QueueUrls", [])
+            if not u.endswith("-dlq") and not u.endswith("-inbox") and "failures" not in u]
+    depth = 0
+    for url in urls:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(names))["Attributes"]
+        depth += sum(int(attributes[n]) for n in names)
+    if depth != last:
+        print(f"[orderflow] queues of {stage}: {depth} message(s) left", flush=True)
+        last = depth
+    if depth == 0:
+        quiet_since = quiet_since or time.time()
+        if time.time() - quiet_since >= 5:
+            sys.exit(0)
+    else:
+        quiet_since = None
+    time.sleep(2)
+sys.exit(1)
+PY
+}
+
 # The bridge's warnings and errors, grouped (numbers masked), as the run left them.
 bridge_warnings() {
   local count
@@ -80,6 +114,17 @@ if ! load --orders "$WARM_UP_ORDERS" --concurrency 1 >&2; then
   die "the warm-up failed (logs: $BRIDGE_LOG, $LAMBDA_LOG)"
 fi
 log "warm-up done in $((SECONDS - warm_up_started)) s"
+
+if [ "${ORDERFLOW_BENCH_PREFILL:-0}" -gt 0 ]; then
+  log "prefill: $ORDERFLOW_BENCH_PREFILL orders through the stack first (ORDERFLOW_BENCH_PREFILL)"
+  prefill_started=$SECONDS
+  # As fast as the stack takes them: some orders may not be seen scheduled within the load's 60 s
+  # while it is saturated; they are scheduled all the same, and the queues are drained below.
+  load --orders "$ORDERFLOW_BENCH_PREFILL" --concurrency 8 >&2 ||
+    log "prefill: not every order was seen scheduled within 60 s under saturation; draining"
+  wait_until_drained
+  log "prefill done and drained in $((SECONDS - prefill_started)) s"
+fi
 
 log "load: orderflow load $*"
 cpu_before="$ORDERFLOW_ROOT/target/bench-cpu-before.json"

@@ -32,7 +32,7 @@ def snapshot():
         fields = stat[stat.rindex(")") + 2 :].split()
         # utime and stime are fields 14 and 15 of stat; fields[] starts at field 3.
         seconds = (int(fields[11]) + int(fields[12])) / TICKS
-        exe = os.path.basename(cmdline[0].decode(errors="replace")) if cmdline and cmdline[0] else comm
+        exe = os.path.basename(cmdline[0].decode(errors="replace")) if cmdline and cmdline[0] else ""
         processes[pid] = {"name": component(comm, exe, cmdline), "cpu": seconds}
     return processes
 
@@ -51,7 +51,9 @@ def component(comm, exe, cmdline):
         return "bridge"
     if exe == "orderflow":
         return "load client (orderflow load)"
-    return f"function {exe}" if exe else comm
+    if not exe:
+        return "kernel threads (I/O, memory)"
+    return f"function {exe}"
 
 
 def report(before_file, after_file, units):

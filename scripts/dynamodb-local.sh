@@ -85,11 +85,13 @@ start_dynamodb_local() {
   mkdir -p "$(dirname "$log_file")"
   started_ms="$(date +%s%3N)"
   # -sharedDb: one database whatever the credentials and region; -inMemory: a fresh state per start.
-  # The serial collector: on two cores G1's concurrent threads cost more CPU than they save
-  # (scripts/bench-local.sh: 37.5 → 32.9 ms of DynamoDB Local's CPU per order). DYNAMODB_LOCAL_JAVA_OPTS
-  # replaces it with other JVM options.
+  # JVM options measured with scripts/bench-local.sh (DynamoDB Local's CPU per order, BENCHMARKS.md):
+  # the serial collector (G1's concurrent threads cost more than they save on two cores: 37.5 →
+  # 32.9 ms) and the C1 compiler only (C2's compilations cost more CPU than its faster code saves
+  # in a run of minutes: 33 → 18 ms). DYNAMODB_LOCAL_JAVA_OPTS replaces them.
   # shellcheck disable=SC2086 # DYNAMODB_LOCAL_JAVA_OPTS is a list of JVM options
-  "$DYNAMODB_LOCAL_JAVA_HOME/bin/java" ${DYNAMODB_LOCAL_JAVA_OPTS:--XX:+UseSerialGC} -Dbind=127.0.0.1 -Dport=0 \
+  "$DYNAMODB_LOCAL_JAVA_HOME/bin/java" ${DYNAMODB_LOCAL_JAVA_OPTS:--XX:+UseSerialGC -XX:TieredStopAtLevel=1} \
+    -Dbind=127.0.0.1 -Dport=0 \
     -Djava.library.path="$DYNAMODB_LOCAL_JAR_DIR/DynamoDBLocal_lib" \
     -cp "$DYNAMODB_LOCAL_HOME/launcher:$DYNAMODB_LOCAL_JAR_DIR/DynamoDBLocal.jar:$DYNAMODB_LOCAL_JAR_DIR/DynamoDBLocal_lib/*" \
     LoopbackDynamoDbLocal -inMemory -sharedDb -disableTelemetry -port 8000 >"$log_file" 2>&1 </dev/null &

@@ -15,6 +15,20 @@ use shared::ids::StreamId;
 use shared::ports::{AppendRequest, EventStore, StoreError};
 use shared::repository;
 
+/// The customer cancels the order of `stream`: the events stored.
+async fn cancel(
+    store: &shared::adapters::dynamo::DynamoEventStore,
+    stream: &StreamId,
+    context: &shared::envelope::EventContext,
+) -> Vec<StoredEvent> {
+    let command = OrderCommand::Cancel {
+        reason: CancellationReason::CustomerRequest,
+    };
+    repository::execute::<Order>(store, stream, &command, context, None, 1)
+        .await
+        .expect("cancelling")
+}
+
 /// The stored event a stream record's new image holds.
 fn stored(record: &aws_sdk_dynamodbstreams::types::Record) -> StoredEvent {
     let image = record
@@ -68,20 +82,7 @@ async fn a_stream_reader_sees_every_record_written_after_a_cancelled_transaction
     )
     .await
     .expect("placing after the conflict");
-    written.extend(
-        repository::execute::<Order>(
-            &fixture.store,
-            &stream,
-            &OrderCommand::Cancel {
-                reason: CancellationReason::CustomerRequest,
-            },
-            &context,
-            None,
-            1,
-        )
-        .await
-        .expect("cancelling after the conflict"),
-    );
+    written.extend(cancel(&fixture.store, &stream, &context).await);
 
     let seen: Vec<StoredEvent> = follower
         .read(written.len(), Duration::from_secs(10))
@@ -109,20 +110,7 @@ async fn the_stream_shows_each_appended_event_as_a_new_image_with_its_envelope()
         repository::execute::<Order>(&fixture.store, &stream, &place(&order), &context, None, 1)
             .await
             .expect("placing");
-    appended.extend(
-        repository::execute::<Order>(
-            &fixture.store,
-            &stream,
-            &OrderCommand::Cancel {
-                reason: CancellationReason::CustomerRequest,
-            },
-            &context,
-            None,
-            1,
-        )
-        .await
-        .expect("cancelling"),
-    );
+    appended.extend(cancel(&fixture.store, &stream, &context).await);
     assert_eq!(appended.len(), 2);
 
     let streams = emulator.dynamodb_streams();
@@ -148,14 +136,7 @@ async fn the_stream_shows_each_appended_event_as_a_new_image_with_its_envelope()
                     .event_name()
                     .map(|n| n.as_str().to_owned())
                     .unwrap_or_default();
-                let image = record
-                    .dynamodb()
-                    .and_then(|d| d.new_image())
-                    .expect("NEW_IMAGE records carry the new image")
-                    .clone();
-                let event: StoredEvent =
-                    serde_dynamo::from_item(image).expect("the image decodes into the envelope");
-                (name, event)
+                (name, stored(record))
             })
             .collect();
 

@@ -14,51 +14,16 @@ pub async fn read_stream(
     stream_arn: &str,
     at_least: usize,
 ) -> Vec<Record> {
-    let mut records = Vec::new();
-    for _attempt in 0..50 {
-        records.clear();
-        let description = client
-            .describe_stream()
-            .stream_arn(stream_arn)
-            .send()
-            .await
-            .expect("describe_stream")
-            .stream_description
-            .expect("a stream description");
-        for shard in description.shards() {
-            let shard_id = shard.shard_id().expect("a shard id");
-            let mut iterator = client
-                .get_shard_iterator()
-                .stream_arn(stream_arn)
-                .shard_id(shard_id)
-                .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                .send()
-                .await
-                .expect("get_shard_iterator")
-                .shard_iterator;
-            while let Some(current) = iterator.take() {
-                let page = client
-                    .get_records()
-                    .shard_iterator(current)
-                    .send()
-                    .await
-                    .expect("get_records");
-                if page.records().is_empty() {
-                    break;
-                }
-                records.extend(page.records().iter().cloned());
-                iterator = page.next_shard_iterator;
-            }
-        }
-        if records.len() >= at_least {
-            return records;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
+    let records = StreamFollower::from_start(client, stream_arn)
+        .await
+        .read(at_least, Duration::from_secs(5))
+        .await;
+    assert!(
+        records.len() >= at_least,
         "the stream {stream_arn} showed {} record(s), expected at least {at_least}",
         records.len()
     );
+    records
 }
 
 /// The records as the DynamoDB event Lambda delivers (one batch).

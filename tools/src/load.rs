@@ -35,7 +35,7 @@ use anyhow::{Result, bail, ensure};
 use chrono::{DateTime, Utc};
 use http::Method;
 use serde_json::Value;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -48,9 +48,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const SCHEDULE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The pause between two polls of one order.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
-/// How often an order waiting for its turn to be polled checks whether its turn has come (no
-/// request: a look at the run's own list).
-const TURN_CHECK: Duration = Duration::from_millis(5);
+/// The longest an order waiting for its turn to be polled waits before it looks again (it is woken
+/// as soon as an older order leaves the list).
+const TURN_WAIT: Duration = Duration::from_secs(1);
 /// How often progress is reported (on stderr).
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// What every order buys: (sku, quantity, unit price in minor units).
@@ -348,6 +348,8 @@ struct Run {
     poll_window: usize,
     poll_slots: Semaphore,
     outstanding: Mutex<BTreeSet<usize>>,
+    /// Woken whenever an order leaves `outstanding`: the orders waiting for their turn look again.
+    turn: Notify,
     cancel: CancellationToken,
     placed: AtomicUsize,
     scheduled: AtomicUsize,
@@ -445,6 +447,7 @@ impl Run {
         self.outstanding().insert(n);
         let followed = self.follow(n, order_id, posted).await;
         self.outstanding().remove(&n);
+        self.turn.notify_waiters();
         match followed {
             Ok((view, seen)) => {
                 self.scheduled.fetch_add(1, Ordering::Relaxed);
@@ -499,8 +502,10 @@ impl Run {
             let waited = self
                 .cancel
                 .run_until_cancelled(async {
+                    let turn = self.turn.notified();
                     if !self.may_poll(n) {
-                        tokio::time::sleep(TURN_CHECK).await;
+                        // Until an older order leaves (bounded, so the timeout is still checked).
+                        let _ = tokio::time::timeout(TURN_WAIT, turn).await;
                         return None;
                     }
                     if !waited_turn {
@@ -566,6 +571,7 @@ pub async fn measure(api: &str, settings: Settings) -> Report {
         poll_window: settings.concurrency,
         poll_slots: Semaphore::new(settings.concurrency),
         outstanding: Mutex::default(),
+        turn: Notify::new(),
         cancel: CancellationToken::new(),
         placed: AtomicUsize::new(0),
         scheduled: AtomicUsize::new(0),

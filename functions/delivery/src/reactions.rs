@@ -55,7 +55,9 @@ impl Reactions<'_> {
             placed_at: event.occurred_at,
             sla: self.sla,
         };
-        self.execute(ON_ORDER_PLACED, &event, &placed.order_id, &command)
+        // The delivery's stream starts here: appended without a read first (a redelivered
+        // OrderPlaced finds it there, and is decided again on what is stored).
+        self.execute(ON_ORDER_PLACED, &event, &placed.order_id, &command, true)
             .await
     }
 
@@ -71,8 +73,14 @@ impl Reactions<'_> {
             order_id: cancelled.order_id.clone(),
             customer_id: cancelled.customer_id,
         };
-        self.execute(ON_ORDER_CANCELLED, &event, &cancelled.order_id, &command)
-            .await
+        self.execute(
+            ON_ORDER_CANCELLED,
+            &event,
+            &cancelled.order_id,
+            &command,
+            false,
+        )
+        .await
     }
 
     async fn execute(
@@ -81,19 +89,32 @@ impl Reactions<'_> {
         cause: &StoredEvent,
         order_id: &shared::ids::OrderId,
         command: &DeliveryCommand,
+        new_stream: bool,
     ) -> Result<(), HandlerError> {
         let context = EventContext::caused_by(cause, Actor::system(handler), self.clock.now());
-        reaction_result(
-            repository::execute::<Delivery>(
+        let stream = delivery_stream(order_id);
+        let result = if new_stream {
+            repository::execute_new::<Delivery>(
                 self.store,
-                &delivery_stream(order_id),
+                &stream,
                 command,
                 &context,
                 None,
                 MAX_ATTEMPTS,
             )
-            .await,
-        )
+            .await
+        } else {
+            repository::execute::<Delivery>(
+                self.store,
+                &stream,
+                command,
+                &context,
+                None,
+                MAX_ATTEMPTS,
+            )
+            .await
+        };
+        reaction_result(result)
     }
 }
 

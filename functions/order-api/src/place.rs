@@ -44,16 +44,9 @@ pub async fn place_order(app: &App, request: &Request, correlation_id: &Correlat
     let request_hash = request_hash(&body);
     let parsed: PlaceOrderBody = typed(body).map_err(Problem::invalid)?;
 
-    if let Some(key) = &idempotency_key
-        && let Some(record) = app
-            .idempotency
-            .get(key)
-            .await
-            .map_err(|e| Problem::from_store(&e, "order"))?
-    {
-        return replay(&record, &request_hash, correlation_id);
-    }
-
+    // No read of the idempotency key first: the record is written in the append's transaction on
+    // condition that the key is new, so a retry ends in `DuplicateRequest` below and is answered
+    // from the stored record — one DynamoDB call for a new order instead of two.
     let order_id = OrderId::generate();
     let stream = StreamId::new("order", &order_id);
     let context = EventContext {
@@ -110,7 +103,7 @@ pub async fn place_order(app: &App, request: &Request, correlation_id: &Correlat
             info!(order_id = %order_id, lines, "order placed");
             Ok(created(&response_body, correlation_id))
         }
-        // Two identical requests raced: the other stored its record first.
+        // A retry, or two identical requests racing: the key's record is stored already.
         Err(CommandError::Store(StoreError::DuplicateRequest { key })) => {
             match app
                 .idempotency
