@@ -18,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use integration_tests::{customer_request, emulator, place, place_order};
+use integration_tests::{EmulatorKind, customer_request, emulator, place, place_order};
 use shared::domain::order::Order;
 use shared::ids::StreamId;
 use shared::repository;
@@ -121,9 +121,12 @@ async fn main() {
     };
     let emulator = emulator().await;
     let fixture = emulator.event_store("txbench").await;
+    let server = match emulator.kind {
+        EmulatorKind::Moto => "DynamoDB Local",
+        EmulatorKind::LocalStack => "LocalStack",
+    };
     println!(
-        "event-store append (TransactWriteItems) on {} ({}), {} sequential appends per size",
-        emulator.kind.name(),
+        "event-store append (TransactWriteItems) on {server} ({}), {} sequential appends per size",
         std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| emulator.endpoint.clone()),
         plan.appends
     );
