@@ -6,6 +6,7 @@
 // Fixture helpers outside #[test] functions panic with a message too.
 #![allow(clippy::expect_used)]
 
+mod bridge_stream_poller;
 mod courier_api;
 mod event_bridge;
 mod event_store;
