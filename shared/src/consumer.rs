@@ -10,7 +10,8 @@
 
 use std::future::Future;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
 use tracing::{Instrument, error, info, info_span, warn};
@@ -111,44 +112,112 @@ where
 {
     let mut response = SqsBatchResponse::default();
     for message in &batch.records {
-        let message_id = message.message_id.clone().unwrap_or_default();
-        let receive_count = message
-            .attributes
-            .get("ApproximateReceiveCount")
-            .cloned()
-            .unwrap_or_default();
-        let event = match event_from_sqs_body(message.body.as_deref().unwrap_or_default()) {
-            Ok(event) => event,
-            Err(reason) => {
-                error!(handler = handler_name, %message_id, %receive_count, %reason, "poison message: fails at once, bound for the DLQ");
-                response.add_failure(message_id);
-                continue;
-            }
-        };
-        let span = info_span!(
-            "message",
-            handler = handler_name,
-            %message_id,
-            event_id = %event.event_id,
-            event_type = %event.event_type,
-            stream_id = %event.stream_id,
-            correlation_id = %event.correlation_id,
-        );
-        let outcome = handler(event).instrument(span.clone()).await;
-        let _entered = span.enter();
-        match outcome {
-            Ok(()) => info!("handled"),
-            Err(HandlerError::Poison(reason)) => {
-                error!(%receive_count, %reason, "message can never succeed: bound for the DLQ");
-                response.add_failure(message_id);
-            }
-            Err(HandlerError::Retryable(reason)) => {
-                warn!(%receive_count, %reason, "failed; the queue will redeliver");
-                response.add_failure(message_id);
-            }
+        if let Some(failed) = handle_message(handler_name, message, &handler).await {
+            response.add_failure(failed);
         }
     }
     response
+}
+
+/// [`handle_sqs_batch`] with up to `parallel` messages handled at once: for handlers whose work
+/// is mostly waiting on other services (a notification: a marker read, a publish, a marker
+/// write). Messages that carry the same event (a duplicate delivery in one batch) are still
+/// handled one after the other, so a handler's processed-event marker written for the first is
+/// seen by the second.
+pub async fn handle_sqs_batch_concurrently<F, Fut>(
+    handler_name: &str,
+    batch: &SqsEvent,
+    parallel: usize,
+    handler: F,
+) -> SqsBatchResponse
+where
+    F: Fn(StoredEvent) -> Fut,
+    Fut: Future<Output = Result<(), HandlerError>>,
+{
+    let mut by_event: Vec<(String, Vec<&SqsMessage>)> = Vec::new();
+    for message in &batch.records {
+        let key = event_key(message);
+        match by_event.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, messages)) => messages.push(message),
+            None => by_event.push((key, vec![message])),
+        }
+    }
+    let handler = &handler;
+    let failed: Vec<Vec<String>> = stream::iter(by_event)
+        .map(|(_, messages)| async move {
+            let mut failed = Vec::new();
+            for message in messages {
+                failed.extend(handle_message(handler_name, message, handler).await);
+            }
+            failed
+        })
+        .buffer_unordered(parallel.max(1))
+        .collect()
+        .await;
+    let mut response = SqsBatchResponse::default();
+    for message_id in failed.into_iter().flatten() {
+        response.add_failure(message_id);
+    }
+    response
+}
+
+/// What tells two messages of one event apart from two events: the envelope's event id in the
+/// EventBridge detail, or (a body that is no envelope) the message's own id.
+fn event_key(message: &SqsMessage) -> String {
+    serde_json::from_str::<Value>(message.body.as_deref().unwrap_or_default())
+        .ok()
+        .and_then(|body| body["detail"]["event_id"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("message:{}", message.message_id.as_deref().unwrap_or("")))
+}
+
+/// Handles one message: the id of the message when it failed (to be named in the response).
+async fn handle_message<F, Fut>(
+    handler_name: &str,
+    message: &SqsMessage,
+    handler: &F,
+) -> Option<String>
+where
+    F: Fn(StoredEvent) -> Fut,
+    Fut: Future<Output = Result<(), HandlerError>>,
+{
+    let message_id = message.message_id.clone().unwrap_or_default();
+    let receive_count = message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .cloned()
+        .unwrap_or_default();
+    let event = match event_from_sqs_body(message.body.as_deref().unwrap_or_default()) {
+        Ok(event) => event,
+        Err(reason) => {
+            error!(handler = handler_name, %message_id, %receive_count, %reason, "poison message: fails at once, bound for the DLQ");
+            return Some(message_id);
+        }
+    };
+    let span = info_span!(
+        "message",
+        handler = handler_name,
+        %message_id,
+        event_id = %event.event_id,
+        event_type = %event.event_type,
+        stream_id = %event.stream_id,
+        correlation_id = %event.correlation_id,
+    );
+    let outcome = handler(event).instrument(span.clone()).await;
+    let _entered = span.enter();
+    match outcome {
+        Ok(()) => {
+            info!("handled");
+            None
+        }
+        Err(HandlerError::Poison(reason)) => {
+            error!(%receive_count, %reason, "message can never succeed: bound for the DLQ");
+            Some(message_id)
+        }
+        Err(HandlerError::Retryable(reason)) => {
+            warn!(%receive_count, %reason, "failed; the queue will redeliver");
+            Some(message_id)
+        }
+    }
 }
 
 /// The message ids a response names as failed.
@@ -264,6 +333,75 @@ mod tests {
             calls.load(std::sync::atomic::Ordering::SeqCst),
             3,
             "the poison message never reaches the handler"
+        );
+    }
+
+    #[tokio::test]
+    async fn distinct_events_are_handled_side_by_side_and_one_events_copies_one_after_another() {
+        use std::sync::Mutex;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let event = |id: &str| {
+            let mut event = stored();
+            event.event_id = id.to_owned();
+            bus_event_body(&event)
+        };
+        // Two copies of event a (a duplicate delivery), b, c and a poison body.
+        let batch = sqs_event(&[
+            event("a"),
+            event("b"),
+            event("a"),
+            event("c"),
+            "garbage".into(),
+        ]);
+        let in_flight = AtomicUsize::new(0);
+        let most_in_flight = AtomicUsize::new(0);
+        let copies_of_a_in_flight = AtomicUsize::new(0);
+        let overlapping_copies = AtomicUsize::new(0);
+        let handled = Mutex::new(Vec::new());
+        let response = handle_sqs_batch_concurrently("test", &batch, 3, |event| {
+            let (in_flight, most, copies, overlapping, handled) = (
+                &in_flight,
+                &most_in_flight,
+                &copies_of_a_in_flight,
+                &overlapping_copies,
+                &handled,
+            );
+            async move {
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                let is_a = event.event_id == "a";
+                if is_a && copies.fetch_add(1, Ordering::SeqCst) > 0 {
+                    overlapping.fetch_add(1, Ordering::SeqCst);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                if is_a {
+                    copies.fetch_sub(1, Ordering::SeqCst);
+                }
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                handled.lock().unwrap().push(event.event_id.clone());
+                match event.event_id.as_str() {
+                    "c" => Err(HandlerError::Retryable("down".into())),
+                    _ => Ok(()),
+                }
+            }
+        })
+        .await;
+        let mut failed = failed_ids(&response);
+        failed.sort();
+        assert_eq!(failed, ["m-3", "m-4"], "the failed event and the poison");
+        let mut handled = handled.into_inner().unwrap();
+        handled.sort();
+        assert_eq!(handled, ["a", "a", "b", "c"]);
+        assert_eq!(
+            most_in_flight.load(Ordering::SeqCst),
+            3,
+            "three events at once"
+        );
+        assert_eq!(
+            overlapping_copies.load(Ordering::SeqCst),
+            0,
+            "the two copies of one event never overlap"
         );
     }
 }

@@ -381,19 +381,39 @@ async fn a_cancel_before_dispatch_cancels_the_delivery() {
 #[tokio::test]
 async fn a_cancel_racing_the_dispatch_is_resolved_explicitly_with_an_alert() {
     let stack = Stack::from_env().await;
-    let ScheduledOrder {
-        order_id, inbox, ..
-    } = a_scheduled_order(&stack, "race").await;
-    // The customer cancels while the courier dispatches: both commands succeed on their own
-    // aggregates, before either reaction has run.
-    let cancel_path = format!("/orders/{order_id}/cancel");
-    let courier_body = courier();
-    let (dispatched, cancelled) = tokio::join!(
-        stack.courier(&order_id, "dispatch", &courier_body),
-        stack.call(Method::POST, &cancel_path, None, &[]),
-    );
-    assert_eq!(dispatched.status, StatusCode::OK, "{}", dispatched.body);
-    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    // The customer cancels and the courier dispatches before the cancellation has reached the
+    // delivery: both commands succeed on their own aggregates, before either reaction has run.
+    // The reactions take a few hundred milliseconds (no batching windows), so the dispatch is
+    // sent as soon as the cancel is answered; should the cancellation still reach the delivery
+    // first (the dispatch refused with 409), the race did not happen and a new order tries again.
+    let mut race = None;
+    for attempt in 1..=3 {
+        let ScheduledOrder {
+            order_id, inbox, ..
+        } = a_scheduled_order(&stack, "race").await;
+        let cancelled = stack
+            .call(
+                Method::POST,
+                &format!("/orders/{order_id}/cancel"),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+        let dispatched = stack.courier(&order_id, "dispatch", &courier()).await;
+        match dispatched.status {
+            StatusCode::OK => {
+                race = Some((order_id, inbox));
+                break;
+            }
+            StatusCode::CONFLICT => {
+                eprintln!("attempt {attempt}: the cancellation reached the delivery first; again");
+            }
+            other => panic!("dispatch answered {other}: {}", dispatched.body),
+        }
+    }
+    let (order_id, inbox) =
+        race.expect("in three attempts the dispatch never landed before the cancellation");
     stack
         .wait_for_events(
             "delivery",
@@ -455,7 +475,8 @@ async fn a_poison_message_ends_in_its_handlers_dlq_while_the_orders_around_it_go
     );
 }
 
-/// An order placed, scheduled, dispatched and completed by its courier, as the view shows it.
+/// An order placed, scheduled, dispatched (and shipped: the reactions to dispatch and completion
+/// are not ordered, so completion waits for the shipment) and completed, as the view shows it.
 async fn a_completed_order(stack: &Stack, test: &str) -> String {
     let customer = unique_name(&format!("cust-{test}"));
     let correlation_id = unique_name(&format!("corr-{test}"));
@@ -464,6 +485,9 @@ async fn a_completed_order(stack: &Stack, test: &str) -> String {
         .wait_for_view(&order_id, "the delivery scheduled", scheduled)
         .await;
     act(stack, &order_id, "dispatch", &courier()).await;
+    stack
+        .wait_for_view(&order_id, "the order shipped", shipped)
+        .await;
     act(stack, &order_id, "complete", &courier()).await;
     stack
         .wait_for_view(&order_id, "the order completed", |v| {
