@@ -69,6 +69,10 @@ impl Actor {
     pub fn courier(id: &CourierId) -> Self {
         Self(format!("courier/{id}"))
     }
+    /// An authenticated principal acting in `role` (`customer`, `courier`, `support`).
+    pub fn principal(role: &str, subject: &str) -> Self {
+        Self(format!("{role}/{subject}"))
+    }
     /// A function reacting on its own (`system/delivery-on-order-placed`).
     pub fn system(handler: &str) -> Self {
         Self(format!("system/{handler}"))

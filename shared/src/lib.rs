@@ -9,6 +9,7 @@
 //! | module | responsibility |
 //! | --- | --- |
 //! | `http` | (feature `http`) problem+json responses and field-naming request parsing for the HTTP functions |
+//! | [`identity`] | the user pool's groups: customers, couriers, support |
 //! | [`ids`] | validated identifiers (`OrderId`, `CustomerId`, `DeliveryId`, …) and generated ids |
 //! | [`money`] | integer money: [`money::Cents`], [`money::Currency`] — never floats |
 //! | [`address`] | validated delivery address that never prints its contents |
@@ -35,6 +36,7 @@ pub mod envelope;
 pub mod events;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod identity;
 pub mod ids;
 pub mod money;
 pub mod ports;

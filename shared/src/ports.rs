@@ -8,9 +8,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::domain::catalogue::CatalogueEntry;
 use crate::envelope::StoredEvent;
 use crate::events::DecodeError;
-use crate::ids::StreamId;
+use crate::ids::{Sku, StreamId};
 
 /// Most events one append may write (DynamoDB allows 100 actions per transaction; one is kept for
 /// the idempotency record).
@@ -84,6 +85,16 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Unavailable(_) | Self::Conflict { .. })
     }
+}
+
+/// The catalogue the server prices orders from.
+#[async_trait]
+pub trait Catalogue: Send + Sync {
+    /// The entries of those of `skus` the catalogue has (unknown SKUs are simply absent).
+    async fn entries(&self, skus: &[Sku]) -> Result<Vec<CatalogueEntry>, StoreError>;
+
+    /// Writes `entries`, replacing those with the same SKU (an operator loading a catalogue file).
+    async fn put_entries(&self, entries: &[CatalogueEntry]) -> Result<(), StoreError>;
 }
 
 /// The event store: append-only streams of events per aggregate.

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use chrono::Duration;
 use delivery::courier::routes::CourierAction::{self, Complete, Delay, Dispatch, Fail};
 use delivery::courier::testing::{
-    Answer, Race, act_with, delay_by, dispatch_by, fail_by, get, schedule, send, with_store,
+    Answer, Race, act_with, delay_by, dispatch_by, fail_by, get, schedule, send, with_caller,
+    with_store,
 };
 use delivery::courier::{App, Settings};
 use integration_tests::emulator;
@@ -51,13 +52,15 @@ async fn act(
     body: &Value,
     correlation: &str,
 ) -> Answer {
-    let request = act_with(
-        id.as_str(),
-        action,
-        &body.to_string(),
-        &[("x-correlation-id", correlation)],
-    );
-    send(&stack.app, request).await
+    send(&stack.app, request(id, action, body, correlation)).await
+}
+
+/// `request` sent by the courier `body` names (the fixture's courier when it names none).
+fn by_named_courier(request: Request, body: &Value) -> Request {
+    match body["courier_id"].as_str() {
+        Some(courier) => with_caller(request, courier, &["couriers"]),
+        None => request,
+    }
 }
 
 async fn stored(stack: &Stack, id: &DeliveryId) -> Vec<StoredEvent> {
@@ -184,70 +187,49 @@ async fn race(stack: &Stack, first: Request, second: Request) -> (Answer, Answer
 }
 
 fn request(id: &DeliveryId, action: CourierAction, body: &Value, correlation: &str) -> Request {
-    act_with(
+    let request = act_with(
         id.as_str(),
         action,
         &body.to_string(),
         &[("x-correlation-id", correlation)],
-    )
+    );
+    by_named_courier(request, body)
 }
 
 #[tokio::test]
-async fn concurrent_dispatch_and_fail_when_the_fail_lands_first_the_dispatch_is_409() {
-    let stack = stack("courier-race-fail").await;
-    let id = scheduled(&stack, "cust-courier-race").await;
-    let (fail, dispatch, dispatch_appends) = race(
-        &stack,
-        request(&id, Fail, &fail_by("courier-b", "damaged"), "race-fail"),
-        request(&id, Dispatch, &dispatch_by("courier-a"), "race-dispatch"),
-    )
-    .await;
-    fail.assert_accepted("failed", 2);
-    dispatch.assert_status_problem(409);
-    assert_eq!(
-        dispatch.body["type"],
-        "urn:orderflow:problem:invalid-transition"
-    );
-    assert!(
-        dispatch.body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("failed")),
-        "{}",
-        dispatch.body
-    );
-    assert_eq!(
-        dispatch_appends, 1,
-        "the dispatch reached the store once and lost"
-    );
-    let events = stored(&stack, &id).await;
-    assert_eq!(types(&events), ["DeliveryScheduled", "DeliveryFailed"]);
-    assert_eq!(events[1].correlation_id.as_str(), "race-fail");
-    assert_eq!(events[1].actor.as_str(), "courier/courier-b");
-}
-
-#[tokio::test]
-async fn concurrent_dispatch_and_fail_when_the_dispatch_lands_first_both_stand() {
-    // The domain lets a dispatched delivery fail, so the fail, decided again, is stored after it.
+async fn concurrent_dispatches_by_two_couriers_one_holds_the_delivery_the_other_is_409() {
     let stack = stack("courier-race-dispatch").await;
     let id = scheduled(&stack, "cust-courier-race").await;
-    let (dispatch, fail, fail_appends) = race(
+    let (first, second, second_appends) = race(
         &stack,
-        request(&id, Dispatch, &dispatch_by("courier-a"), "race-dispatch"),
-        request(&id, Fail, &fail_by("courier-b", "damaged"), "race-fail"),
+        request(&id, Dispatch, &dispatch_by("courier-a"), "race-a"),
+        request(&id, Dispatch, &dispatch_by("courier-b"), "race-b"),
     )
     .await;
-    dispatch.assert_accepted("dispatched", 2);
-    fail.assert_accepted("failed", 3);
-    assert_eq!(fail_appends, 2, "lost the race once, then stored");
+    first.assert_accepted("dispatched", 2);
+    second.assert_status_problem(409);
+    assert_eq!(
+        second.body["type"],
+        "urn:orderflow:problem:already-dispatched"
+    );
+    assert_eq!(
+        second_appends, 1,
+        "the second reached the store once and lost"
+    );
     let events = stored(&stack, &id).await;
-    assert_eq!(
-        types(&events),
-        ["DeliveryScheduled", "DeliveryDispatched", "DeliveryFailed"]
-    );
-    assert_eq!(
-        events.iter().map(|e| e.version).collect::<Vec<_>>(),
-        [1, 2, 3]
-    );
+    assert_eq!(types(&events), ["DeliveryScheduled", "DeliveryDispatched"]);
+    assert_eq!(events[1].actor.as_str(), "courier/courier-a");
+    // Only the courier who holds it may end it.
+    act(
+        &stack,
+        &id,
+        Fail,
+        &fail_by("courier-b", "damaged"),
+        "b-fail",
+    )
+    .await
+    .assert_status_problem(403);
+    assert_eq!(stored(&stack, &id).await.len(), 2);
 }
 
 #[tokio::test]
@@ -323,11 +305,7 @@ async fn a_missing_table_is_a_503_not_a_500() {
         clock: Arc::new(SystemClock),
         settings: Settings::default(),
     };
-    let answer = send(
-        &app,
-        act_with("d-o-1", Dispatch, &dispatch_by("c1").to_string(), &[]),
-    )
-    .await;
+    let answer = send(&app, act_with("d-o-1", Dispatch, "{}", &[])).await;
     answer.assert_status_problem(503);
     assert_eq!(answer.body["retryable"], true);
     let read = send(&app, get("d-o-1")).await;

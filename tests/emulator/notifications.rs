@@ -55,7 +55,15 @@ async fn delivery_delayed(customer: &str) -> StoredEvent {
     repository::execute::<Delivery>(&store, &stream, &schedule, &context, None, 1)
         .await
         .expect("scheduling");
+    let courier_id = shared::ids::CourierId::parse("courier-1").expect("id");
+    let dispatch = DeliveryCommand::Dispatch {
+        courier_id: courier_id.clone(),
+    };
+    repository::execute::<Delivery>(&store, &stream, &dispatch, &context, None, 1)
+        .await
+        .expect("dispatching");
     let delay = DeliveryCommand::ReportDelay {
+        courier_id,
         new_eta: promised_by + chrono::Duration::hours(6),
         reason: "Van broke down on 1 Test Street".into(),
     };

@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use integration_tests::emulator;
-use order_api::testing::{Answer, order_body, post_orders, request, send};
+use order_api::testing::{Answer, as_customer, order_body, post_orders, request, send};
 use order_api::{App, Settings};
 use serde_json::json;
 use shared::adapters::clock::SystemClock;
 use shared::adapters::dynamo::{DynamoEventStore, DynamoIdempotencyStore};
+use shared::adapters::dynamo_catalogue::DynamoCatalogue;
 use shared::adapters::dynamo_views::DynamoOrderViews;
 use shared::ids::StreamId;
 use shared::ports::{EventStore, IdempotencyStore};
@@ -26,11 +27,13 @@ async fn stack(test: &str) -> Stack {
     let emulator = emulator().await;
     let events = emulator.event_store(test).await;
     let views = emulator.order_views(test).await;
+    let catalogue = emulator.catalogue(test).await;
     let idempotency = DynamoIdempotencyStore::new(events.client.clone(), &events.idempotency_table);
     let app = App {
         store: Arc::new(events.store.clone()),
         idempotency: Arc::new(idempotency.clone()),
         views: Arc::new(views.views.clone()),
+        catalogue: Arc::new(catalogue),
         clock: Arc::new(SystemClock),
         settings: Settings::default(),
     };
@@ -43,10 +46,12 @@ async fn stack(test: &str) -> Stack {
 }
 
 async fn place(stack: &Stack, customer: &str, key: Option<&str>) -> Answer {
-    let mut body = order_body();
-    body["customer_id"] = json!(customer);
     let headers: Vec<(&str, &str)> = key.map(|k| ("Idempotency-Key", k)).into_iter().collect();
-    send(&stack.app, post_orders(&body, &headers)).await
+    send(
+        &stack.app,
+        as_customer(post_orders(&order_body(), &headers), customer),
+    )
+    .await
 }
 
 /// Projects every event of `order_id`'s stream into the read model, as the projector would.
@@ -90,14 +95,27 @@ async fn placing_with_an_idempotency_key_stores_one_order_and_one_record() {
     assert_eq!(stored[0].correlation_id.as_str(), "fixture-correlation-1");
     let record = stack
         .idempotency
-        .get("order-api#place#api-key-1")
+        .get("order-api#place#cust-api-1#api-key-1")
         .await
         .expect("get")
         .expect("the key is recorded with the event");
     assert_eq!(record.response["order_id"], id.as_str());
 
-    let reused = place(&stack, "cust-api-2", Some("api-key-1")).await;
+    // Another body under the same key is refused; another customer's same key is their own.
+    let mut other = order_body();
+    other["items"][0]["quantity"] = json!(5);
+    let reused = send(
+        &stack.app,
+        as_customer(
+            post_orders(&other, &[("Idempotency-Key", "api-key-1")]),
+            "cust-api-1",
+        ),
+    )
+    .await;
     reused.assert_problem(422, "Idempotency-Key");
+    let theirs = place(&stack, "cust-api-2", Some("api-key-1")).await;
+    assert_eq!(theirs.status, 201, "{}", theirs.body);
+    assert_ne!(order_id(&theirs), id, "keys are scoped to the caller");
 }
 
 #[tokio::test]
@@ -106,7 +124,8 @@ async fn an_order_reads_back_at_once_and_then_from_the_read_model() {
     let id = order_id(&place(&stack, "cust-api-read", None).await);
     let path = format!("/orders/{id}");
 
-    let before = send(&stack.app, request("GET", &path, None, &[])).await;
+    let get = |path: &str| as_customer(request("GET", path, None, &[]), "cust-api-read");
+    let before = send(&stack.app, get(&path)).await;
     assert_eq!(before.status, 200, "{}", before.body);
     assert_eq!(before.body["status"], "placed");
 
@@ -117,18 +136,14 @@ async fn an_order_reads_back_at_once_and_then_from_the_read_model() {
         .await
         .expect("get");
     assert!(row.is_some(), "the projector wrote the row");
-    let after = send(&stack.app, request("GET", &path, None, &[])).await;
+    let after = send(&stack.app, get(&path)).await;
     assert_eq!(after.status, 200);
     assert_eq!(
         after.body, before.body,
         "the read model shows what the events say"
     );
 
-    let history = send(
-        &stack.app,
-        request("GET", &format!("{path}/events"), None, &[]),
-    )
-    .await;
+    let history = send(&stack.app, get(&format!("{path}/events"))).await;
     assert_eq!(history.status, 200);
     assert_eq!(history.body["events"][0]["event_type"], "OrderPlaced");
     assert_eq!(history.body["events"][0]["data"]["total"], 4497);
@@ -147,7 +162,10 @@ async fn a_customers_orders_page_through_the_index_newest_first() {
     }
     let first = send(
         &stack.app,
-        request("GET", "/customers/cust-api-list/orders?limit=2", None, &[]),
+        as_customer(
+            request("GET", "/customers/me/orders?limit=2", None, &[]),
+            "cust-api-list",
+        ),
     )
     .await;
     assert_eq!(first.status, 200, "{}", first.body);
@@ -161,11 +179,14 @@ async fn a_customers_orders_page_through_the_index_newest_first() {
     let cursor = first.body["next_cursor"].as_str().expect("a second page");
     let second = send(
         &stack.app,
-        request(
-            "GET",
-            &format!("/customers/cust-api-list/orders?limit=2&cursor={cursor}"),
-            None,
-            &[],
+        as_customer(
+            request(
+                "GET",
+                &format!("/customers/cust-api-list/orders?limit=2&cursor={cursor}"),
+                None,
+                &[],
+            ),
+            "cust-api-list",
         ),
     )
     .await;
@@ -175,11 +196,14 @@ async fn a_customers_orders_page_through_the_index_newest_first() {
 
     send(
         &stack.app,
-        request(
-            "GET",
-            "/customers/cust-api-list/orders?cursor=bm90LWEtY3Vyc29y",
-            None,
-            &[],
+        as_customer(
+            request(
+                "GET",
+                "/customers/cust-api-list/orders?cursor=bm90LWEtY3Vyc29y",
+                None,
+                &[],
+            ),
+            "cust-api-list",
         ),
     )
     .await
@@ -192,8 +216,14 @@ async fn concurrent_cancels_store_one_cancellation_and_answer_200_and_409() {
     let id = order_id(&place(&stack, "cust-api-cancel", None).await);
     let path = format!("/orders/{id}/cancel");
     let (a, b) = tokio::join!(
-        send(&stack.app, request("POST", &path, None, &[])),
-        send(&stack.app, request("POST", &path, None, &[]))
+        send(
+            &stack.app,
+            as_customer(request("POST", &path, None, &[]), "cust-api-cancel")
+        ),
+        send(
+            &stack.app,
+            as_customer(request("POST", &path, None, &[]), "cust-api-cancel")
+        )
     );
     let mut statuses = [a.status, b.status];
     statuses.sort_unstable();
@@ -219,7 +249,8 @@ async fn a_missing_table_is_a_503_not_a_500() {
             "absent-idem",
         )),
         idempotency: Arc::new(DynamoIdempotencyStore::new(client.clone(), "absent-idem")),
-        views: Arc::new(DynamoOrderViews::new(client, "absent-views")),
+        views: Arc::new(DynamoOrderViews::new(client.clone(), "absent-views")),
+        catalogue: Arc::new(DynamoCatalogue::new(client, "absent-catalogue")),
         clock: Arc::new(SystemClock),
         settings: Settings::default(),
     };
@@ -228,4 +259,63 @@ async fn a_missing_table_is_a_503_not_a_500() {
     assert_eq!(placed.body["retryable"], true);
     let read = send(&app, request("GET", "/orders/o-1", None, &[])).await;
     assert_eq!(read.status, 503, "{}", read.body);
+}
+
+#[tokio::test]
+async fn the_catalogue_adapter_reads_what_an_operator_loaded_and_prices_orders_from_it() {
+    use shared::domain::catalogue::parse_catalogue;
+    use shared::ids::Sku;
+    use shared::ports::Catalogue;
+    let emulator = emulator().await;
+    let catalogue = emulator.catalogue("catalogue-adapter").await;
+    let sku = |s: &str| Sku::parse(s).expect("sku");
+    let mut found = catalogue
+        .entries(&[
+            sku("MUG-STONE"),
+            sku("NO-SUCH-SKU"),
+            sku("TEA-GREEN-100G"),
+            sku("MUG-STONE"),
+        ])
+        .await
+        .expect("reading the catalogue");
+    found.sort_by(|a, b| a.sku.cmp(&b.sku));
+    let summary: Vec<(String, u64, bool)> = found
+        .iter()
+        .map(|e| (e.sku.to_string(), u64::from(e.unit_price), e.active))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("MUG-STONE".to_owned(), 1899, true),
+            ("TEA-GREEN-100G".to_owned(), 1299, true)
+        ],
+        "unknown SKUs are absent, duplicates asked once"
+    );
+    // A price change is a reload; the next read sees it.
+    let changed = parse_catalogue(
+        r#"{"items":[{"sku":"MUG-STONE","name":"Stoneware mug, 350 ml","unit_price":1999,"currency":"EUR","active":true}]}"#,
+    )
+    .expect("valid");
+    catalogue.put_entries(&changed).await.expect("reloading");
+    let mug = catalogue
+        .entries(&[sku("MUG-STONE")])
+        .await
+        .expect("reading");
+    assert_eq!(u64::from(mug[0].unit_price), 1999);
+    // 120 SKUs at once: more than one BatchGetItem.
+    let many: Vec<Sku> = (0..120).map(|n| sku(&format!("SKU-{n}"))).collect();
+    assert!(catalogue.entries(&many).await.expect("reading").is_empty());
+}
+
+#[tokio::test]
+async fn an_order_is_priced_from_the_catalogue_table_and_a_stale_price_is_refused() {
+    let stack = stack("priced").await;
+    let placed = place(&stack, "cust-priced", None).await;
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    assert_eq!(placed.body["total"], 2 * 1299 + 1899);
+    let mut stale = order_body();
+    stale["items"][0]["unit_price"] = json!(999);
+    let refused = send(&stack.app, post_orders(&stale, &[])).await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert_eq!(refused.body["current_prices"][0]["unit_price"], 1299);
 }

@@ -346,6 +346,7 @@ async fn order_with_delivery(
             courier_id: CourierId::parse("courier-1").expect("valid"),
         },
         DeliveryCommand::ReportDelay {
+            courier_id: CourierId::parse("courier-1").expect("valid"),
             new_eta: placed[0].occurred_at + Duration::hours(30),
             reason: "traffic".into(),
         },

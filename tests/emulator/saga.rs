@@ -185,9 +185,13 @@ async fn courier(saga: &Saga, order: &PlaceOrder, command: DeliveryCommand) -> V
         .expect("the courier's command")
 }
 
+fn courier_7() -> CourierId {
+    CourierId::parse("courier-7").expect("id")
+}
+
 fn dispatch() -> DeliveryCommand {
     DeliveryCommand::Dispatch {
-        courier_id: CourierId::parse("courier-7").expect("id"),
+        courier_id: courier_7(),
     }
 }
 
@@ -219,7 +223,14 @@ async fn happy_path_placed_scheduled_dispatched_completed() {
 
     courier(&saga, &order, dispatch()).await;
     saga.pump(40).await;
-    courier(&saga, &order, DeliveryCommand::Complete).await;
+    courier(
+        &saga,
+        &order,
+        DeliveryCommand::Complete {
+            courier_id: courier_7(),
+        },
+    )
+    .await;
     saga.pump(40).await;
 
     assert_eq!(
@@ -288,6 +299,7 @@ async fn a_delay_delivered_three_times_issues_one_coupon_and_one_notification() 
         &saga,
         &order,
         DeliveryCommand::ReportDelay {
+            courier_id: courier_7(),
             new_eta: chrono::Utc::now() + chrono::Duration::days(3),
             reason: "van broke down".into(),
         },
@@ -331,6 +343,7 @@ async fn a_failed_delivery_cancels_the_order_and_the_customer_hears_of_it() {
         &saga,
         &order,
         DeliveryCommand::Fail {
+            courier_id: courier_7(),
             reason: "address not found".into(),
         },
     )

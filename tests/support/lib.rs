@@ -574,6 +574,27 @@ impl Emulator {
         }
     }
 
+    /// Creates a fresh catalogue table, loaded with the repository's sample catalogue.
+    pub async fn catalogue(
+        &self,
+        test: &str,
+    ) -> shared::adapters::dynamo_catalogue::DynamoCatalogue {
+        use shared::ports::Catalogue;
+        let client = self.dynamodb();
+        let table = unique_name(&format!("{test}-catalogue"));
+        tables::create_catalogue_table(&client, &table)
+            .await
+            .unwrap_or_else(|e| panic!("creating {table} on {}: {e}", self.endpoint));
+        let catalogue = shared::adapters::dynamo_catalogue::DynamoCatalogue::new(client, &table);
+        let entries = shared::domain::catalogue::parse_catalogue(SAMPLE_CATALOGUE)
+            .expect("the sample catalogue parses");
+        catalogue
+            .put_entries(&entries)
+            .await
+            .unwrap_or_else(|e| panic!("loading the sample catalogue into {table}: {e}"));
+        catalogue
+    }
+
     /// Creates a fresh order views table (with its `by-customer` index) and views on it.
     pub async fn order_views(&self, test: &str) -> OrderViewsFixture {
         let client = self.dynamodb();
@@ -588,6 +609,9 @@ impl Emulator {
         }
     }
 }
+
+/// The sample catalogue the repository ships.
+pub const SAMPLE_CATALOGUE: &str = include_str!("../../catalogue/sample.json");
 
 /// How many receives before SQS moves a message to the dead-letter queue.
 pub const MAX_RECEIVE_COUNT: u32 = 3;

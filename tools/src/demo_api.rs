@@ -1,5 +1,6 @@
 //! `orderflow demo --api URL`: the whole story through a running stack's HTTP API, as a customer
-//! and couriers live it. Three orders are placed (`POST /orders` with an `Idempotency-Key`; the
+//! and a courier live it, each signed in with their own access token (the customer is the token's
+//! subject; the server prices the baskets from the catalogue). Three orders are placed (`POST /orders` with an `Idempotency-Key`; the
 //! first one is sent twice to show the replay), then couriers move their deliveries along:
 //!
 //! 1. dispatched → completed;
@@ -42,10 +43,28 @@ pub struct Inbox {
     pub queue_name: String,
 }
 
-/// The API, as the demo calls it.
+/// Who the demo acts as: a signed-in user's id (the token's subject) and access token.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The user's id: the token's `sub`.
+    pub subject: String,
+    /// The access token (never printed).
+    pub access_token: String,
+}
+
+impl SignedIn {
+    /// The `Authorization` header value.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.access_token)
+    }
+}
+
+/// The API, as the demo calls it: as the customer, or as the courier on courier routes.
 struct Api {
     client: HttpClient,
     base: String,
+    customer: String,
+    courier: String,
 }
 
 impl Api {
@@ -87,7 +106,8 @@ impl Api {
     }
 
     async fn order(&self, order_id: &str) -> Result<Value> {
-        self.ok(Method::GET, &format!("/orders/{order_id}"), None, &[])
+        let auth = [("authorization", self.customer.as_str())];
+        self.ok(Method::GET, &format!("/orders/{order_id}"), None, &auth)
             .await
     }
 
@@ -116,7 +136,8 @@ impl Api {
 
     async fn courier(&self, order_id: &str, action: &str, body: &Value) -> Result<()> {
         let path = format!("/deliveries/d-{order_id}/{action}");
-        self.ok(Method::POST, &path, Some(body), &[])
+        let auth = [("authorization", self.courier.as_str())];
+        self.ok(Method::POST, &path, Some(body), &auth)
             .await
             .map(drop)
     }
@@ -182,14 +203,14 @@ pub fn notification(body: &str) -> Option<(String, String, String)> {
     ))
 }
 
-/// The body of `POST /orders`: `customer` buys `lines` (sku, quantity, unit price in minor units).
-pub(crate) fn order_body(customer: &str, lines: &[(&str, u32, u64)]) -> Value {
+/// The body of `POST /orders`: the caller buys `lines` (SKU of the sample catalogue, quantity);
+/// the server prices them.
+pub(crate) fn order_body(lines: &[(&str, u32)]) -> Value {
     let items: Vec<Value> = lines
         .iter()
-        .map(|(sku, quantity, unit_price)| json!({"sku": sku, "quantity": quantity, "unit_price": unit_price}))
+        .map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity}))
         .collect();
     json!({
-        "customer_id": customer,
         "currency": "EUR",
         "items": items,
         "delivery_address": {
@@ -252,31 +273,41 @@ async fn notifications(inbox: &Inbox, customer: &str) -> Result<Vec<(String, Str
 
 /// Runs the demo against the API at `base`.
 #[allow(clippy::print_stdout)]
-pub async fn demo(base: &str, inbox: Option<Inbox>) -> Result<()> {
+pub async fn demo(
+    base: &str,
+    inbox: Option<Inbox>,
+    customer: &SignedIn,
+    courier: &SignedIn,
+) -> Result<()> {
     let api = Api {
         client: HttpClient::new(),
         base: base.trim_end_matches('/').to_owned(),
+        customer: customer.bearer(),
+        courier: courier.bearer(),
     };
     let run = Utc::now().format("%H%M%S%3f").to_string();
-    let customer = format!("demo-{run}");
-    let baskets: [&[(&str, u32, u64)]; 3] = [
-        &[("TEA-GREEN-100G", 2, 1299), ("MUG-STONE", 1, 1899)],
-        &[("KETTLE-1L", 1, 3450)],
-        &[("TEAPOT-CAST-IRON", 1, 5900), ("TEA-BLACK-250G", 3, 899)],
+    let baskets: [&[(&str, u32)]; 3] = [
+        &[("TEA-GREEN-100G", 2), ("MUG-STONE", 1)],
+        &[("POT-CAST-IRON", 1)],
+        &[("TEA-BLACK-250G", 3), ("FILTER-PAPER-100", 1)],
     ];
-    println!("placing 3 orders for customer {customer} through {base}");
+    let customer_id = customer.subject.as_str();
+    println!(
+        "placing 3 orders as customer {customer_id} (courier {}) through {base}",
+        courier.subject
+    );
     let mut orders: Vec<String> = Vec::new();
     let mut latencies: Vec<Duration> = Vec::new();
     for (n, basket) in baskets.iter().enumerate() {
         let key = format!("demo-{run}-{n}");
-        let body = order_body(&customer, basket);
+        let body = order_body(basket);
         let posted = Instant::now();
         let placed = api
             .ok(
                 Method::POST,
                 "/orders",
                 Some(&body),
-                &[("idempotency-key", &key)],
+                &[("idempotency-key", &key), ("authorization", &api.customer)],
             )
             .await?;
         let order_id = placed["order_id"]
@@ -289,7 +320,7 @@ pub async fn demo(base: &str, inbox: Option<Inbox>) -> Result<()> {
                     Method::POST,
                     "/orders",
                     Some(&body),
-                    &[("idempotency-key", &key)],
+                    &[("idempotency-key", &key), ("authorization", &api.customer)],
                 )
                 .await?;
             if again["order_id"] != placed["order_id"] {
@@ -311,7 +342,7 @@ pub async fn demo(base: &str, inbox: Option<Inbox>) -> Result<()> {
         latencies.push(latency);
     }
 
-    let courier = json!({"courier_id": "courier-7"});
+    let courier = json!({});
     let shipped = |v: &Value| order_status(v) == "shipped" && delivery_status(v) == "dispatched";
     let completed = |v: &Value| order_status(v) == "completed" && delivery_status(v) == "completed";
     println!("couriers at work");
@@ -331,7 +362,6 @@ pub async fn demo(base: &str, inbox: Option<Inbox>) -> Result<()> {
         .and_then(|eta| chrono::DateTime::parse_from_rfc3339(eta).ok())
         .map_or_else(Utc::now, |eta| eta.with_timezone(&Utc));
     let delay = json!({
-        "courier_id": "courier-7",
         "new_eta": (eta + chrono::Duration::hours(24)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "reason": "traffic on the ring road",
     });
@@ -348,7 +378,7 @@ pub async fn demo(base: &str, inbox: Option<Inbox>) -> Result<()> {
 
     api.courier(third, "dispatch", &courier).await?;
     api.wait_for(third, "the order shipped", shipped).await?;
-    let fail = json!({"courier_id": "courier-7", "reason": "recipient not at home"});
+    let fail = json!({"reason": "recipient not at home"});
     api.courier(third, "fail", &fail).await?;
     api.wait_for(third, "the order cancelled", |v| {
         order_status(v) == "cancelled" && delivery_status(v) == "failed"
@@ -365,10 +395,10 @@ pub async fn demo(base: &str, inbox: Option<Inbox>) -> Result<()> {
         }
     }
     if let Some(inbox) = &inbox {
-        let received = notifications(inbox, &customer).await?;
+        let received = notifications(inbox, customer_id).await?;
         println!();
         println!(
-            "notifications to {customer} ({} on {}):",
+            "notifications to {customer_id} ({} on {}):",
             received.len(),
             inbox.queue_name
         );

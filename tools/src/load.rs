@@ -39,7 +39,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::demo_api::{delivery_status, order_body};
+use crate::demo_api::{SignedIn, delivery_status, order_body};
 use crate::http_client::{HttpClient, HttpError, json_request};
 
 /// A request's deadline.
@@ -54,7 +54,7 @@ const TURN_WAIT: Duration = Duration::from_secs(1);
 /// How often progress is reported (on stderr).
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// What every order buys: (sku, quantity, unit price in minor units).
-const BASKET: &[(&str, u32, u64)] = &[("TEA-GREEN-100G", 2, 1299), ("MUG-STONE", 1, 1899)];
+const BASKET: &[(&str, u32)] = &[("TEA-GREEN-100G", 2), ("MUG-STONE", 1)];
 
 /// How hard to load the stack.
 #[derive(Debug, Clone, PartialEq)]
@@ -344,6 +344,8 @@ struct Run {
     client: HttpClient,
     api: String,
     customer: String,
+    /// The customer's `Authorization` header value.
+    bearer: String,
     budget: usize,
     poll_window: usize,
     poll_slots: Semaphore,
@@ -394,10 +396,11 @@ impl Run {
         idempotency_key: Option<&str>,
     ) -> Option<Value> {
         let url = format!("{}{path}", self.api);
-        let headers: Vec<(&str, &str)> = idempotency_key
+        let mut headers: Vec<(&str, &str)> = idempotency_key
             .map(|key| ("idempotency-key", key))
             .into_iter()
             .collect();
+        headers.push(("authorization", &self.bearer));
         let request = match json_request(method.clone(), &url, body, &headers) {
             Ok(request) => request,
             Err(error) => {
@@ -428,7 +431,7 @@ impl Run {
     /// scheduled.
     async fn order(self: Arc<Self>, n: usize, slot: OwnedSemaphorePermit) -> Outcome {
         let key = format!("{}-{n}", self.customer);
-        let body = order_body(&self.customer, BASKET);
+        let body = order_body(BASKET);
         let posted_at = Utc::now();
         let posted = Instant::now();
         let placed = self
@@ -554,19 +557,20 @@ fn scheduled_after(view: &Value, posted_at: DateTime<Utc>) -> Option<Duration> {
 /// Runs the load against the API at `api` and prints the figures (progress on stderr); fails
 /// when the run stopped early or an order was not scheduled in time.
 #[allow(clippy::print_stdout)]
-pub async fn load(api: &str, settings: Settings) -> Result<()> {
-    let report = measure(api, settings.validated()?).await;
+pub async fn load(api: &str, settings: Settings, customer: &SignedIn) -> Result<()> {
+    let report = measure(api, settings.validated()?, customer).await;
     println!("{report}");
     report.verdict()
 }
 
 /// Runs the load against the API at `api` and returns what it measured.
-pub async fn measure(api: &str, settings: Settings) -> Report {
+pub async fn measure(api: &str, settings: Settings, customer: &SignedIn) -> Report {
     let stamp = Utc::now().format("%Y%m%d%H%M%S%3f").to_string();
     let run = Arc::new(Run {
         client: HttpClient::new(),
         api: api.trim_end_matches('/').to_owned(),
         customer: format!("load-{stamp}"),
+        bearer: customer.bearer(),
         budget: settings.failure_budget(),
         poll_window: settings.concurrency,
         poll_slots: Semaphore::new(settings.concurrency),
@@ -723,6 +727,13 @@ mod tests {
         most_in_flight: AtomicUsize,
     }
 
+    fn test_customer() -> SignedIn {
+        SignedIn {
+            subject: "cust-load".into(),
+            access_token: "test-token".into(),
+        }
+    }
+
     impl FakeApi {
         fn new(post_status: StatusCode, polls_until_scheduled: usize) -> Arc<Self> {
             Arc::new(Self {
@@ -758,7 +769,11 @@ mod tests {
                     .to_owned();
                 let mut keys = self.keys.lock().unwrap();
                 keys.push(key);
-                let customer = order["customer_id"].as_str().unwrap().to_owned();
+                assert!(
+                    order.get("customer_id").is_none(),
+                    "the caller is the customer"
+                );
+                let customer = parts.headers["authorization"].to_str().unwrap().to_owned();
                 self.customers.lock().unwrap().push(customer);
                 let order_id = format!("o-{}", keys.len());
                 (self.post_status, json!({"order_id": order_id}))
@@ -818,7 +833,7 @@ mod tests {
             concurrency: 2,
             rate: None,
         };
-        let report = measure(&api, settings).await;
+        let report = measure(&api, settings, &test_customer()).await;
 
         assert_eq!((report.placed, report.end_to_end.len()), (6, 6));
         assert_eq!(report.post_latencies.len(), 6);
@@ -847,10 +862,10 @@ mod tests {
         assert!(fake.most_in_flight.load(Ordering::SeqCst) <= 4);
         let customers = fake.customers.lock().unwrap().clone();
         assert!(
-            customers
-                .iter()
-                .all(|c| *c == report.customer && c.starts_with("load-"))
+            customers.iter().all(|c| c == "Bearer test-token"),
+            "every request carries the customer's token: {customers:?}"
         );
+        assert!(report.customer.starts_with("load-"));
     }
 
     #[tokio::test]
@@ -862,7 +877,7 @@ mod tests {
             concurrency: 1,
             rate: None,
         };
-        let report = measure(&api, settings).await;
+        let report = measure(&api, settings, &test_customer()).await;
 
         // 40 orders tolerate 2 failures; the third stops the run.
         assert_eq!(

@@ -3,6 +3,9 @@
 //!
 //! ```text
 //! orderflow create-tables                       create the tables (skips existing ones)
+//! orderflow catalogue load FILE                 load a catalogue file into the catalogue table
+//! orderflow token --user NAME [--group G]       sign a user in (created in group G, default
+//!                                               customers, if new) and print its access token
 //! orderflow demo                                place demo orders in the store, print their timelines
 //! orderflow demo --api URL [--inbox QUEUE]      the whole story through a running stack's HTTP API
 //! orderflow load --api URL [--orders N] [--concurrency C] [--rate R]
@@ -12,26 +15,36 @@
 //! orderflow republish --from T --to T           publish stored events of [from, to) to the bus again
 //! ```
 //!
-//! Table and bus names come from `EVENTS_TABLE`, `IDEMPOTENCY_TABLE`, `VIEWS_TABLE` and
-//! `EVENT_BUS_NAME` (defaults: the `dev` stage names of `template.yaml`). The API demo reads
+//! Table and bus names come from `EVENTS_TABLE`, `IDEMPOTENCY_TABLE`, `VIEWS_TABLE`,
+//! `CATALOGUE_TABLE` and `EVENT_BUS_NAME` (defaults: the `dev` stage names of `template.yaml`); the
+//! user pool is the stage's (`ORDERFLOW_STAGE`, default `dev`). The API demo and the load sign in
+//! their users (`demo-customer`, `demo-courier`, `load-customer`) and send access tokens. The API demo reads
 //! notifications from `--inbox QUEUE`, by default `<topic>-inbox` for the topic `TOPIC_ARN` names.
 
 use anyhow::{Context, Result, bail};
 use aws_config::BehaviorVersion;
 use chrono::{DateTime, Utc};
 use shared::adapters::dynamo::{DynamoEventStore, tables};
+use shared::adapters::dynamo_catalogue::DynamoCatalogue;
 use shared::adapters::dynamo_views::DynamoOrderViews;
 use shared::adapters::eventbridge::EventBridgePublisher;
+use shared::domain::catalogue::parse_catalogue;
+use shared::identity::Group;
+use shared::ports::Catalogue;
+use tools::demo_api::SignedIn;
+use tools::identity::Identity;
 use tools::load::Settings;
 use tools::replay::{Progress, rebuild_views, republish};
 
-const USAGE: &str = "usage: orderflow <create-tables | demo [--api URL [--inbox QUEUE]] | load --api URL [--orders N] [--concurrency C] [--rate R] | rebuild-views [--into TABLE] | republish --from RFC3339 --to RFC3339>";
+const USAGE: &str = "usage: orderflow <create-tables | catalogue load FILE | token --user NAME [--group customers|couriers|support] | demo [--api URL [--inbox QUEUE]] | load --api URL [--orders N] [--concurrency C] [--rate R] | rebuild-views [--into TABLE] | republish --from RFC3339 --to RFC3339>";
 
 struct Names {
     events: String,
     idempotency: String,
     views: String,
+    catalogue: String,
     bus: String,
+    stage: String,
 }
 
 impl Names {
@@ -42,7 +55,9 @@ impl Names {
             events: var("EVENTS_TABLE", "orderflow-dev-events"),
             idempotency: var("IDEMPOTENCY_TABLE", "orderflow-dev-idempotency"),
             views: var("VIEWS_TABLE", "orderflow-dev-views"),
+            catalogue: var("CATALOGUE_TABLE", "orderflow-dev-catalogue"),
             bus: var("EVENT_BUS_NAME", "orderflow-dev-bus"),
+            stage: var("ORDERFLOW_STAGE", "dev"),
         }
     }
 }
@@ -120,14 +135,47 @@ async fn main() -> Result<()> {
                     sqs: aws_sdk_sqs::Client::new(&config),
                     queue_name,
                 });
-                tools::demo_api::demo(&api, inbox).await
+                let identity = Identity::discover(&config, &names.stage).await?;
+                let customer = signed_in(&identity, "demo-customer", Group::Customers).await?;
+                let courier = signed_in(&identity, "demo-courier", Group::Couriers).await?;
+                tools::demo_api::demo(&api, inbox, &customer, &courier).await
             }
             None => tools::demo::demo(&store).await,
         },
         "load" => {
             let api =
                 option(&args, "--api")?.with_context(|| format!("--api is required\n{USAGE}"))?;
-            tools::load::load(&api, load_settings(&args)?).await
+            let settings = load_settings(&args)?;
+            let identity = Identity::discover(&config, &names.stage).await?;
+            let customer = signed_in(&identity, "load-customer", Group::Customers).await?;
+            tools::load::load(&api, settings, &customer).await
+        }
+        "catalogue" => {
+            let file = match args.get(1).map(String::as_str) {
+                Some("load") => args
+                    .get(2)
+                    .with_context(|| format!("a FILE is required\n{USAGE}"))?,
+                _ => bail!("{USAGE}"),
+            };
+            load_catalogue(dynamodb, &names.catalogue, file).await
+        }
+        "token" => {
+            let user =
+                option(&args, "--user")?.with_context(|| format!("--user is required\n{USAGE}"))?;
+            let group = match option(&args, "--group")?.as_deref() {
+                None => Group::Customers,
+                Some(name) => Group::from_name(name).with_context(|| {
+                    format!("--group {name:?} is not customers, couriers or support")
+                })?,
+            };
+            let identity = Identity::discover(&config, &names.stage).await?;
+            let signed_in = signed_in(&identity, &user, group).await?;
+            eprintln!(
+                "{user} ({group}) is {}; the access token follows",
+                signed_in.subject
+            );
+            println!("{}", signed_in.access_token);
+            Ok(())
         }
         "rebuild-views" => {
             let table = option(&args, "--into")?.unwrap_or(names.views);
@@ -150,6 +198,32 @@ async fn main() -> Result<()> {
     }
 }
 
+/// Signs `username` in, creating it in `group` first if it is new.
+async fn signed_in(identity: &Identity, username: &str, group: Group) -> Result<SignedIn> {
+    let subject = identity.ensure_user(username, group.name()).await?;
+    let tokens = identity.sign_in(username).await?;
+    Ok(SignedIn {
+        subject,
+        access_token: tokens.access_token,
+    })
+}
+
+/// Loads the catalogue file at `path` into `table`.
+async fn load_catalogue(client: aws_sdk_dynamodb::Client, table: &str, path: &str) -> Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    let entries = parse_catalogue(&text).with_context(|| format!("{path}"))?;
+    DynamoCatalogue::new(client, table)
+        .put_entries(&entries)
+        .await
+        .with_context(|| format!("writing {table}"))?;
+    let active = entries.iter().filter(|e| e.active).count();
+    eprintln!(
+        "loaded {} SKUs ({active} active) from {path} into {table}",
+        entries.len()
+    );
+    Ok(())
+}
+
 async fn create_tables(client: &aws_sdk_dynamodb::Client, names: &Names) -> Result<()> {
     let existing = client
         .list_tables()
@@ -162,6 +236,7 @@ async fn create_tables(client: &aws_sdk_dynamodb::Client, names: &Names) -> Resu
         (&names.events, "events"),
         (&names.idempotency, "idempotency"),
         (&names.views, "views"),
+        (&names.catalogue, "catalogue"),
     ] {
         if existing.contains(name) {
             eprintln!("table {name} exists");
@@ -170,6 +245,7 @@ async fn create_tables(client: &aws_sdk_dynamodb::Client, names: &Names) -> Resu
         match kind {
             "events" => tables::create_events_table(client, name).await.map(drop),
             "idempotency" => tables::create_idempotency_table(client, name).await,
+            "catalogue" => tables::create_catalogue_table(client, name).await,
             _ => tables::create_views_table(client, name).await,
         }
         .with_context(|| format!("creating {name}"))?;

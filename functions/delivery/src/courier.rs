@@ -2,7 +2,7 @@
 //!
 //! The delivery context's HTTP function behind API Gateway (HTTP API, payload v2): couriers move a
 //! delivery along — dispatch, report a delay, complete, fail — and read its current state and
-//! history.
+//! history. Only members of `couriers` act (the courier is the token's subject); `support` reads.
 //!
 //! ## Layout
 //!
@@ -84,7 +84,7 @@ impl App {
         correlation_id: &CorrelationId,
     ) -> Handled {
         match route {
-            Route::GetDelivery(id) => state::get_delivery(self, &id, correlation_id).await,
+            Route::GetDelivery(id) => state::get_delivery(self, &id, request, correlation_id).await,
             Route::Act(id, action) => {
                 actions::act(self, &id, action, request, correlation_id).await
             }

@@ -14,6 +14,8 @@ pub struct Config {
     pub idempotency_table: String,
     /// `VIEWS_TABLE`: the order read model.
     pub views_table: String,
+    /// `CATALOGUE_TABLE`: the catalogue orders are priced from.
+    pub catalogue_table: String,
     /// `IDEMPOTENCY_TTL_SECONDS` (default one day) and the attempt bound.
     pub settings: Settings,
 }
@@ -23,6 +25,7 @@ pub const ENV_VARS: &[&str] = &[
     "EVENTS_TABLE",
     "IDEMPOTENCY_TABLE",
     "VIEWS_TABLE",
+    "CATALOGUE_TABLE",
     "IDEMPOTENCY_TTL_SECONDS",
 ];
 
@@ -47,6 +50,7 @@ impl Config {
             events_table: required(&lookup, "EVENTS_TABLE")?,
             idempotency_table: required(&lookup, "IDEMPOTENCY_TABLE")?,
             views_table: required(&lookup, "VIEWS_TABLE")?,
+            catalogue_table: required(&lookup, "CATALOGUE_TABLE")?,
             settings,
         })
     }
@@ -71,9 +75,10 @@ mod tests {
         move |name| map.get(name).cloned()
     }
 
-    const TABLES: [(&str, &str); 3] = [
+    const TABLES: [(&str, &str); 4] = [
         ("EVENTS_TABLE", "e"),
         ("IDEMPOTENCY_TABLE", "i"),
+        ("CATALOGUE_TABLE", "c"),
         ("VIEWS_TABLE", "v"),
     ];
 
@@ -83,13 +88,14 @@ mod tests {
         assert_eq!(config.events_table, "e");
         assert_eq!(config.idempotency_table, "i");
         assert_eq!(config.views_table, "v");
+        assert_eq!(config.catalogue_table, "c");
         assert_eq!(config.settings.idempotency_ttl_seconds, 86_400);
     }
 
     #[test]
     fn a_missing_table_is_named() {
         assert_eq!(
-            Config::from_lookup(lookup(&TABLES[..2])),
+            Config::from_lookup(lookup(&TABLES[..3])),
             Err(ConfigError::Missing("VIEWS_TABLE"))
         );
     }

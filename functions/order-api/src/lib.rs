@@ -1,8 +1,9 @@
 //! # order-api
 //!
 //! The order context: its HTTP function behind API Gateway (HTTP API, payload v2) — customers place,
-//! read, list and cancel orders; support reads an order's full history — and its reactions to
-//! delivery events.
+//! read, list and cancel their own orders; support reads any order and its full history — and its
+//! reactions to delivery events. Who calls comes from the JWT authorizer's claims
+//! ([`shared::http::caller`]); prices come from the catalogue.
 //!
 //! ## Layout
 //!
@@ -33,7 +34,7 @@ use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
 use shared::envelope::CorrelationId;
-use shared::ports::{Clock, EventStore, IdempotencyStore};
+use shared::ports::{Catalogue, Clock, EventStore, IdempotencyStore};
 use shared::read_model::{OrderViews, ViewError};
 use tracing::error;
 
@@ -67,6 +68,8 @@ pub struct App {
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// The order read model.
     pub views: Arc<dyn OrderViews>,
+    /// The catalogue orders are priced from.
+    pub catalogue: Arc<dyn Catalogue>,
     /// Where time comes from.
     pub clock: Arc<dyn Clock>,
     /// Tunables.
@@ -97,9 +100,13 @@ impl App {
     ) -> Handled {
         match route {
             Route::PlaceOrder => place::place_order(self, request, correlation_id).await,
-            Route::GetOrder(id) => orders::get_order(self, &id, correlation_id).await,
-            Route::OrderEvents(id) => orders::order_events(self, &id, correlation_id).await,
-            Route::CancelOrder(id) => orders::cancel_order(self, &id, correlation_id).await,
+            Route::GetOrder(id) => orders::get_order(self, &id, request, correlation_id).await,
+            Route::OrderEvents(id) => {
+                orders::order_events(self, &id, request, correlation_id).await
+            }
+            Route::CancelOrder(id) => {
+                orders::cancel_order(self, &id, request, correlation_id).await
+            }
             Route::CustomerOrders(id) => {
                 orders::customer_orders(self, &id, request, correlation_id).await
             }

@@ -8,6 +8,7 @@ use order_api::App;
 use order_api::config::Config;
 use shared::adapters::clock::SystemClock;
 use shared::adapters::dynamo::{DynamoEventStore, DynamoIdempotencyStore};
+use shared::adapters::dynamo_catalogue::DynamoCatalogue;
 use shared::adapters::dynamo_views::DynamoOrderViews;
 
 #[tokio::main]
@@ -26,7 +27,8 @@ async fn main() -> Result<(), Error> {
             dynamodb.clone(),
             &config.idempotency_table,
         )),
-        views: Arc::new(DynamoOrderViews::new(dynamodb, &config.views_table)),
+        views: Arc::new(DynamoOrderViews::new(dynamodb.clone(), &config.views_table)),
+        catalogue: Arc::new(DynamoCatalogue::new(dynamodb, &config.catalogue_table)),
         clock: Arc::new(SystemClock),
         settings: config.settings,
     };

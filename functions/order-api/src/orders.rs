@@ -3,10 +3,16 @@
 //! - `GET /orders/{id}`: the order view from the read model. Right after `POST /orders` the
 //!   projector may not have caught up; then the view is folded from the event store with the same
 //!   projection code, so a client reads its own writes.
-//! - `GET /orders/{id}/events`: the order's full history (order, delivery and coupon streams), upcast.
+//! - `GET /orders/{id}/events`: the order's history (order, delivery and coupon streams), upcast.
+//!   Support sees all of it; the customer sees it without the delivery address.
 //! - `POST /orders/{id}/cancel`: the customer cancels; load-decide-append retried a bounded number
 //!   of times on version conflicts, then 409.
-//! - `GET /customers/{id}/orders`: newest first, paginated with an opaque cursor.
+//! - `GET /customers/{id}/orders` (`me` for the caller): newest first, paginated with an opaque
+//!   cursor.
+//!
+//! Who may: a customer reads and cancels only their own orders — anybody else's is a 404, so
+//! existence is not disclosed; `support` reads every order, its history and every customer's list
+//! (and cancels nothing); a list of another customer is a 403.
 
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
@@ -14,7 +20,8 @@ use serde_json::{Value, json};
 use shared::domain::DomainError;
 use shared::domain::delivery::DeliveryEvent;
 use shared::domain::order::{CancellationReason, Order, OrderCommand};
-use shared::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
+use shared::envelope::{CorrelationId, EventContext, StoredEvent};
+use shared::http::caller::{Caller, Group};
 use shared::ids::{CouponId, CustomerId, DeliveryId, OrderId, StreamId};
 use shared::read_model::{MAX_PAGE_SIZE, OrderView};
 use shared::repository::{self, CommandError};
@@ -30,12 +37,35 @@ pub const DEFAULT_PAGE_SIZE: u32 = 20;
 /// The longest cursor accepted.
 pub const MAX_CURSOR_LEN: usize = 2048;
 
+/// The path segment of `GET /customers/{id}/orders` that means the caller.
+pub const ME: &str = "me";
+
 fn order_id(raw: &str) -> Result<OrderId, Problem> {
     OrderId::parse(raw).map_err(|e| Problem::invalid(ValidationError::new("id", e.rule)))
 }
 
+fn not_found(order_id: &OrderId) -> Problem {
+    Problem::not_found(format!("order {order_id} not found"))
+}
+
+/// Whether `caller` owns the order of `customer_id` as a customer.
+fn owns(caller: &Caller, customer_id: Option<&CustomerId>) -> bool {
+    caller.is(Group::Customers) && customer_id.is_some_and(|id| id.as_str() == caller.subject())
+}
+
+/// Whether `caller` may read the order of `customer_id`.
+fn may_read(caller: &Caller, customer_id: Option<&CustomerId>) -> bool {
+    caller.is(Group::Support) || owns(caller, customer_id)
+}
+
 /// `GET /orders/{id}`.
-pub async fn get_order(app: &App, raw_id: &str, correlation_id: &CorrelationId) -> Handled {
+pub async fn get_order(
+    app: &App,
+    raw_id: &str,
+    request: &Request,
+    correlation_id: &CorrelationId,
+) -> Handled {
+    let caller = Caller::from_request(request)?;
     let order_id = order_id(raw_id)?;
     let stored = app
         .views
@@ -47,11 +77,14 @@ pub async fn get_order(app: &App, raw_id: &str, correlation_id: &CorrelationId) 
         _ => {
             let history = history(app, &order_id).await?;
             if history.is_empty() {
-                return Err(Problem::not_found(format!("order {order_id} not found")));
+                return Err(not_found(&order_id));
             }
             fold(&order_id, &history)?
         }
     };
+    if !may_read(&caller, view.customer_id.as_ref()) {
+        return Err(not_found(&order_id));
+    }
     Ok(json_response(
         StatusCode::OK,
         &view_body(&view),
@@ -60,11 +93,31 @@ pub async fn get_order(app: &App, raw_id: &str, correlation_id: &CorrelationId) 
 }
 
 /// `GET /orders/{id}/events`.
-pub async fn order_events(app: &App, raw_id: &str, correlation_id: &CorrelationId) -> Handled {
+pub async fn order_events(
+    app: &App,
+    raw_id: &str,
+    request: &Request,
+    correlation_id: &CorrelationId,
+) -> Handled {
+    let caller = Caller::from_request(request)?;
     let order_id = order_id(raw_id)?;
-    let history = history(app, &order_id).await?;
-    if history.is_empty() {
-        return Err(Problem::not_found(format!("order {order_id} not found")));
+    let mut history = history(app, &order_id).await?;
+    let owner = history.iter().find_map(|event| {
+        (event.event_type == "OrderPlaced")
+            .then(|| event.data.get("customer_id")?.as_str().map(str::to_owned))
+            .flatten()
+    });
+    let owner = owner.and_then(|id| CustomerId::parse(id).ok());
+    if caller.is(Group::Support) {
+        // Support sees the whole history, addresses included.
+    } else if owns(&caller, owner.as_ref()) {
+        for event in &mut history {
+            if let Some(data) = event.data.as_object_mut() {
+                data.remove("delivery_address");
+            }
+        }
+    } else {
+        return Err(not_found(&order_id));
     }
     let body = json!({
         "order_id": order_id.as_str(),
@@ -74,19 +127,31 @@ pub async fn order_events(app: &App, raw_id: &str, correlation_id: &CorrelationI
 }
 
 /// `POST /orders/{id}/cancel`.
-pub async fn cancel_order(app: &App, raw_id: &str, correlation_id: &CorrelationId) -> Handled {
+pub async fn cancel_order(
+    app: &App,
+    raw_id: &str,
+    request: &Request,
+    correlation_id: &CorrelationId,
+) -> Handled {
+    let caller = Caller::from_request(request)?;
     let order_id = order_id(raw_id)?;
     let stream = StreamId::new("order", &order_id);
     let loaded = repository::load::<Order>(app.store.as_ref(), &stream)
         .await
         .map_err(|e| Problem::from_store(&e, "order"))?;
-    let Some(customer_id) = loaded.state.customer_id().cloned() else {
-        return Err(Problem::not_found(format!("order {order_id} not found")));
-    };
+    if !owns(&caller, loaded.state.customer_id()) {
+        if caller.is(Group::Support) && loaded.state.customer_id().is_some() {
+            return Err(Problem::forbidden(
+                "forbidden",
+                "support reads orders; only the customer may cancel one",
+            ));
+        }
+        return Err(not_found(&order_id));
+    }
     let context = EventContext {
         correlation_id: correlation_id.clone(),
         causation_id: correlation_id.as_str().to_owned(),
-        actor: Actor::customer(&customer_id),
+        actor: caller.actor_as(Group::Customers),
         occurred_at: app.clock.now(),
     };
     let command = OrderCommand::Cancel {
@@ -123,15 +188,27 @@ pub async fn cancel_order(app: &App, raw_id: &str, correlation_id: &CorrelationI
     }
 }
 
-/// `GET /customers/{id}/orders?limit=&cursor=`.
+/// `GET /customers/{id}/orders?limit=&cursor=` (`{id}` = `me` for the caller).
 pub async fn customer_orders(
     app: &App,
     raw_id: &str,
     request: &Request,
     correlation_id: &CorrelationId,
 ) -> Handled {
-    let customer_id = CustomerId::parse(raw_id)
-        .map_err(|e| Problem::invalid(ValidationError::new("id", e.rule)))?;
+    let caller = Caller::from_request(request)?;
+    let customer_id = if raw_id == ME {
+        caller.customer()?
+    } else {
+        let id = CustomerId::parse(raw_id)
+            .map_err(|e| Problem::invalid(ValidationError::new("id", e.rule)))?;
+        if !caller.is(Group::Support) && !owns(&caller, Some(&id)) {
+            return Err(Problem::forbidden(
+                "forbidden",
+                "a customer lists only their own orders: use /customers/me/orders",
+            ));
+        }
+        id
+    };
     let limit = match query(request, "limit") {
         None => DEFAULT_PAGE_SIZE,
         Some(raw) => raw

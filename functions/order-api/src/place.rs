@@ -1,7 +1,15 @@
-//! `POST /orders`: place an order. With an `Idempotency-Key` header, a retry with the same body
-//! returns the original response (same order id, 201) and stores nothing twice; the same key with
-//! another body is refused with 422. The idempotency record is written in the same transaction as
-//! the `OrderPlaced` event, so a crash between the two cannot happen.
+//! `POST /orders`: a customer places an order. The customer is the caller (the token's subject);
+//! the server prices every line from the catalogue and records the prices used in `OrderPlaced`.
+//! A client may send the `unit_price` it showed its customer: if the catalogue's differs, the
+//! answer is a 409 carrying the current prices and nothing is stored.
+//!
+//! With an `Idempotency-Key` header, a retry with the same body returns the original response (same
+//! order id, 201) and stores nothing twice; the same key with another body is refused with 422.
+//! Keys are the caller's own: two customers using the same key never see each other's replies. The
+//! idempotency record is written in the same transaction as the `OrderPlaced` event, so a crash
+//! between the two cannot happen.
+
+use std::collections::HashMap;
 
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
@@ -9,8 +17,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use shared::address::Address;
-use shared::domain::order::{LineItem, Order, OrderCommand, OrderEvent, PlaceOrder, order_total};
-use shared::envelope::{Actor, CorrelationId, EventContext};
+use shared::domain::catalogue::{CatalogueEntry, PricingError, RequestedLine, price_lines};
+use shared::domain::order::{MAX_ITEMS, Order, OrderCommand, OrderEvent, PlaceOrder, order_total};
+use shared::envelope::{CorrelationId, EventContext};
+use shared::http::caller::{Caller, Group};
 use shared::ids::{CustomerId, OrderId, StreamId};
 use shared::money::{Currency, Money};
 use shared::ports::{IdempotencyRecord, StoreError};
@@ -31,18 +41,54 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PlaceOrderBody {
-    customer_id: CustomerId,
-    items: Vec<LineItem>,
+    /// No longer needed (the caller is the customer); refused when it names someone else.
+    #[serde(default)]
+    customer_id: Option<CustomerId>,
+    items: Vec<RequestedLine>,
     currency: Currency,
     delivery_address: Address,
 }
 
 /// Places an order.
 pub async fn place_order(app: &App, request: &Request, correlation_id: &CorrelationId) -> Handled {
-    let idempotency_key = idempotency_key(request)?;
+    let caller = Caller::from_request(request)?;
+    let customer_id = caller.customer()?;
+    let idempotency_key = idempotency_key(request, &customer_id)?;
     let body = json_body(request)?;
     let request_hash = request_hash(&body);
     let parsed: PlaceOrderBody = typed(body).map_err(Problem::invalid)?;
+    if parsed
+        .customer_id
+        .as_ref()
+        .is_some_and(|id| *id != customer_id)
+    {
+        return Err(Problem::forbidden(
+            "customer-mismatch",
+            "`customer_id` names another customer; leave it out: orders are placed for the caller",
+        ));
+    }
+    if parsed.items.is_empty() || parsed.items.len() > MAX_ITEMS {
+        return Err(Problem::invalid(ValidationError::new(
+            "items",
+            format_args!("must contain 1 to {MAX_ITEMS} items"),
+        )));
+    }
+    let items = match price(app, &parsed.items, parsed.currency).await? {
+        Ok(items) => items,
+        Err(refusal) => {
+            // A retry of an order placed before the prices changed is answered from its record.
+            if let Some(key) = &idempotency_key
+                && let Some(record) = app
+                    .idempotency
+                    .get(key)
+                    .await
+                    .map_err(|e| Problem::from_store(&e, "order"))?
+            {
+                return replay(&record, &request_hash, correlation_id);
+            }
+            return Err(pricing_problem(refusal));
+        }
+    };
 
     // No read of the idempotency key first: the record is written in the append's transaction on
     // condition that the key is new, so a retry ends in `DuplicateRequest` below and is answered
@@ -52,13 +98,13 @@ pub async fn place_order(app: &App, request: &Request, correlation_id: &Correlat
     let context = EventContext {
         correlation_id: correlation_id.clone(),
         causation_id: correlation_id.as_str().to_owned(),
-        actor: Actor::customer(&parsed.customer_id),
+        actor: caller.actor_as(Group::Customers),
         occurred_at: app.clock.now(),
     };
     let place = PlaceOrder {
         order_id: order_id.clone(),
-        customer_id: parsed.customer_id,
-        items: parsed.items,
+        customer_id,
+        items,
         currency: parsed.currency,
         delivery_address: parsed.delivery_address,
     };
@@ -66,11 +112,23 @@ pub async fn place_order(app: &App, request: &Request, correlation_id: &Correlat
     let total = order_total(&place.items).map_err(Problem::invalid)?;
     let (currency, customer_id, lines) =
         (place.currency, place.customer_id.clone(), place.items.len());
+    let priced: Vec<Value> = place
+        .items
+        .iter()
+        .map(|item| {
+            json!({
+                "sku": item.sku.as_str(),
+                "quantity": item.quantity.get(),
+                "unit_price": u64::from(item.unit_price),
+            })
+        })
+        .collect();
     let command = OrderCommand::Place(place);
     let response_body = json!({
         "order_id": order_id.as_str(),
         "customer_id": customer_id.as_str(),
         "status": "placed",
+        "items": priced,
         "total": total.value(),
         "currency": currency.code(),
         "total_display": Money { amount: total, currency }.to_string(),
@@ -120,6 +178,65 @@ pub async fn place_order(app: &App, request: &Request, correlation_id: &Correlat
     }
 }
 
+/// The lines priced from the catalogue, or why they cannot be (the outer error: the catalogue is
+/// out of reach).
+async fn price(
+    app: &App,
+    lines: &[RequestedLine],
+    currency: Currency,
+) -> Result<Result<Vec<shared::domain::order::LineItem>, PricingError>, Problem> {
+    let skus: Vec<_> = lines.iter().map(|line| line.sku.clone()).collect();
+    let entries = app
+        .catalogue
+        .entries(&skus)
+        .await
+        .map_err(|e| Problem::from_store(&e, "catalogue"))?;
+    let catalogue: HashMap<_, _> = entries.into_iter().map(|e| (e.sku.clone(), e)).collect();
+    Ok(price_lines(lines, currency, &catalogue))
+}
+
+/// 422 naming the line for what the catalogue does not sell as asked; 409 with the current prices
+/// when the client's prices are out of date.
+fn pricing_problem(refusal: PricingError) -> Problem {
+    let field = refusal.field();
+    match refusal {
+        PricingError::UnknownSku { .. } => Problem::unprocessable(
+            "unknown-sku",
+            &field,
+            "must be a SKU of the catalogue",
+            refusal.to_string(),
+        ),
+        PricingError::Inactive { .. } => Problem::unprocessable(
+            "inactive-sku",
+            &field,
+            "must be a SKU that is sold now",
+            refusal.to_string(),
+        ),
+        PricingError::NotPricedIn { .. } => Problem::unprocessable(
+            "currency-not-priced",
+            &field,
+            "must be priced in the order's currency",
+            refusal.to_string(),
+        ),
+        PricingError::PriceChanged { ref current, .. } => {
+            let prices: Vec<Value> = current.iter().map(price_entry).collect();
+            let mut problem = Problem::conflict("price-changed", refusal.to_string());
+            problem.field = Some(field);
+            problem.rule = Some("must equal the catalogue's current unit price".into());
+            problem.with("current_prices", Value::Array(prices))
+        }
+    }
+}
+
+fn price_entry(entry: &CatalogueEntry) -> Value {
+    json!({
+        "sku": entry.sku.as_str(),
+        "name": entry.name,
+        "unit_price": u64::from(entry.unit_price),
+        "currency": entry.currency.code(),
+    })
+}
+
 /// Answers a retry from the stored record, or refuses a reused key.
 fn replay(
     record: &IdempotencyRecord,
@@ -148,8 +265,9 @@ fn created(body: &Value, correlation_id: &CorrelationId) -> Response<Body> {
     response
 }
 
-/// The request's idempotency key, scoped to this operation; absent when not sent.
-fn idempotency_key(request: &Request) -> Result<Option<String>, Problem> {
+/// The request's idempotency key, scoped to this operation and to the caller; absent when not
+/// sent.
+fn idempotency_key(request: &Request, customer: &CustomerId) -> Result<Option<String>, Problem> {
     let Some(value) = request.headers().get(IDEMPOTENCY_HEADER) else {
         return Ok(None);
     };
@@ -159,7 +277,7 @@ fn idempotency_key(request: &Request) -> Result<Option<String>, Problem> {
             && key.bytes().all(|b| b.is_ascii_graphic())
     });
     match key {
-        Some(key) => Ok(Some(format!("order-api#place#{key}"))),
+        Some(key) => Ok(Some(format!("order-api#place#{customer}#{key}"))),
         None => Err(Problem::invalid(ValidationError::new(
             "Idempotency-Key",
             format_args!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),

@@ -10,8 +10,9 @@ use chrono::{TimeZone, Utc};
 use lambda_http::Request;
 use serde_json::Value;
 use shared::adapters::clock::FixedClock;
-use shared::adapters::memory::{InMemoryEventStore, InMemoryOrderViews};
-pub use shared::http::testing::{Answer, apigw_request};
+use shared::adapters::memory::{InMemoryCatalogue, InMemoryEventStore, InMemoryOrderViews};
+use shared::domain::catalogue::parse_catalogue;
+pub use shared::http::testing::{Answer, apigw_request, with_caller, without_caller};
 
 use crate::{App, Settings};
 
@@ -20,17 +21,25 @@ pub const POST_ORDERS: &str = include_str!("../fixtures/apigw_v2_post_orders.jso
 /// A `GET /orders/{id}` event as API Gateway sends it.
 pub const GET_ORDER: &str = include_str!("../fixtures/apigw_v2_get_order.json");
 
+/// The sample catalogue the repository ships (`catalogue/sample.json`).
+pub const SAMPLE_CATALOGUE: &str = include_str!("../../../catalogue/sample.json");
+
+/// The customer the fixtures are sent by.
+pub const FIXTURE_CUSTOMER: &str = "cust-42";
+
 /// The app and handles on its in-memory adapters.
 pub struct Harness {
     pub app: App,
     pub store: InMemoryEventStore,
     pub views: InMemoryOrderViews,
+    pub catalogue: InMemoryCatalogue,
     pub clock: Arc<FixedClock>,
 }
 
 pub fn harness() -> Harness {
     let store = InMemoryEventStore::new();
     let views = InMemoryOrderViews::default();
+    let catalogue = InMemoryCatalogue::with(parse_catalogue(SAMPLE_CATALOGUE).unwrap());
     let clock = Arc::new(FixedClock::at(
         Utc.with_ymd_and_hms(2026, 11, 28, 10, 15, 42).unwrap(),
     ));
@@ -38,6 +47,7 @@ pub fn harness() -> Harness {
         store: Arc::new(store.clone()),
         idempotency: Arc::new(store.idempotency()),
         views: Arc::new(views.clone()),
+        catalogue: Arc::new(catalogue.clone()),
         clock: clock.clone(),
         settings: Settings::default(),
     };
@@ -45,6 +55,7 @@ pub fn harness() -> Harness {
         app,
         store,
         views,
+        catalogue,
         clock,
     }
 }
@@ -76,4 +87,19 @@ pub fn post_orders(body: &Value, headers: &[(&str, &str)]) -> Request {
 
 pub async fn send(app: &App, request: Request) -> Answer {
     Answer::from_response(&app.handle(request).await)
+}
+
+/// `request` sent by customer `id`.
+pub fn as_customer(request: Request, id: &str) -> Request {
+    with_caller(request, id, &["customers"])
+}
+
+/// `request` sent by support user `id`.
+pub fn as_support(request: Request, id: &str) -> Request {
+    with_caller(request, id, &["support"])
+}
+
+/// `request` sent by courier `id`.
+pub fn as_courier(request: Request, id: &str) -> Request {
+    with_caller(request, id, &["couriers"])
 }

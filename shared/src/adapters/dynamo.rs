@@ -430,6 +430,20 @@ pub mod tables {
         Ok(())
     }
 
+    /// Creates the catalogue table (`sku` S).
+    pub async fn create_catalogue_table(client: &Client, name: &str) -> Result<(), StoreError> {
+        client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("sku", KeyType::Hash)?)
+            .attribute_definitions(attribute("sku", ScalarAttributeType::S)?)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     /// Creates the order views table (`pk` S) with its sparse GSI `by-customer`
     /// (`customer_id` S + `placed_key` S, projection ALL).
     pub async fn create_views_table(client: &Client, name: &str) -> Result<(), StoreError> {

@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{cursor, page_size, placed_key, validate_append};
+use crate::domain::catalogue::CatalogueEntry;
 use crate::envelope::StoredEvent;
-use crate::ids::{CustomerId, OrderId, StreamId};
+use crate::ids::{CustomerId, OrderId, Sku, StreamId};
 use crate::ports::{
-    AppendRequest, EventPublisher, EventStore, IdempotencyRecord, IdempotencyStore, Notification,
-    Notifier, NotifyError, PublishError, StoreError,
+    AppendRequest, Catalogue, EventPublisher, EventStore, IdempotencyRecord, IdempotencyStore,
+    Notification, Notifier, NotifyError, PublishError, StoreError,
 };
 use crate::read_model::{
     DeliveryBoard, OrderPage, OrderView, OrderViews, OverdueDelivery, ViewError,
@@ -481,5 +482,50 @@ mod tests {
         ));
         views.save(&v, None).await.unwrap();
         assert_eq!(views.all(), [v]);
+    }
+}
+
+/// A catalogue in memory; can be told to fail.
+#[derive(Debug, Clone, Default)]
+pub struct InMemoryCatalogue {
+    entries: Arc<Mutex<BTreeMap<Sku, CatalogueEntry>>>,
+    faults: Arc<Faults>,
+}
+
+impl InMemoryCatalogue {
+    /// A catalogue holding `entries`.
+    pub fn with(entries: impl IntoIterator<Item = CatalogueEntry>) -> Self {
+        let catalogue = Self::default();
+        lock(&catalogue.entries).extend(entries.into_iter().map(|e| (e.sku.clone(), e)));
+        catalogue
+    }
+
+    /// The next `count` calls fail as unavailable.
+    pub fn fail_next(&self, count: u32) {
+        self.faults.set(count);
+    }
+}
+
+#[async_trait]
+impl Catalogue for InMemoryCatalogue {
+    async fn entries(&self, skus: &[Sku]) -> Result<Vec<CatalogueEntry>, StoreError> {
+        if self.faults.take() {
+            return Err(StoreError::Unavailable("injected catalogue failure".into()));
+        }
+        let entries = lock(&self.entries);
+        let mut found: Vec<CatalogueEntry> = skus
+            .iter()
+            .filter_map(|sku| entries.get(sku).cloned())
+            .collect();
+        found.dedup_by(|a, b| a.sku == b.sku);
+        Ok(found)
+    }
+
+    async fn put_entries(&self, entries: &[CatalogueEntry]) -> Result<(), StoreError> {
+        if self.faults.take() {
+            return Err(StoreError::Unavailable("injected catalogue failure".into()));
+        }
+        lock(&self.entries).extend(entries.iter().map(|e| (e.sku.clone(), e.clone())));
+        Ok(())
     }
 }

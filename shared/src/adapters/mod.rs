@@ -2,6 +2,7 @@
 
 pub mod clock;
 pub mod dynamo;
+pub mod dynamo_catalogue;
 pub mod dynamo_views;
 pub mod eventbridge;
 pub mod memory;

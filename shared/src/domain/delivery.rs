@@ -36,8 +36,10 @@ pub enum DeliveryCommand {
         /// Who.
         courier_id: CourierId,
     },
-    /// A courier reports a delay.
+    /// The courier who dispatched it reports a delay.
     ReportDelay {
+        /// Who reports it: only the courier who dispatched the delivery may.
+        courier_id: CourierId,
         /// The new estimated arrival; later than the current one.
         new_eta: DateTime<Utc>,
         /// Why, in words.
@@ -50,10 +52,15 @@ pub enum DeliveryCommand {
         /// The ETA to promise instead.
         new_eta: DateTime<Utc>,
     },
-    /// A courier delivered it.
-    Complete,
-    /// A courier could not deliver it.
+    /// The courier who dispatched it delivered it.
+    Complete {
+        /// Who: only the courier who dispatched the delivery may.
+        courier_id: CourierId,
+    },
+    /// The courier who dispatched it could not deliver it.
     Fail {
+        /// Who: only the courier who dispatched the delivery may.
+        courier_id: CourierId,
         /// Why, in words.
         reason: String,
     },
@@ -218,6 +225,7 @@ struct Known {
     eta: Option<DateTime<Utc>>,
     delays: u32,
     cancellation_refused: bool,
+    courier_id: Option<CourierId>,
 }
 
 impl Delivery {
@@ -248,6 +256,22 @@ impl Known {
             new_eta,
             reason,
         })
+    }
+
+    /// Refuses `command` unless `courier_id` dispatched the delivery.
+    fn check_courier(
+        &self,
+        courier_id: &CourierId,
+        command: &'static str,
+    ) -> Result<(), DomainError> {
+        match &self.courier_id {
+            Some(assigned) if assigned == courier_id => Ok(()),
+            Some(_) => Err(DomainError::NotAssigned {
+                kind: Delivery::KIND,
+                command,
+            }),
+            None => Err(self.refuse(command)),
+        }
     }
 
     fn refuse(&self, command: &'static str) -> DomainError {
@@ -323,7 +347,15 @@ impl Aggregate for Delivery {
             (DeliveryCommand::Dispatch { .. }, Dispatched) => Ok(vec![]),
             (DeliveryCommand::Dispatch { .. }, _) => Err(known.refuse("dispatch")),
 
-            (DeliveryCommand::ReportDelay { new_eta, reason }, Scheduled | Dispatched) => {
+            (
+                DeliveryCommand::ReportDelay {
+                    courier_id,
+                    new_eta,
+                    reason,
+                },
+                Dispatched,
+            ) => {
+                known.check_courier(courier_id, "delay")?;
                 let reason = text("reason", reason, MAX_REASON_LEN)?;
                 let previous_eta = known.eta.unwrap_or(*new_eta);
                 if *new_eta <= previous_eta {
@@ -348,7 +380,8 @@ impl Aggregate for Delivery {
             }
             (DeliveryCommand::MarkOverdue { .. }, _) => Ok(vec![]),
 
-            (DeliveryCommand::Complete, Dispatched) => {
+            (DeliveryCommand::Complete { courier_id }, Dispatched) => {
+                known.check_courier(courier_id, "complete")?;
                 let (delivery_id, order_id, customer_id) = ids();
                 Ok(vec![DeliveryEvent::DeliveryCompleted(DeliveryCompleted {
                     delivery_id,
@@ -356,10 +389,13 @@ impl Aggregate for Delivery {
                     customer_id,
                 })])
             }
-            (DeliveryCommand::Complete, Completed) => Ok(vec![]),
-            (DeliveryCommand::Complete, _) => Err(known.refuse("complete")),
+            (DeliveryCommand::Complete { courier_id }, Completed) => {
+                known.check_courier(courier_id, "complete").map(|()| vec![])
+            }
+            (DeliveryCommand::Complete { .. }, _) => Err(known.refuse("complete")),
 
-            (DeliveryCommand::Fail { reason }, Scheduled | Dispatched) => {
+            (DeliveryCommand::Fail { courier_id, reason }, Dispatched) => {
+                known.check_courier(courier_id, "fail")?;
                 let (delivery_id, order_id, customer_id) = ids();
                 Ok(vec![DeliveryEvent::DeliveryFailed(DeliveryFailed {
                     delivery_id,
@@ -368,7 +404,9 @@ impl Aggregate for Delivery {
                     reason: text("reason", reason, MAX_REASON_LEN)?,
                 })])
             }
-            (DeliveryCommand::Fail { .. }, Failed) => Ok(vec![]),
+            (DeliveryCommand::Fail { courier_id, .. }, Failed) => {
+                known.check_courier(courier_id, "fail").map(|()| vec![])
+            }
             (DeliveryCommand::Fail { .. }, _) => Err(known.refuse("fail")),
 
             (DeliveryCommand::Cancel { .. }, Scheduled) => {
@@ -409,6 +447,7 @@ impl Aggregate for Delivery {
                     eta: Some(e.promised_by),
                     delays: 0,
                     cancellation_refused: false,
+                    courier_id: None,
                 });
                 return self;
             }
@@ -421,6 +460,7 @@ impl Aggregate for Delivery {
                     eta: None,
                     delays: 0,
                     cancellation_refused: false,
+                    courier_id: None,
                 });
                 return self;
             }
@@ -429,7 +469,10 @@ impl Aggregate for Delivery {
         };
         match event {
             DeliveryEvent::DeliveryScheduled(_) => {}
-            DeliveryEvent::DeliveryDispatched(_) => known.status = DeliveryStatus::Dispatched,
+            DeliveryEvent::DeliveryDispatched(e) => {
+                known.status = DeliveryStatus::Dispatched;
+                known.courier_id = Some(e.courier_id.clone());
+            }
             DeliveryEvent::DeliveryDelayed(e) => {
                 known.delays = e.delay_number;
                 known.eta = Some(e.new_eta);
@@ -492,6 +535,7 @@ mod tests {
 
     fn report_delay(new_eta: DateTime<Utc>, reason: &str) -> DeliveryCommand {
         DeliveryCommand::ReportDelay {
+            courier_id: courier_id(),
             new_eta,
             reason: reason.into(),
         }
@@ -503,7 +547,14 @@ mod tests {
 
     fn fail(reason: &str) -> DeliveryCommand {
         DeliveryCommand::Fail {
+            courier_id: courier_id(),
             reason: reason.into(),
+        }
+    }
+
+    fn complete() -> DeliveryCommand {
+        DeliveryCommand::Complete {
+            courier_id: courier_id(),
         }
     }
 
@@ -665,7 +716,7 @@ mod tests {
             dispatch(),
             report_delay(at(13, 0), "traffic"),
             mark_overdue(at(13, 0), at(14, 0)),
-            DeliveryCommand::Complete,
+            complete(),
             fail("lost"),
         ] {
             given::<Delivery>([])
@@ -730,11 +781,55 @@ mod tests {
     }
 
     #[test]
-    fn a_delay_can_be_reported_before_dispatch() {
-        let state = given::<Delivery>([scheduled()])
-            .when(&report_delay(at(15, 0), "warehouse backlog"))
-            .then([delayed(1, at(12, 0), at(15, 0), "warehouse backlog")]);
-        assert_eq!(state.status(), Some(DeliveryStatus::Scheduled));
+    fn only_a_dispatched_delivery_can_be_delayed_failed_or_completed_by_a_courier() {
+        // Nobody dispatched it yet, so no courier holds it (the overdue check still marks it).
+        let commands = [
+            (report_delay(at(15, 0), "warehouse backlog"), "delay"),
+            (fail("damaged"), "fail"),
+            (complete(), "complete"),
+        ];
+        for (command, name) in commands {
+            given::<Delivery>([scheduled()]).when(&command).then_error(
+                DomainError::InvalidTransition {
+                    kind: "delivery",
+                    command: name,
+                    status: "scheduled",
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_courier_who_dispatched_a_delivery_may_delay_complete_or_fail_it() {
+        let other = CourierId::parse("courier-8").unwrap();
+        let delay = DeliveryCommand::ReportDelay {
+            courier_id: other.clone(),
+            new_eta: at(15, 0),
+            reason: "traffic".into(),
+        };
+        let complete = DeliveryCommand::Complete {
+            courier_id: other.clone(),
+        };
+        let fail = DeliveryCommand::Fail {
+            courier_id: other,
+            reason: "lost".into(),
+        };
+        let not_assigned = |command| DomainError::NotAssigned {
+            kind: "delivery",
+            command,
+        };
+        for (command, name) in [(&delay, "delay"), (&complete, "complete"), (&fail, "fail")] {
+            given::<Delivery>([scheduled(), dispatched()])
+                .when(command)
+                .then_error(not_assigned(name));
+        }
+        // Repeats by another courier are refused too, not answered as no-ops.
+        given::<Delivery>([scheduled(), dispatched(), completed()])
+            .when(&complete)
+            .then_error(not_assigned("complete"));
+        given::<Delivery>([scheduled(), dispatched(), failed("lost")])
+            .when(&fail)
+            .then_error(not_assigned("fail"));
     }
 
     #[test]
@@ -871,7 +966,7 @@ mod tests {
     #[test]
     fn a_dispatched_delivery_is_completed() {
         let state = given::<Delivery>([scheduled(), dispatched()])
-            .when(&DeliveryCommand::Complete)
+            .when(&complete())
             .then([completed()]);
         assert_eq!(state.status(), Some(DeliveryStatus::Completed));
     }
@@ -883,21 +978,21 @@ mod tests {
             dispatched(),
             delayed(1, at(12, 0), at(13, 0), "traffic"),
         ])
-        .when(&DeliveryCommand::Complete)
+        .when(&complete())
         .then([completed()]);
     }
 
     #[test]
     fn a_delivery_cannot_be_completed_before_it_is_dispatched() {
         given::<Delivery>([scheduled()])
-            .when(&DeliveryCommand::Complete)
+            .when(&complete())
             .then_error(refused("complete", "scheduled"));
     }
 
     #[test]
     fn completing_a_delivery_twice_decides_nothing() {
         given::<Delivery>([scheduled(), dispatched(), completed()])
-            .when(&DeliveryCommand::Complete)
+            .when(&complete())
             .then_nothing();
     }
 
@@ -908,7 +1003,7 @@ mod tests {
             .filter(|(_, status)| *status != "completed")
         {
             given::<Delivery>(history)
-                .when(&DeliveryCommand::Complete)
+                .when(&complete())
                 .then_error(refused("complete", status));
         }
     }
@@ -920,14 +1015,6 @@ mod tests {
         let state = given::<Delivery>([scheduled(), dispatched()])
             .when(&fail(" recipient not at home "))
             .then([failed("recipient not at home")]);
-        assert_eq!(state.status(), Some(DeliveryStatus::Failed));
-    }
-
-    #[test]
-    fn a_scheduled_delivery_can_fail_before_pickup() {
-        let state = given::<Delivery>([scheduled()])
-            .when(&fail("parcel damaged in the warehouse"))
-            .then([failed("parcel damaged in the warehouse")]);
         assert_eq!(state.status(), Some(DeliveryStatus::Failed));
     }
 
@@ -1004,7 +1091,7 @@ mod tests {
             dispatched(),
             cancellation_refused(DeliveryStatus::Dispatched),
         ])
-        .when(&DeliveryCommand::Complete)
+        .when(&complete())
         .then([completed()]);
     }
 

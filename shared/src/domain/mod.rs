@@ -6,6 +6,7 @@
 //! idempotent: repeating one, or receiving it after a later one, decides no new events instead of
 //! failing, because every message is delivered at least once and EventBridge does not order.
 
+pub mod catalogue;
 pub mod coupon;
 pub mod delivery;
 pub mod order;
@@ -62,6 +63,15 @@ pub enum DomainError {
         command: &'static str,
         /// The status that forbids it.
         status: &'static str,
+    },
+    /// The actor is not the one the aggregate belongs to (a courier acting on a delivery another
+    /// courier dispatched).
+    #[error("cannot {command} the {kind}: it is assigned to someone else")]
+    NotAssigned {
+        /// The aggregate kind.
+        kind: &'static str,
+        /// The refused command, in words.
+        command: &'static str,
     },
     /// A value in the command breaks a rule.
     #[error(transparent)]

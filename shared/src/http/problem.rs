@@ -31,6 +31,8 @@ pub struct Problem {
     pub rule: Option<String>,
     /// Methods the path allows (405 only).
     pub allow: Vec<&'static str>,
+    /// Further members of the problem document (RFC 9457 extensions), e.g. the current prices.
+    pub extensions: serde_json::Map<String, Value>,
 }
 
 impl Problem {
@@ -58,7 +60,8 @@ impl Problem {
         }
     }
 
-    /// The answer to a domain refusal: 404, 409 (exists, or not in a state that allows it) or 400.
+    /// The answer to a domain refusal: 404, 409 (exists, or not in a state that allows it), 403
+    /// (assigned to someone else) or 400.
     pub fn from_domain(error: DomainError) -> Self {
         match error {
             DomainError::NotFound { kind } => Self::not_found(format!("{kind} not found")),
@@ -68,6 +71,7 @@ impl Problem {
             DomainError::InvalidTransition { .. } => {
                 Self::conflict("invalid-transition", error.to_string())
             }
+            DomainError::NotAssigned { .. } => Self::forbidden("not-assigned", error.to_string()),
             DomainError::Invalid(invalid) => Self::invalid(invalid),
         }
     }
@@ -80,6 +84,7 @@ impl Problem {
             field: None,
             rule: None,
             allow: Vec::new(),
+            extensions: serde_json::Map::new(),
         }
     }
 
@@ -129,6 +134,29 @@ impl Problem {
                 "send the body as application/json",
             )
         }
+    }
+
+    /// 401: the request carries no authenticated caller. API Gateway's JWT authorizer answers
+    /// this before a function runs; a function says it only if the authorizer's claims are missing
+    /// (a route deployed without the authorizer), so it never acts for nobody.
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "sign in and send the access token as `Authorization: Bearer <token>`",
+        )
+    }
+
+    /// The problem with one more member in its document.
+    #[must_use]
+    pub fn with(mut self, name: &str, value: Value) -> Self {
+        self.extensions.insert(name.to_owned(), value);
+        self
+    }
+
+    /// 403: the caller is known and may not do this.
+    pub fn forbidden(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, kind, detail)
     }
 
     /// 404: no such thing.
@@ -206,6 +234,11 @@ impl Problem {
         if let Some(rule) = &self.rule {
             body["rule"] = json!(rule);
         }
+        if let Some(object) = body.as_object_mut() {
+            for (name, value) in &self.extensions {
+                object.entry(name.clone()).or_insert_with(|| value.clone());
+            }
+        }
         body
     }
 
@@ -220,6 +253,9 @@ impl Problem {
         let headers = response.headers_mut();
         if self.is_retryable() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if !self.allow.is_empty()
             && let Ok(allow) = HeaderValue::from_str(&self.allow.join(", "))

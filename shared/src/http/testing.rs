@@ -58,6 +58,52 @@ pub fn apigw_request(
     lambda_http::request::from_str(&event.to_string()).unwrap()
 }
 
+/// `request` as sent by `subject` in `groups`: the JWT authorizer's claims replaced by these (the
+/// groups rendered as API Gateway renders a list claim, `[customers support]`).
+pub fn with_caller(mut request: Request, subject: &str, groups: &[&str]) -> Request {
+    use lambda_http::RequestExt;
+    use lambda_http::aws_lambda_events::apigw::{
+        ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
+    };
+    use lambda_http::request::RequestContext;
+    let RequestContext::ApiGatewayV2(mut context) = request.request_context() else {
+        panic!("not an API Gateway v2 request");
+    };
+    let mut jwt: ApiGatewayRequestAuthorizerJwtDescription = context
+        .authorizer
+        .take()
+        .and_then(|a| a.jwt)
+        .unwrap_or_else(|| serde_json::from_value(json!({"claims": {}})).unwrap());
+    jwt.claims.insert("sub".into(), subject.into());
+    jwt.claims.insert("username".into(), subject.into());
+    if groups.is_empty() {
+        jwt.claims.remove("cognito:groups");
+    } else {
+        jwt.claims
+            .insert("cognito:groups".into(), format!("[{}]", groups.join(" ")));
+    }
+    let mut authorizer: ApiGatewayRequestAuthorizer = serde_json::from_value(json!({})).unwrap();
+    authorizer.jwt = Some(jwt);
+    context.authorizer = Some(authorizer);
+    request
+        .extensions_mut()
+        .insert(RequestContext::ApiGatewayV2(context));
+    request
+}
+
+/// `request` without the authorizer's claims (a route deployed without the authorizer).
+pub fn without_caller(mut request: Request) -> Request {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    if let RequestContext::ApiGatewayV2(mut context) = request.request_context() {
+        context.authorizer = None;
+        request
+            .extensions_mut()
+            .insert(RequestContext::ApiGatewayV2(context));
+    }
+    request
+}
+
 /// What came back: status, headers and the body as JSON (`Null` when empty).
 #[derive(Debug)]
 pub struct Answer {

@@ -4,6 +4,10 @@
 //! then run with [`repository::execute`]: load → decide → append, decided again from a fresh load
 //! when a concurrent writer moved the stream on, a bounded number of times, then 409.
 //!
+//! The courier is the caller (the token's subject, a member of `couriers`); a body that names
+//! another courier is a 403. Only the courier who dispatched a delivery may delay, complete or fail
+//! it: anyone else gets a 403 `not-assigned` (the domain's rule, `DomainError::NotAssigned`).
+//!
 //! Retries are safe: a repeat that decides nothing (dispatching a dispatched delivery, completing a
 //! completed one, failing a failed one, reporting the same delay again) answers 200 with the
 //! current state and stores nothing. Only the courier who holds a dispatched delivery gets that
@@ -20,6 +24,7 @@ use serde_json::{Value, json};
 use shared::domain::delivery::{Delivery, DeliveryCommand, MAX_REASON_LEN};
 use shared::domain::{Aggregate, DomainError};
 use shared::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
+use shared::http::caller::{Caller, Group};
 use shared::http::input::{json_body, typed};
 use shared::http::problem::{Problem, json_response};
 use shared::ids::{CourierId, StreamId};
@@ -66,18 +71,20 @@ impl TryFrom<String> for Reason {
     }
 }
 
-/// The body of `dispatch` and `complete`.
-#[derive(Debug, Deserialize)]
+/// The body of `dispatch` and `complete` (may be empty: the courier is the caller).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CourierBody {
-    courier_id: CourierId,
+    #[serde(default)]
+    courier_id: Option<CourierId>,
 }
 
 /// The body of `delay`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DelayBody {
-    courier_id: CourierId,
+    #[serde(default)]
+    courier_id: Option<CourierId>,
     new_eta: Rfc3339,
     reason: Reason,
 }
@@ -86,41 +93,62 @@ struct DelayBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FailBody {
-    courier_id: CourierId,
+    #[serde(default)]
+    courier_id: Option<CourierId>,
     reason: Reason,
 }
 
-/// Parses the body of `action` into the acting courier and the command.
+/// A parsed action: the command for `courier`, and the `courier_id` the body named, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedAction {
+    /// The command.
+    pub command: DeliveryCommand,
+    /// What the body said the courier was (only checked against the caller; never trusted).
+    pub named: Option<CourierId>,
+}
+
+/// Parses the body of `action`, done by `courier` (the caller), into the command.
 pub fn parse_command(
     action: CourierAction,
+    courier: &CourierId,
     body: Value,
-) -> Result<(CourierId, DeliveryCommand), ValidationError> {
+) -> Result<ParsedAction, ValidationError> {
+    let courier_id = courier.clone();
     Ok(match action {
         CourierAction::Dispatch => {
             let body: CourierBody = typed(body)?;
-            let command = DeliveryCommand::Dispatch {
-                courier_id: body.courier_id.clone(),
-            };
-            (body.courier_id, command)
+            ParsedAction {
+                command: DeliveryCommand::Dispatch { courier_id },
+                named: body.courier_id,
+            }
         }
         CourierAction::Delay => {
             let body: DelayBody = typed(body)?;
-            let command = DeliveryCommand::ReportDelay {
-                new_eta: body.new_eta.0,
-                reason: body.reason.0,
-            };
-            (body.courier_id, command)
+            ParsedAction {
+                command: DeliveryCommand::ReportDelay {
+                    courier_id,
+                    new_eta: body.new_eta.0,
+                    reason: body.reason.0,
+                },
+                named: body.courier_id,
+            }
         }
         CourierAction::Complete => {
             let body: CourierBody = typed(body)?;
-            (body.courier_id, DeliveryCommand::Complete)
+            ParsedAction {
+                command: DeliveryCommand::Complete { courier_id },
+                named: body.courier_id,
+            }
         }
         CourierAction::Fail => {
             let body: FailBody = typed(body)?;
-            let command = DeliveryCommand::Fail {
-                reason: body.reason.0,
-            };
-            (body.courier_id, command)
+            ParsedAction {
+                command: DeliveryCommand::Fail {
+                    courier_id,
+                    reason: body.reason.0,
+                },
+                named: body.courier_id,
+            }
         }
     })
 }
@@ -133,11 +161,29 @@ pub async fn act(
     request: &Request,
     correlation_id: &CorrelationId,
 ) -> Handled {
+    let caller = Caller::from_request(request)?;
+    let courier_id = caller.courier()?;
     let delivery_id = delivery_id(raw_id)?;
-    let body = json_body(request)?;
-    let (courier_id, command) = parse_command(action, body).map_err(Problem::invalid)?;
+    // `dispatch` and `complete` need nothing but the caller: an empty body is `{}`.
+    let body = if request.body().is_empty() {
+        json!({})
+    } else {
+        json_body(request)?
+    };
+    let parsed = parse_command(action, &courier_id, body).map_err(Problem::invalid)?;
+    if parsed
+        .named
+        .as_ref()
+        .is_some_and(|named| *named != courier_id)
+    {
+        return Err(Problem::forbidden(
+            "courier-mismatch",
+            "`courier_id` names another courier; leave it out: the caller is the courier",
+        ));
+    }
+    let command = parsed.command;
     let stream = StreamId::new(Delivery::KIND, &delivery_id);
-    let actor = Actor::courier(&courier_id);
+    let actor = caller.actor_as(Group::Couriers);
     let context = EventContext {
         correlation_id: correlation_id.clone(),
         causation_id: correlation_id.as_str().to_owned(),
@@ -219,7 +265,10 @@ pub async fn act(
 
 /// Whether `command` is a delay report the same courier already made and that is still current.
 fn repeats_latest_delay(history: &[StoredEvent], command: &DeliveryCommand, actor: &Actor) -> bool {
-    let DeliveryCommand::ReportDelay { new_eta, reason } = command else {
+    let DeliveryCommand::ReportDelay {
+        new_eta, reason, ..
+    } = command
+    else {
         return false;
     };
     let Ok(Some(state)) = DeliveryState::fold(history) else {

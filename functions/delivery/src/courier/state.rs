@@ -4,11 +4,13 @@
 //! disagrees with what a command would be decided on.
 
 use chrono::{DateTime, Utc};
+use lambda_http::Request;
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 use shared::domain::Aggregate;
 use shared::domain::delivery::{Delivery, DeliveryEvent, DeliveryStatus};
 use shared::envelope::{Actor, CorrelationId, StoredEvent};
+use shared::http::caller::{Caller, Group};
 use shared::http::problem::{Problem, json_response};
 use shared::ids::{CourierId, CustomerId, DeliveryId, OrderId, StreamId};
 use shared::ports::StoreError;
@@ -151,7 +153,17 @@ fn ids(event: &DeliveryEvent) -> (DeliveryId, OrderId, CustomerId) {
 }
 
 /// `GET /deliveries/{id}`.
-pub async fn get_delivery(app: &App, raw_id: &str, correlation_id: &CorrelationId) -> Handled {
+pub async fn get_delivery(
+    app: &App,
+    raw_id: &str,
+    request: &Request,
+    correlation_id: &CorrelationId,
+) -> Handled {
+    let caller = Caller::from_request(request)?;
+    let support = caller.is(Group::Support);
+    if !support {
+        caller.require(Group::Couriers)?;
+    }
     let delivery_id = delivery_id(raw_id)?;
     let stream = StreamId::new(Delivery::KIND, &delivery_id);
     let history = app
@@ -167,6 +179,15 @@ pub async fn get_delivery(app: &App, raw_id: &str, correlation_id: &CorrelationI
         )));
     };
     let mut body = state.body();
+    let mut history = history;
+    if !support {
+        // Only support sees stored events with the delivery address.
+        for event in &mut history {
+            if let Some(data) = event.data.as_object_mut() {
+                data.remove("delivery_address");
+            }
+        }
+    }
     body["events"] = json!(history);
     Ok(json_response(StatusCode::OK, &body, correlation_id))
 }

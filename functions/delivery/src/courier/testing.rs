@@ -18,7 +18,7 @@ use shared::address::{Address, UncheckedAddress};
 use shared::domain::delivery::{Delivery, DeliveryCommand};
 use shared::envelope::StoredEvent;
 use shared::envelope::{Actor, CorrelationId, EventContext};
-pub use shared::http::testing::{Answer, apigw_request};
+pub use shared::http::testing::{Answer, apigw_request, with_caller, without_caller};
 use shared::ids::{CustomerId, DeliveryId, OrderId, StreamId};
 use shared::ports::{AppendRequest, EventStore, StoreError};
 use shared::repository;
@@ -149,9 +149,14 @@ pub fn request(method: &str, path: &str, body: Option<&str>, headers: &[(&str, &
     apigw_request(fixture, method, path, body, headers)
 }
 
-/// `POST /deliveries/{delivery_id}/<action>` with `body`.
+/// `POST /deliveries/{delivery_id}/<action>` with `body`, sent by the courier the body names
+/// (`courier_id`; the fixture's courier when it names none).
 pub fn act(delivery_id: &str, action: CourierAction, body: &Value) -> Request {
-    act_with(delivery_id, action, &body.to_string(), &[])
+    let request = act_with(delivery_id, action, &body.to_string(), &[]);
+    match body["courier_id"].as_str() {
+        Some(courier) => with_caller(request, courier, &["couriers"]),
+        None => request,
+    }
 }
 
 /// `POST /deliveries/{delivery_id}/<action>` with a raw body and extra headers.

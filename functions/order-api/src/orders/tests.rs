@@ -11,13 +11,19 @@ use shared::projection::project_order_view;
 use shared::read_model::OrderViews;
 
 use super::*;
-use crate::testing::{Harness, harness, order_body, post_orders, request, send};
+use crate::testing::{
+    Harness, as_courier, as_customer, as_support, harness, order_body, post_orders, request, send,
+    without_caller,
+};
+use shared::envelope::Actor;
 
 /// Places the fixture order (for `customer`) and returns its id.
 async fn place(h: &Harness, customer: &str) -> String {
-    let mut body = order_body();
-    body["customer_id"] = json!(customer);
-    let answer = send(&h.app, post_orders(&body, &[])).await;
+    let answer = send(
+        &h.app,
+        as_customer(post_orders(&order_body(), &[]), customer),
+    )
+    .await;
     assert_eq!(answer.status, 201, "{}", answer.body);
     answer.body["order_id"].as_str().unwrap().to_owned()
 }
@@ -123,10 +129,13 @@ async fn the_history_is_upcast_for_audit() {
     h.store.insert_raw(v1.clone());
     let answer = send(
         &h.app,
-        get(&format!(
-            "/orders/{}/events",
-            v1.data["order_id"].as_str().unwrap()
-        )),
+        as_support(
+            get(&format!(
+                "/orders/{}/events",
+                v1.data["order_id"].as_str().unwrap()
+            )),
+            "s-1",
+        ),
     )
     .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
@@ -245,7 +254,11 @@ async fn a_customers_orders_are_listed_newest_first_page_by_page() {
     place(&h, "someone-else").await;
     project_all(&h).await;
 
-    let first = send(&h.app, get("/customers/cust-7/orders?limit=2")).await;
+    let first = send(
+        &h.app,
+        as_customer(get("/customers/me/orders?limit=2"), "cust-7"),
+    )
+    .await;
     assert_eq!(first.status, 200, "{}", first.body);
     let ids: Vec<&str> = first.body["orders"]
         .as_array()
@@ -263,7 +276,10 @@ async fn a_customers_orders_are_listed_newest_first_page_by_page() {
 
     let second = send(
         &h.app,
-        get(&format!("/customers/cust-7/orders?limit=2&cursor={cursor}")),
+        as_customer(
+            get(&format!("/customers/cust-7/orders?limit=2&cursor={cursor}")),
+            "cust-7",
+        ),
     )
     .await;
     assert_eq!(second.status, 200, "{}", second.body);
@@ -276,7 +292,7 @@ async fn a_customers_orders_are_listed_newest_first_page_by_page() {
     assert_eq!(ids, [placed[0].as_str()]);
     assert_eq!(second.body["next_cursor"], Value::Null);
 
-    let none = send(&h.app, get("/customers/nobody/orders")).await;
+    let none = send(&h.app, as_support(get("/customers/nobody/orders"), "s-1")).await;
     assert_eq!(none.status, 200);
     assert_eq!(none.body["orders"], json!([]));
 }
@@ -285,14 +301,14 @@ async fn a_customers_orders_are_listed_newest_first_page_by_page() {
 async fn list_parameters_are_checked() {
     let h = harness();
     for limit in ["0", "101", "abc", "-1", "2.5"] {
-        send(&h.app, get(&format!("/customers/c1/orders?limit={limit}")))
+        send(&h.app, get(&format!("/customers/me/orders?limit={limit}")))
             .await
             .assert_problem(400, "limit");
     }
-    send(&h.app, get("/customers/c1/orders?cursor=garbage"))
+    send(&h.app, get("/customers/me/orders?cursor=garbage"))
         .await
         .assert_problem(400, "cursor");
-    send(&h.app, get("/customers/bad%20id/orders"))
+    send(&h.app, as_support(get("/customers/bad%20id/orders"), "s-1"))
         .await
         .assert_problem(400, "id");
 }
@@ -306,4 +322,99 @@ async fn unknown_routes_and_methods_are_problems_not_500s() {
     let answer = send(&h.app, request("DELETE", "/orders/o-1", None, &[])).await;
     assert_eq!(answer.status, 405);
     assert_eq!(answer.headers["allow"], "GET");
+}
+
+#[tokio::test]
+async fn a_customer_reads_and_cancels_only_their_own_orders_and_others_are_not_disclosed() {
+    let h = harness();
+    let id = place(&h, "cust-42").await;
+    let theirs = |request| as_customer(request, "cust-99");
+    for request in [
+        get(&format!("/orders/{id}")),
+        get(&format!("/orders/{id}/events")),
+        cancel(&id),
+    ] {
+        let answer = send(&h.app, theirs(request)).await;
+        assert_eq!(answer.status, 404, "{}", answer.body);
+        assert_eq!(answer.body["type"], "urn:orderflow:problem:not-found");
+    }
+    // A courier is nobody's customer either.
+    let answer = send(
+        &h.app,
+        as_courier(get(&format!("/orders/{id}")), "courier-7"),
+    )
+    .await;
+    assert_eq!(answer.status, 404);
+    assert_eq!(h.store.all_events().len(), 1, "nothing was cancelled");
+
+    let mine = send(&h.app, get(&format!("/orders/{id}"))).await;
+    assert_eq!(mine.status, 200, "{}", mine.body);
+}
+
+#[tokio::test]
+async fn the_customer_sees_their_history_without_the_address_and_support_sees_all_of_it() {
+    let h = harness();
+    let id = place(&h, "cust-42").await;
+    let own = send(&h.app, get(&format!("/orders/{id}/events"))).await;
+    assert_eq!(own.status, 200, "{}", own.body);
+    assert_eq!(own.body["events"][0]["event_type"], "OrderPlaced");
+    assert!(
+        own.body["events"][0]["data"]
+            .get("delivery_address")
+            .is_none()
+    );
+    assert!(!own.body.to_string().contains("Sample Street"));
+
+    let support = send(
+        &h.app,
+        as_support(get(&format!("/orders/{id}/events")), "s-1"),
+    )
+    .await;
+    assert_eq!(support.status, 200, "{}", support.body);
+    assert_eq!(
+        support.body["events"][0]["data"]["delivery_address"]["line1"],
+        "1 Sample Street"
+    );
+    let view = send(&h.app, as_support(get(&format!("/orders/{id}")), "s-1")).await;
+    assert_eq!(view.status, 200);
+    // Support reads; it does not cancel.
+    let refused = send(&h.app, as_support(cancel(&id), "s-1")).await;
+    refused.assert_status_problem(403);
+}
+
+#[tokio::test]
+async fn a_customer_lists_only_their_own_orders_and_support_lists_anyones() {
+    let h = harness();
+    place(&h, "cust-42").await;
+    project_all(&h).await;
+    let other = send(&h.app, get("/customers/cust-99/orders")).await;
+    assert_eq!(other.status, 403, "{}", other.body);
+    let own_by_id = send(&h.app, get("/customers/cust-42/orders")).await;
+    assert_eq!(own_by_id.status, 200, "{}", own_by_id.body);
+    assert_eq!(own_by_id.body["orders"].as_array().unwrap().len(), 1);
+    let me = send(&h.app, get("/customers/me/orders")).await;
+    assert_eq!(me.body["customer_id"], "cust-42");
+    let support = send(&h.app, as_support(get("/customers/cust-42/orders"), "s-1")).await;
+    assert_eq!(support.body["orders"].as_array().unwrap().len(), 1);
+    // `me` names a customer: support has no orders of its own.
+    let support_me = send(&h.app, as_support(get("/customers/me/orders"), "s-1")).await;
+    assert_eq!(support_me.status, 403);
+}
+
+#[tokio::test]
+async fn a_request_without_the_authorizers_claims_is_401_on_every_route() {
+    let h = harness();
+    let id = place(&h, "cust-42").await;
+    for request in [
+        get(&format!("/orders/{id}")),
+        get(&format!("/orders/{id}/events")),
+        cancel(&id),
+        get("/customers/me/orders"),
+        post_orders(&order_body(), &[]),
+    ] {
+        let answer = send(&h.app, without_caller(request)).await;
+        assert_eq!(answer.status, 401, "{}", answer.body);
+        assert_eq!(answer.headers["www-authenticate"], "Bearer");
+    }
+    assert_eq!(h.store.all_events().len(), 1);
 }

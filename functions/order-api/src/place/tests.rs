@@ -6,7 +6,7 @@ use shared::ports::Clock;
 
 use super::*;
 use crate::input::MAX_BODY_BYTES;
-use crate::testing::{harness, order_body, post_orders, request, send};
+use crate::testing::{as_courier, as_customer, harness, order_body, post_orders, request, send};
 
 #[tokio::test]
 async fn the_fixture_request_places_an_order() {
@@ -62,7 +62,7 @@ async fn a_retry_with_the_same_key_and_body_returns_the_original_order_and_store
     // The same body with its keys in another order and other whitespace is the same request.
     let body = order_body();
     let reordered: Value = serde_json::from_str(&format!(
-        "{{ \"delivery_address\": {}, \"items\": {}, \"currency\": \"EUR\", \"customer_id\": \"cust-42\" }}",
+        "{{ \"delivery_address\": {}, \"items\": {}, \"currency\": \"EUR\" }}",
         body["delivery_address"], body["items"]
     ))
     .unwrap();
@@ -138,9 +138,13 @@ async fn rejects(body: &str, status: u16, field: &str) -> Value {
 }
 
 fn with(change: impl FnOnce(&mut Value)) -> String {
+    with_value(change).to_string()
+}
+
+fn with_value(change: impl FnOnce(&mut Value)) -> Value {
     let mut body = order_body();
     change(&mut body);
-    body.to_string()
+    body
 }
 
 #[tokio::test]
@@ -154,7 +158,7 @@ async fn malformed_json_is_a_400_naming_the_body() {
 
 #[tokio::test]
 async fn each_missing_field_is_named() {
-    for field in ["customer_id", "items", "currency", "delivery_address"] {
+    for field in ["items", "currency", "delivery_address"] {
         rejects(
             &with(|b| drop(b.as_object_mut().unwrap().remove(field))),
             400,
@@ -163,9 +167,9 @@ async fn each_missing_field_is_named() {
         .await;
     }
     rejects(
-        &with(|b| drop(b["items"][1].as_object_mut().unwrap().remove("unit_price"))),
+        &with(|b| drop(b["items"][1].as_object_mut().unwrap().remove("quantity"))),
         400,
-        "items[1].unit_price",
+        "items[1].quantity",
     )
     .await;
     rejects(
@@ -211,21 +215,24 @@ async fn wrong_types_are_named() {
     .await;
     rejects(&with(|b| b["items"] = json!({"sku": "A"})), 400, "items").await;
     rejects(&with(|b| b["customer_id"] = json!(42)), 400, "customer_id").await;
+    rejects(
+        &with(|b| b["items"][0]["name"] = json!("x")),
+        400,
+        "items[0].name",
+    )
+    .await;
     rejects(&with(|b| b["surprise"] = json!(true)), 400, "surprise").await;
 }
 
 #[tokio::test]
 async fn empty_and_oversized_item_lists_are_refused() {
     let body = rejects(&with(|b| b["items"] = json!([])), 400, "items").await;
-    assert!(
-        body["rule"].as_str().unwrap().contains("at least one"),
-        "{body}"
-    );
+    assert!(body["rule"].as_str().unwrap().contains("1 to"), "{body}");
     let many: Vec<Value> = (0..=MAX_ITEMS)
         .map(|n| json!({"sku": format!("SKU-{n}"), "quantity": 1, "unit_price": 100}))
         .collect();
     let body = rejects(&with(|b| b["items"] = json!(many)), 400, "items").await;
-    assert!(body["rule"].as_str().unwrap().contains("at most"), "{body}");
+    assert!(body["rule"].as_str().unwrap().contains("to 50"), "{body}");
 }
 
 #[tokio::test]
@@ -289,7 +296,7 @@ async fn unknown_currencies_and_bad_ids_and_addresses_are_refused() {
 
 #[tokio::test]
 async fn an_oversized_body_is_a_413() {
-    let huge = with(|b| b["customer_id"] = json!("x".repeat(MAX_BODY_BYTES)));
+    let huge = with(|b| b["delivery_address"]["line1"] = json!("x".repeat(MAX_BODY_BYTES)));
     let body = rejects(&huge, 413, "body").await;
     assert_eq!(body["type"], "urn:orderflow:problem:body-too-large");
 }
@@ -341,4 +348,127 @@ fn the_request_hash_ignores_key_order_but_not_values() {
     assert_eq!(request_hash(&a), request_hash(&b));
     assert_ne!(request_hash(&a), request_hash(&c));
     assert!(request_hash(&a).starts_with("sha256:"));
+}
+
+#[tokio::test]
+async fn the_server_prices_the_order_and_records_the_prices_it_used() {
+    let h = harness();
+    let mut body = order_body();
+    for item in body["items"].as_array_mut().unwrap() {
+        item.as_object_mut().unwrap().remove("unit_price");
+    }
+    let answer = send(&h.app, post_orders(&body, &[])).await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    assert_eq!(answer.body["total"], 2 * 1299 + 1899);
+    assert_eq!(answer.body["items"][1]["unit_price"], 1899);
+    let placed = &h.store.all_events()[0];
+    assert_eq!(placed.data["items"][0]["unit_price"], 1299);
+    assert_eq!(placed.data["items"][1]["unit_price"], 1899);
+    assert_eq!(
+        placed.data["customer_id"], "cust-42",
+        "the caller, from the token"
+    );
+}
+
+#[tokio::test]
+async fn a_price_the_client_showed_that_changed_is_a_409_with_the_current_prices() {
+    let h = harness();
+    let answer = send(
+        &h.app,
+        post_orders(
+            &with_value(|b| b["items"][1]["unit_price"] = json!(1799)),
+            &[],
+        ),
+    )
+    .await;
+    answer.assert_status_problem(409);
+    assert_eq!(answer.body["type"], "urn:orderflow:problem:price-changed");
+    assert_eq!(answer.body["field"], "items[1].unit_price");
+    assert_eq!(answer.body["current_prices"][1]["sku"], "MUG-STONE");
+    assert_eq!(answer.body["current_prices"][1]["unit_price"], 1899);
+    assert_eq!(answer.body["current_prices"][0]["unit_price"], 1299);
+    assert!(h.store.all_events().is_empty(), "nothing is stored");
+}
+
+#[tokio::test]
+async fn unknown_inactive_and_otherwise_priced_skus_are_422_naming_the_item() {
+    for (sku, kind) in [
+        ("NO-SUCH-SKU", "unknown-sku"),
+        ("KETTLE-GOOSENECK", "inactive-sku"),
+        ("TEA-SAMPLER-US", "currency-not-priced"),
+    ] {
+        let body = rejects(
+            &with(|b| {
+                b["items"][1]["sku"] = json!(sku);
+                b["items"][1].as_object_mut().unwrap().remove("unit_price");
+            }),
+            422,
+            "items[1].sku",
+        )
+        .await;
+        assert_eq!(body["type"], format!("urn:orderflow:problem:{kind}"));
+    }
+}
+
+#[tokio::test]
+async fn a_catalogue_outage_is_a_retryable_503() {
+    let h = harness();
+    h.catalogue.fail_next(1);
+    let answer = send(&h.app, post_orders(&order_body(), &[])).await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert!(h.store.all_events().is_empty());
+}
+
+#[tokio::test]
+async fn a_body_naming_another_customer_is_a_403_and_the_callers_own_id_is_accepted() {
+    let h = harness();
+    let answer = send(
+        &h.app,
+        post_orders(&with_value(|b| b["customer_id"] = json!("cust-99")), &[]),
+    )
+    .await;
+    answer.assert_status_problem(403);
+    assert_eq!(
+        answer.body["type"],
+        "urn:orderflow:problem:customer-mismatch"
+    );
+    assert!(h.store.all_events().is_empty());
+    let same = send(
+        &h.app,
+        post_orders(&with_value(|b| b["customer_id"] = json!("cust-42")), &[]),
+    )
+    .await;
+    assert_eq!(same.status, 201, "{}", same.body);
+}
+
+#[tokio::test]
+async fn only_customers_place_orders() {
+    let h = harness();
+    let answer = send(
+        &h.app,
+        as_courier(post_orders(&order_body(), &[]), "courier-7"),
+    )
+    .await;
+    answer.assert_status_problem(403);
+    assert!(h.store.all_events().is_empty());
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_the_callers_own() {
+    let h = harness();
+    let key = [("Idempotency-Key", "shared-key")];
+    let mine = send(&h.app, post_orders(&order_body(), &key)).await;
+    assert_eq!(mine.status, 201);
+    let theirs = send(
+        &h.app,
+        as_customer(post_orders(&order_body(), &key), "cust-99"),
+    )
+    .await;
+    assert_eq!(theirs.status, 201, "{}", theirs.body);
+    assert_ne!(
+        theirs.body["order_id"], mine.body["order_id"],
+        "not my reply"
+    );
+    assert_eq!(theirs.body["customer_id"], "cust-99");
+    assert_eq!(h.store.all_events().len(), 2);
 }

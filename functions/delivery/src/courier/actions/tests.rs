@@ -17,7 +17,8 @@ use shared::repository;
 use super::*;
 use crate::courier::testing::{
     FIXTURE_DELIVERY_ID as ID, FIXTURE_ORDER_ID, Harness, POST_DISPATCH, act, act_with, delay_by,
-    dispatch_body, dispatch_by, fail_by, harness, promised_by, request, scheduled, send,
+    dispatch_body, dispatch_by, fail_by, get, harness, promised_by, request, scheduled, send,
+    with_caller, without_caller,
 };
 
 use CourierAction::{Complete, Delay, Dispatch, Fail};
@@ -193,15 +194,23 @@ async fn a_delay_moves_the_eta_and_is_numbered() {
 }
 
 #[tokio::test]
-async fn a_scheduled_delivery_can_be_delayed_before_pickup() {
+async fn a_scheduled_delivery_cannot_be_delayed_completed_or_failed_before_pickup() {
+    // Nobody holds it yet: only the courier who dispatched a delivery acts on it.
     let h = scheduled().await;
     let eta = promised_by() + Duration::hours(3);
-    send(
-        &h.app,
-        act(ID, Delay, &delay_by("courier-9", eta, "no van free")),
-    )
-    .await
-    .assert_accepted("scheduled", 2);
+    for (action, body) in [
+        (Delay, delay_by("courier-7", eta, "no van free")),
+        (Complete, courier("courier-7")),
+        (Fail, fail_by("courier-7", "parcel damaged in the depot")),
+    ] {
+        let answer = send(&h.app, act(ID, action, &body)).await;
+        answer.assert_status_problem(409);
+        assert_eq!(
+            answer.body["type"],
+            "urn:orderflow:problem:invalid-transition"
+        );
+    }
+    assert_eq!(types(&h), ["DeliveryScheduled"]);
 }
 
 #[tokio::test]
@@ -243,18 +252,55 @@ async fn a_delivery_fails_with_the_couriers_reason() {
 }
 
 #[tokio::test]
-async fn a_scheduled_delivery_can_fail_before_pickup() {
+async fn only_the_courier_who_dispatched_a_delivery_may_delay_complete_or_fail_it() {
+    let h = dispatched().await;
+    let eta = promised_by() + Duration::hours(1);
+    for (action, body) in [
+        (Delay, delay_by("courier-8", eta, "traffic")),
+        (Complete, courier("courier-8")),
+        (Fail, fail_by("courier-8", "lost")),
+    ] {
+        let answer = send(&h.app, act(ID, action, &body)).await;
+        answer.assert_status_problem(403);
+        assert_eq!(answer.body["type"], "urn:orderflow:problem:not-assigned");
+    }
+    assert_eq!(types(&h), ["DeliveryScheduled", "DeliveryDispatched"]);
+}
+
+#[tokio::test]
+async fn the_courier_is_the_caller_and_a_body_naming_another_is_a_403() {
     let h = scheduled().await;
-    send(
-        &h.app,
-        act(
-            ID,
-            Fail,
-            &fail_by("courier-7", "parcel damaged in the depot"),
-        ),
-    )
-    .await
-    .assert_accepted("failed", 2);
+    // An empty body dispatches: the caller is the courier.
+    let answer = send(&h.app, act_with(ID, Dispatch, "", &[])).await;
+    answer.assert_accepted("dispatched", 2);
+    assert_eq!(h.store.all_events()[1].data["courier_id"], "courier-7");
+    assert_eq!(h.store.all_events()[1].actor.as_str(), "courier/courier-7");
+    let lying = with_caller(
+        act_with(ID, Complete, &courier("courier-7").to_string(), &[]),
+        "courier-8",
+        &["couriers"],
+    );
+    let answer = send(&h.app, lying).await;
+    answer.assert_status_problem(403);
+    assert_eq!(
+        answer.body["type"],
+        "urn:orderflow:problem:courier-mismatch"
+    );
+    assert_eq!(types(&h), ["DeliveryScheduled", "DeliveryDispatched"]);
+}
+
+#[tokio::test]
+async fn customers_may_not_act_on_or_read_deliveries_and_nobody_acts_without_claims() {
+    let h = scheduled().await;
+    let customer = with_caller(act_with(ID, Dispatch, "{}", &[]), "cust-42", &["customers"]);
+    send(&h.app, customer).await.assert_status_problem(403);
+    let reading = with_caller(get(ID), "cust-42", &["customers"]);
+    send(&h.app, reading).await.assert_status_problem(403);
+    let nobody = without_caller(act_with(ID, Dispatch, "{}", &[]));
+    let answer = send(&h.app, nobody).await;
+    answer.assert_status_problem(401);
+    assert_eq!(answer.headers["www-authenticate"], "Bearer");
+    assert_eq!(types(&h), ["DeliveryScheduled"]);
 }
 
 // --- Idempotent repeats --------------------------------------------------------------------------
@@ -332,7 +378,7 @@ async fn a_retried_delay_report_is_200_and_stores_nothing() {
         act(ID, Delay, &delay_by("courier-8", eta, "traffic")),
     )
     .await
-    .assert_problem(400, "new_eta");
+    .assert_status_problem(403);
     assert_eq!(h.store.all_events().len(), 3);
 }
 
@@ -515,21 +561,16 @@ async fn malformed_json_is_a_400_naming_the_body() {
     }
     rejects(Dispatch, "[\"courier-7\"]", 400, "body").await;
     rejects(Dispatch, "\"courier-7\"", 400, "body").await;
-    rejects(Complete, "", 400, "body").await;
     rejects(Fail, "null", 400, "body").await;
 }
 
 #[tokio::test]
 async fn each_missing_field_is_named() {
-    rejects(Dispatch, "{}", 400, "courier_id").await;
-    rejects(Complete, "{}", 400, "courier_id").await;
-    for field in ["courier_id", "new_eta", "reason"] {
+    for field in ["new_eta", "reason"] {
         let body = rejects(Delay, &without(delay(), field), 400, field).await;
         assert_eq!(body["rule"], "is required");
     }
-    for field in ["courier_id", "reason"] {
-        rejects(Fail, &without(fail(), field), 400, field).await;
-    }
+    rejects(Fail, &without(fail(), "reason"), 400, "reason").await;
 }
 
 #[tokio::test]
@@ -543,7 +584,7 @@ async fn wrong_types_are_named() {
     .await;
     rejects(
         Complete,
-        &with(courier("x"), "courier_id", json!(null)),
+        &with(courier("x"), "courier_id", json!(42)),
         400,
         "courier_id",
     )
@@ -613,11 +654,11 @@ async fn reasons_must_be_short_plain_text() {
         assert_eq!(body["rule"], rule);
     }
     // Exactly the limit, in characters rather than bytes, is fine.
-    let h = scheduled().await;
+    let h = dispatched().await;
     let longest = "é".repeat(MAX_REASON_LEN);
     send(&h.app, act(ID, Fail, &fail_by("courier-7", &longest)))
         .await
-        .assert_accepted("failed", 2);
+        .assert_accepted("failed", 3);
 }
 
 #[tokio::test]
@@ -871,6 +912,7 @@ async fn a_lost_race_is_decided_again_on_the_new_state() {
     let app = overtaken_by(
         &h,
         DeliveryCommand::Fail {
+            courier_id: shared::ids::CourierId::parse("courier-7").unwrap(),
             reason: "lost".into(),
         },
         "courier-7",
@@ -889,6 +931,7 @@ async fn a_lost_race_is_decided_again_on_the_new_state() {
     let app = overtaken_by(
         &h,
         DeliveryCommand::ReportDelay {
+            courier_id: shared::ids::CourierId::parse("courier-7").unwrap(),
             new_eta: promised_by() + Duration::hours(1),
             reason: "traffic".into(),
         },
@@ -929,53 +972,4 @@ async fn a_dispatch_overtaken_by_another_couriers_dispatch_is_409() {
     let events = h.store.all_events();
     assert_eq!(events.len(), 2);
     assert_eq!(events[1].data["courier_id"], "courier-8");
-}
-
-#[tokio::test]
-async fn a_dispatch_and_a_fail_decided_on_one_version_resolve_in_the_order_they_land() {
-    use crate::courier::testing::{Race, with_store};
-
-    // Fail lands first: the dispatch meets the version check, decides again, and is refused.
-    let h = scheduled().await;
-    let (first, second) = Race::between(Arc::new(h.store.clone()));
-    let (failing, dispatching) = (
-        with_store(&h.app, first.clone()),
-        with_store(&h.app, second.clone()),
-    );
-    let (fail, dispatch) = tokio::join!(
-        send(&failing, act(ID, Fail, &fail_by("courier-b", "damaged"))),
-        send(&dispatching, act(ID, Dispatch, &dispatch_by("courier-a"))),
-    );
-    fail.assert_accepted("failed", 2);
-    dispatch.assert_status_problem(409);
-    assert!(dispatch.body["detail"].as_str().unwrap().contains("failed"));
-    assert_eq!(
-        second.appends(),
-        1,
-        "the dispatch's one append lost the race"
-    );
-    assert_eq!(types(&h), ["DeliveryScheduled", "DeliveryFailed"]);
-
-    // Dispatch lands first: failing a dispatched delivery is allowed, so the fail is retried.
-    let h = scheduled().await;
-    let (first, second) = Race::between(Arc::new(h.store.clone()));
-    let (dispatching, failing) = (
-        with_store(&h.app, first.clone()),
-        with_store(&h.app, second.clone()),
-    );
-    let (dispatch, fail) = tokio::join!(
-        send(&dispatching, act(ID, Dispatch, &dispatch_by("courier-a"))),
-        send(&failing, act(ID, Fail, &fail_by("courier-b", "damaged"))),
-    );
-    dispatch.assert_accepted("dispatched", 2);
-    fail.assert_accepted("failed", 3);
-    assert_eq!(
-        second.appends(),
-        2,
-        "lost once, then decided again and stored"
-    );
-    assert_eq!(
-        types(&h),
-        ["DeliveryScheduled", "DeliveryDispatched", "DeliveryFailed"]
-    );
 }
