@@ -56,5 +56,10 @@ set -a
 set +a
 export ORDERFLOW_API="$API" ORDERFLOW_STAGE="$STAGE" ORDERFLOW_EMULATOR="${ORDERFLOW_EMULATOR:-moto}"
 export ORDERFLOW_FUNCTION_LOG="$LAMBDA_LOG"
+# The Cognito emulator's signing key, for the hostile-caller tests' forged tokens.
+ORDERFLOW_COGNITO_SIGNING_KEY="$ORDERFLOW_ROOT/target/e2e-cognito-signing-key.pem"
+"$VENV/bin/python" "$ORDERFLOW_ROOT/scripts/cognito_signing_key.py" >"$ORDERFLOW_COGNITO_SIGNING_KEY" ||
+  die "could not read the Cognito emulator's signing key"
+export ORDERFLOW_COGNITO_SIGNING_KEY
 # The tests mostly wait on the stack; more threads than cores keeps the run short.
 "$E2E_BIN" --test-threads 6 "$@"

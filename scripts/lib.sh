@@ -98,6 +98,18 @@ stop_moto() {
 start_emulators() {
   start_dynamodb_local
   start_moto
+  export AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER="$AWS_ENDPOINT_URL"
+}
+
+# Cognito for the LocalStack run: LocalStack's community edition has no Cognito, so moto serves the
+# user pool beside it (AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER); AWS_ENDPOINT_URL stays
+# LocalStack's. Stopped with stop_emulators (stop_moto).
+start_cognito_beside_localstack() {
+  local localstack_endpoint="$AWS_ENDPOINT_URL"
+  start_moto
+  export AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER="$AWS_ENDPOINT_URL"
+  export AWS_ENDPOINT_URL="$localstack_endpoint" ORDERFLOW_EMULATOR=localstack
+  log "Cognito (moto) at $AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER beside LocalStack"
 }
 
 stop_emulators() {

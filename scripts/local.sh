@@ -110,7 +110,8 @@ start_functions() {
 # ORDERFLOW_FUNCTION_INSTANCES (default 1) how many instances of each function `cargo lambda
 # watch` runs at once, and so how many batches of one queue the bridge keeps in flight. The
 # emulators are started here (start_emulators), unless ORDERFLOW_EMULATOR=localstack says
-# LocalStack runs at AWS_ENDPOINT_URL (scripts/with-localstack.sh). Exports API (the HTTP API's base URL), BRIDGE_PID, BRIDGE_LOG, LAMBDA_PID, LAMBDA_LOG and
+# LocalStack runs at AWS_ENDPOINT_URL (scripts/with-localstack.sh; moto then serves only Cognito
+# beside it). Loads the sample catalogue. Exports ORDERFLOW_STAGE, API (the HTTP API's base URL), BRIDGE_PID, BRIDGE_LOG, LAMBDA_PID, LAMBDA_LOG and
 # the emulators' variables (start_emulators). Logs: target/bridge-STAGE.log,
 # target/lambda-watch-STAGE.log, target/moto-PORT.log, target/dynamodb-local-PID.log. stop_stack stops everything it started, by PID.
 start_stack() {
@@ -124,13 +125,19 @@ start_stack() {
     # scripts/with-localstack.sh started LocalStack and set AWS_ENDPOINT_URL (run.sh --localstack).
     [ -n "${AWS_ENDPOINT_URL:-}" ] || die "ORDERFLOW_EMULATOR=localstack but AWS_ENDPOINT_URL is not set: use scripts/run.sh --localstack"
     log "AWS APIs: LocalStack at $AWS_ENDPOINT_URL"
+    start_cognito_beside_localstack
   else
     start_emulators
   fi
+  export ORDERFLOW_STAGE="$stage"
 
   log "creating the resources of template.yaml (stage $stage)"
   "$(stack_bin_dir)/orderflow-bridge" setup --template "$ORDERFLOW_ROOT/template.yaml" \
     --stage "$stage" --env-file "$env_file" >&2 || die "orderflow-bridge setup failed"
+  log "loading the sample catalogue (catalogue/sample.json)"
+  (set -a && . "$env_file" && set +a &&
+    "$(stack_bin_dir)/orderflow" catalogue load "$ORDERFLOW_ROOT/catalogue/sample.json") >&2 ||
+    die "loading the sample catalogue failed"
 
   functions_port="$(free_port)"
   start_functions "$functions_port" "$env_file" "$@"

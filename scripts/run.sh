@@ -65,7 +65,8 @@ if ! (set -a && . "$ENV_FILE" && set +a && RUST_LIB_BACKTRACE=0 "$(stack_bin_dir
 fi
 
 if ! $once; then
-  log "the API is at $API   (try: curl $API/orders/<order id>)"
+  log "the API is at $API; every route needs a user's access token, e.g. in another shell:"
+  log "  TOKEN=\$(scripts/token.sh alice) && curl -H \"Authorization: Bearer \$TOKEN\" $API/customers/me/orders"
   log "AWS APIs (${ORDERFLOW_EMULATOR:-moto}) at $AWS_ENDPOINT_URL${AWS_ENDPOINT_URL_DYNAMODB:+, DynamoDB at $AWS_ENDPOINT_URL_DYNAMODB}; function logs in $LAMBDA_LOG, bridge logs in $BRIDGE_LOG"
   log "press Ctrl-C to stop everything"
   wait "$BRIDGE_PID"

@@ -10,6 +10,8 @@
 //! table) followed by orders that must still complete. Each test has a customer of its own, so
 //! tests run side by side on one stack.
 
+mod hostile;
+
 use http::{Method, StatusCode};
 use integration_tests::stack::{Inbox, STEP_TIMEOUT, Stack};
 use integration_tests::unique_name;
@@ -82,10 +84,12 @@ async fn act(stack: &Stack, order_id: &str, action: &str, body: &Value) {
 #[tokio::test]
 async fn bad_requests_get_a_problem_naming_the_field_through_the_gateway() {
     let stack = Stack::from_env().await;
-    let mut body = integration_tests::stack::order_body("cust-bad");
+    let mut body = integration_tests::stack::order_body();
     body["items"] = json!([]);
+    let customer = stack.customer(&unique_name("cust-bad")).await;
     let reply = stack
-        .call(
+        .call_as(
+            &customer,
             Method::POST,
             "/orders",
             Some(&body),
@@ -107,19 +111,10 @@ async fn bad_requests_get_a_problem_naming_the_field_through_the_gateway() {
     );
 
     let reply = stack
-        .call(
-            Method::POST,
-            "/deliveries/d-nope/dispatch",
-            Some(&json!({})),
-            &[],
-        )
+        .courier("nope", "delay", &json!({"reason": "traffic"}))
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
-    assert!(
-        reply.body.to_string().contains("courier_id"),
-        "{}",
-        reply.body
-    );
+    assert_eq!(reply.body["field"], "new_eta", "{}", reply.body);
 
     let reply = stack.call(Method::GET, "/nowhere", None, &[]).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
@@ -198,7 +193,7 @@ async fn happy_path_placed_scheduled_dispatched_completed_across_processes() {
         .expect(
             StatusCode::OK,
             Method::GET,
-            &format!("/customers/{customer}/orders"),
+            &format!("/customers/{}/orders", stack.customer(&customer).await.subject),
             None,
         )
         .await;
@@ -348,15 +343,20 @@ async fn a_failed_delivery_cancels_the_order_and_the_customer_hears_of_it() {
 #[tokio::test]
 async fn a_cancel_before_dispatch_cancels_the_delivery() {
     let stack = Stack::from_env().await;
-    let ScheduledOrder { order_id, .. } = a_scheduled_order(&stack, "cancel").await;
-    stack
-        .expect(
-            StatusCode::OK,
+    let ScheduledOrder {
+        order_id, customer, ..
+    } = a_scheduled_order(&stack, "cancel").await;
+    let customer = stack.customer(&customer).await;
+    let cancelled = stack
+        .call_as(
+            &customer,
             Method::POST,
             &format!("/orders/{order_id}/cancel"),
             None,
+            &[],
         )
         .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
     stack
         .wait_for_events(
             "delivery",
@@ -389,10 +389,15 @@ async fn a_cancel_racing_the_dispatch_is_resolved_explicitly_with_an_alert() {
     let mut race = None;
     for attempt in 1..=3 {
         let ScheduledOrder {
-            order_id, inbox, ..
+            order_id,
+            inbox,
+            customer,
+            ..
         } = a_scheduled_order(&stack, "race").await;
+        let customer = stack.customer(&customer).await;
         let cancelled = stack
-            .call(
+            .call_as(
+                &customer,
                 Method::POST,
                 &format!("/orders/{order_id}/cancel"),
                 None,
@@ -500,14 +505,17 @@ async fn a_completed_order(stack: &Stack, test: &str) -> String {
 #[tokio::test]
 async fn racing_commands_on_one_order_leave_the_saga_running_for_the_orders_after_them() {
     let stack = Stack::from_env().await;
-    let ScheduledOrder { order_id, .. } = a_scheduled_order(&stack, "racing").await;
+    let ScheduledOrder {
+        order_id, customer, ..
+    } = a_scheduled_order(&stack, "racing").await;
+    let customer = stack.customer(&customer).await;
     // Three dispatches and three cancels of one order at once: the commands on each aggregate
     // race for the same next version, and every loser's append is a cancelled TransactWriteItems
     // on the events table — which must not stop the table's stream for anybody.
     let cancel_path = format!("/orders/{order_id}/cancel");
     let body = courier();
     let dispatch = || stack.courier(&order_id, "dispatch", &body);
-    let cancel = || stack.call(Method::POST, &cancel_path, None, &[]);
+    let cancel = || stack.call_as(&customer, Method::POST, &cancel_path, None, &[]);
     let (d1, d2, d3, c1, c2, c3) = tokio::join!(
         dispatch(),
         dispatch(),

@@ -16,6 +16,7 @@
 pub mod saga;
 pub mod stack;
 pub mod streams;
+pub mod tokens;
 #[cfg(test)]
 mod template;
 

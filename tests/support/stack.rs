@@ -10,8 +10,13 @@
 //! `ORDERFLOW_FUNCTION_LOG` (the functions' log file) and the
 //! functions' env file (`AWS_ENDPOINT_URL`, `EVENTS_TABLE`, `TOPIC_ARN` …). Missing, the suite
 //! fails saying how to run it; it never skips.
+//!
+//! Every request is made as a user of the stage's user pool, signed in for real (the bridge checks
+//! the access token as API Gateway's JWT authorizer does): a test names its customers and couriers,
+//! and [`Stack::user`] creates them in their group on first use. Reads of order views go as a
+//! `support` user, who may read every order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -24,7 +29,11 @@ use shared::ids::StreamId;
 use shared::ports::EventStore;
 use tools::bridge::resources::Resources;
 use tools::bridge::template::{Environment, Resolver, Template};
+use shared::identity::Group;
+use tools::demo_api::SignedIn;
 use tools::http_client::{HttpClient, json_request};
+use tools::identity::Identity;
+use tokio::sync::Mutex;
 
 use crate::{DisplayError, Emulator, emulator, unique_name};
 
@@ -60,7 +69,14 @@ pub struct Stack {
     /// Where the functions' logs go (`cargo lambda watch`'s output).
     pub function_log: PathBuf,
     http: HttpClient,
+    identity: Identity,
+    users: Mutex<HashMap<String, SignedIn>>,
 }
+
+/// The courier the tests act as unless they name one.
+pub const COURIER: &str = "e2e-courier";
+/// The support user that reads order views.
+pub const SUPPORT: &str = "e2e-support";
 
 /// Reads a variable `scripts/e2e.sh` sets, or panics saying how to run the suite.
 fn required(name: &str) -> String {
@@ -96,6 +112,9 @@ impl Stack {
         );
         let resources = Resources::from_template(&resolver)
             .unwrap_or_else(|e| panic!("reading the resources of template.yaml: {e}"));
+        let identity = Identity::discover(&emulator.config, &stage)
+            .await
+            .unwrap_or_else(|e| panic!("the user pool of stage {stage}: {e:#}"));
         let stack = Self {
             api,
             emulator,
@@ -104,18 +123,65 @@ impl Stack {
             topic_arn,
             function_log,
             http: HttpClient::new(),
+            identity,
+            users: Mutex::default(),
         };
         let health = stack
             .call(Method::GET, "/orders/e2e-probe", None, &[])
             .await;
         assert!(
-            health.status == StatusCode::NOT_FOUND,
-            "the stack at {} does not answer as orderflow's API (GET /orders/e2e-probe: {} {})",
+            health.status == StatusCode::UNAUTHORIZED,
+            "the stack at {} does not answer as orderflow's API behind its JWT authorizer \
+             (GET /orders/e2e-probe without a token: {} {})",
             stack.api,
             health.status,
             health.body
         );
         stack
+    }
+
+    /// The user `name`, in `group` (created there on first use), signed in.
+    pub async fn user(&self, name: &str, group: Group) -> SignedIn {
+        let mut users = self.users.lock().await;
+        if let Some(user) = users.get(name) {
+            return user.clone();
+        }
+        let subject = self
+            .identity
+            .ensure_user(name, group.name())
+            .await
+            .unwrap_or_else(|e| panic!("creating user {name} in {group}: {e:#}"));
+        let tokens = self
+            .identity
+            .sign_in(name)
+            .await
+            .unwrap_or_else(|e| panic!("signing {name} in: {e:#}"));
+        let user = SignedIn {
+            subject,
+            access_token: tokens.access_token,
+        };
+        users.insert(name.to_owned(), user.clone());
+        user
+    }
+
+    /// The customer `name` (created in `customers` on first use), signed in.
+    pub async fn customer(&self, name: &str) -> SignedIn {
+        self.user(name, Group::Customers).await
+    }
+
+    /// Sends a request as `user`.
+    pub async fn call_as(
+        &self,
+        user: &SignedIn,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let bearer = user.bearer();
+        let mut all = vec![("authorization", bearer.as_str())];
+        all.extend_from_slice(headers);
+        self.call(method, path, body, &all).await
     }
 
     /// Sends a request to the API; panics if no answer comes.
@@ -146,7 +212,7 @@ impl Stack {
         }
     }
 
-    /// A request that must answer `expected`; returns the body.
+    /// A request as support that must answer `expected`; returns the body.
     pub async fn expect(
         &self,
         expected: StatusCode,
@@ -154,7 +220,8 @@ impl Stack {
         path: &str,
         body: Option<&Value>,
     ) -> Value {
-        let reply = self.call(method.clone(), path, body, &[]).await;
+        let support = self.user(SUPPORT, Group::Support).await;
+        let reply = self.call_as(&support, method.clone(), path, body, &[]).await;
         assert_eq!(
             reply.status, expected,
             "{method} {path} answered {}: {}",
@@ -163,13 +230,15 @@ impl Stack {
         reply.body
     }
 
-    /// Places an order for `customer` (two lines) with `POST /orders`, under the correlation id
-    /// given; returns the order id.
+    /// Places an order as the customer named `customer` (two lines) with `POST /orders`, under the
+    /// correlation id given; returns the order id.
     pub async fn place_order(&self, customer: &str, correlation_id: &str) -> String {
-        let body = order_body(customer);
+        let body = order_body();
         let key = unique_name("e2e-key");
+        let customer = self.customer(customer).await;
         let reply = self
-            .call(
+            .call_as(
+                &customer,
                 Method::POST,
                 "/orders",
                 Some(&body),
@@ -191,10 +260,20 @@ impl Stack {
             .to_owned()
     }
 
-    /// A courier's action on the order's delivery (`dispatch`, `delay`, `complete`, `fail`).
+    /// A courier's action on the order's delivery (`dispatch`, `delay`, `complete`, `fail`), as
+    /// the courier the body's `courier_id` names (a user of that name; [`COURIER`] when it names
+    /// none). The name is taken out of the body: the courier is the caller.
     pub async fn courier(&self, order_id: &str, action: &str, body: &Value) -> Reply {
         let path = format!("/deliveries/d-{order_id}/{action}");
-        self.call(Method::POST, &path, Some(body), &[]).await
+        let mut body = body.clone();
+        let name = body
+            .as_object_mut()
+            .and_then(|b| b.remove("courier_id"))
+            .and_then(|n| n.as_str().map(str::to_owned))
+            .unwrap_or_else(|| COURIER.to_owned());
+        let courier = self.user(&name, Group::Couriers).await;
+        self.call_as(&courier, Method::POST, &path, Some(&body), &[])
+            .await
     }
 
     /// Polls `GET /orders/{id}` until `done` holds for the view; panics with what it shows after
@@ -206,9 +285,10 @@ impl Stack {
         done: impl Fn(&Value) -> bool,
     ) -> Value {
         let started = Instant::now();
+        let support = self.user(SUPPORT, Group::Support).await;
         loop {
             let reply = self
-                .call(Method::GET, &format!("/orders/{order_id}"), None, &[])
+                .call_as(&support, Method::GET, &format!("/orders/{order_id}"), None, &[])
                 .await;
             if reply.status == StatusCode::OK && done(&reply.body) {
                 return reply.body;
@@ -385,9 +465,10 @@ impl Stack {
             .unwrap_or_else(|e| panic!("sending to {url}: {}", DisplayError(&e)));
     }
 
-    /// A queue of this test's own, subscribed to the customer-notifications topic for `customer`
-    /// only (a filter policy on the `customer_id` message attribute).
+    /// A queue of this test's own, subscribed to the customer-notifications topic for the customer
+    /// named `customer` only (a filter policy on the `customer_id` message attribute: the user's id).
     pub async fn inbox(&self, customer: &str) -> Inbox {
+        let customer = self.customer(customer).await.subject;
         let sqs = self.emulator.sqs();
         let name = unique_name("e2e-inbox");
         let url = sqs
@@ -408,7 +489,7 @@ impl Stack {
             .attributes("RawMessageDelivery", "false")
             .attributes(
                 "FilterPolicy",
-                json!({ "customer_id": [customer] }).to_string(),
+                json!({ "customer_id": [customer.as_str()] }).to_string(),
             )
             .send()
             .await
@@ -469,14 +550,13 @@ pub struct Inbox {
     pub url: String,
 }
 
-/// A `POST /orders` body: two lines for `customer`.
-pub fn order_body(customer: &str) -> Value {
+/// A `POST /orders` body: two lines of the sample catalogue, at the prices the client showed.
+pub fn order_body() -> Value {
     json!({
-        "customer_id": customer,
         "currency": "EUR",
         "items": [
             {"sku": "TEA-GREEN-100G", "quantity": 2, "unit_price": 1299},
-            {"sku": "MUG-STONE", "quantity": 1, "unit_price": 1899},
+            {"sku": "MUG-STONE", "quantity": 1},
         ],
         "delivery_address": {
             "recipient": "E2E Customer",
