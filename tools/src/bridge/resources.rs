@@ -486,18 +486,29 @@ mod tests {
     }
 
     #[test]
-    fn the_three_tables_have_their_keys_indexes_stream_and_ttl() {
+    fn the_four_tables_have_their_keys_indexes_stream_and_ttl() {
         let resources = resources();
         let names: Vec<&str> = resources.tables.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
             names,
             [
+                "orderflow-local-catalogue",
                 "orderflow-local-events",
                 "orderflow-local-idempotency",
                 "orderflow-local-views"
             ]
         );
-        let events = &resources.tables[0];
+        let table = |name: &str| {
+            resources
+                .tables
+                .iter()
+                .find(|t| t.name == format!("orderflow-local-{name}"))
+                .unwrap()
+        };
+        let catalogue = table("catalogue");
+        assert_eq!(catalogue.keys, [("sku".into(), "HASH".into())]);
+        assert_eq!(catalogue.stream_view_type, None);
+        let events = table("events");
         assert_eq!(
             events.keys,
             [
@@ -507,9 +518,9 @@ mod tests {
         );
         assert_eq!(events.stream_view_type.as_deref(), Some("NEW_IMAGE"));
         assert_eq!(events.billing_mode, "PAY_PER_REQUEST");
-        let idempotency = &resources.tables[1];
+        let idempotency = table("idempotency");
         assert_eq!(idempotency.ttl_attribute.as_deref(), Some("expires_at"));
-        let views = &resources.tables[2];
+        let views = table("views");
         let indexes: Vec<&str> = views
             .global_indexes
             .iter()
