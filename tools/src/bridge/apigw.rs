@@ -287,6 +287,7 @@ mod tests {
                 name: "orderflow-local-order-api".into(),
                 timeout: Duration::from_secs(10),
             },
+            auth: None,
         }])
     }
 

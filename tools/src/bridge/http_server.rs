@@ -219,6 +219,7 @@ mod tests {
                 name: binary.into(),
                 timeout: Duration::from_secs(1),
             },
+            auth: None,
         }
     }
 
