@@ -1,7 +1,8 @@
 //! # The local bridge
 //!
 //! `orderflow-bridge` plays, on one machine without Docker, the parts of AWS that moto does not:
-//! API Gateway routes, Lambda's SQS and DynamoDB-stream event source mappings, and schedules.
+//! API Gateway routes (with their JWT authorizer), Lambda's SQS and DynamoDB-stream event source
+//! mappings, and schedules.
 //! Functions run under `cargo lambda watch` and are reached through its Lambda Invoke API.
 //! Everything it knows comes from `template.yaml`: there is no second list of resources.
 //!
