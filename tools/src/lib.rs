@@ -11,6 +11,7 @@
 //! | [`replay`] | rebuild the order read model from the events table; republish stored events of a time range |
 //! | [`bridge`] | `orderflow-bridge`: runs the whole system locally from `template.yaml` (see its layout) |
 //! | [`http_client`] | a small HTTP/1 client with deadlines (the bridge's invokes, the API demo, the load run) |
+//! | [`identity`] | the stage's Cognito user pool and app client: users in groups, sign-ins for tokens |
 //!
 //! Every tool is safe to run twice: projection skips what a view holds already, and every consumer
 //! of a republished event is idempotent.
@@ -20,5 +21,6 @@ pub mod bridge;
 pub mod demo;
 pub mod demo_api;
 pub mod http_client;
+pub mod identity;
 pub mod load;
 pub mod replay;

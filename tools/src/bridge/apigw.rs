@@ -42,6 +42,9 @@ pub struct RequestMeta {
     pub received_at: DateTime<Utc>,
     /// The account id.
     pub account_id: String,
+    /// What the route's authorizer established, as `requestContext.authorizer`
+    /// (`{"jwt": {"claims": …, "scopes": …}}`); `None` for a route without one.
+    pub authorizer: Option<Value>,
 }
 
 /// The response to send.
@@ -155,6 +158,9 @@ pub fn v2_payload(
         },
         "isBase64Encoded": false,
     });
+    if let Some(authorizer) = &meta.authorizer {
+        event["requestContext"]["authorizer"] = authorizer.clone();
+    }
     if !cookies.is_empty() {
         event["cookies"] = json!(cookies);
     }
@@ -287,6 +293,7 @@ mod tests {
                 name: "orderflow-local-order-api".into(),
                 timeout: Duration::from_secs(10),
             },
+            auth: None,
         }])
     }
 
@@ -295,6 +302,7 @@ mod tests {
             request_id: "req-1".into(),
             received_at: DateTime::<Utc>::from_timestamp(1_795_860_942, 0).unwrap(),
             account_id: "123456789012".into(),
+            authorizer: None,
         }
     }
 
@@ -343,6 +351,38 @@ mod tests {
         let typed: ApiGatewayV2httpRequest = serde_json::from_value(event).unwrap();
         assert_eq!(typed.raw_path.as_deref(), Some("/orders/o-1"));
         assert_eq!(typed.path_parameters["id"], "o-1");
+    }
+
+    #[test]
+    fn the_authorizers_findings_are_the_request_contexts_authorizer() {
+        let table = table();
+        let matched = table.find("GET", "/orders/o-1").unwrap();
+        let headers = HeaderMap::new();
+        let request = IncomingRequest {
+            method: "GET",
+            raw_path: "/orders/o-1",
+            raw_query: "",
+            headers: &headers,
+            body: b"",
+            source_ip: "127.0.0.1",
+        };
+        let mut meta = meta();
+        meta.authorizer = Some(json!({"jwt": {
+            "claims": {"sub": "u-1", "cognito:groups": "[customers]"},
+            "scopes": ["aws.cognito.signin.user.admin"],
+        }}));
+        let event = v2_payload(&request, &matched, &meta);
+        let typed: ApiGatewayV2httpRequest = serde_json::from_value(event).unwrap();
+        let jwt = typed.request_context.authorizer.unwrap().jwt.unwrap();
+        assert_eq!(jwt.claims["sub"], "u-1");
+        assert_eq!(jwt.claims["cognito:groups"], "[customers]");
+        assert_eq!(
+            jwt.scopes,
+            Some(vec!["aws.cognito.signin.user.admin".into()])
+        );
+        meta.authorizer = None;
+        let event = v2_payload(&request, &matched, &meta);
+        assert!(event["requestContext"].get("authorizer").is_none());
     }
 
     #[test]

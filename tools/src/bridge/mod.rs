@@ -1,7 +1,8 @@
 //! # The local bridge
 //!
 //! `orderflow-bridge` plays, on one machine without Docker, the parts of AWS that moto does not:
-//! API Gateway routes, Lambda's SQS and DynamoDB-stream event source mappings, and schedules.
+//! API Gateway routes (with their JWT authorizer), Lambda's SQS and DynamoDB-stream event source
+//! mappings, and schedules.
 //! Functions run under `cargo lambda watch` and are reached through its Lambda Invoke API.
 //! Everything it knows comes from `template.yaml`: there is no second list of resources.
 //!
@@ -16,6 +17,7 @@
 //! | [`stack`] | what `run` plays: functions, routes, SQS/stream mappings, schedules (pure) |
 //! | [`routes`] | the route table and API Gateway's path matching (pure) |
 //! | [`apigw`] | the payload-2.0 event and the response translation (pure) |
+//! | [`authorizer`] | the HTTP API's JWT authorizer: API Gateway's token rules (pure), the pool's keys |
 //! | [`schedule`] | `rate(...)` expressions (pure) |
 //! | [`batch_response`] | Lambda's rules for partial batch responses (pure) |
 //! | [`stream_retry`] | the stream mapping's retry, bisect and give-up rules as a state machine (pure) |
@@ -27,6 +29,7 @@
 //! | [`run`] | starting and stopping all of it |
 
 pub mod apigw;
+pub mod authorizer;
 pub mod batch_response;
 pub mod cli;
 pub mod http_server;

@@ -1,7 +1,8 @@
 //! What `orderflow-bridge setup` creates on the emulator, read from the template as plain data
 //! (names, keys and ARNs resolved): DynamoDB tables, event buses, SQS queues (attributes and
-//! redrive policy), EventBridge rules with their SQS/SNS targets, SNS topics — and the environment
-//! the functions get (the union of every function's `Environment.Variables`).
+//! redrive policy), EventBridge rules with their SQS/SNS targets, SNS topics, Cognito user pools
+//! with their groups and app clients — and the environment the functions get (the union of every
+//! function's `Environment.Variables`).
 //!
 //! Left out on purpose, because moto ignores or cannot serve them: queue policies, encryption
 //! settings (`SqsManagedSseEnabled`, `KmsMasterKeyId`, `SSESpecification`), point-in-time
@@ -109,6 +110,78 @@ pub struct RuleSpec {
     pub targets: Vec<TargetSpec>,
 }
 
+/// A user pool's password policy (`Policies.PasswordPolicy`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PasswordPolicySpec {
+    /// `MinimumLength`.
+    pub minimum_length: Option<i32>,
+    /// `RequireLowercase`.
+    pub require_lowercase: Option<bool>,
+    /// `RequireUppercase`.
+    pub require_uppercase: Option<bool>,
+    /// `RequireNumbers`.
+    pub require_numbers: Option<bool>,
+    /// `RequireSymbols`.
+    pub require_symbols: Option<bool>,
+    /// `TemporaryPasswordValidityDays`.
+    pub temporary_password_validity_days: Option<i32>,
+}
+
+/// A user pool group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSpec {
+    /// Its logical id.
+    pub logical_id: String,
+    /// `GroupName`.
+    pub name: String,
+    /// `Description`.
+    pub description: Option<String>,
+    /// `Precedence`.
+    pub precedence: Option<i32>,
+}
+
+/// A user pool app client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppClientSpec {
+    /// Its logical id.
+    pub logical_id: String,
+    /// `ClientName`.
+    pub name: String,
+    /// `GenerateSecret`.
+    pub generate_secret: bool,
+    /// `ExplicitAuthFlows` (`ALLOW_ADMIN_USER_PASSWORD_AUTH` …).
+    pub explicit_auth_flows: Vec<String>,
+    /// `PreventUserExistenceErrors`.
+    pub prevent_user_existence_errors: Option<String>,
+    /// `AccessTokenValidity`, in `TokenValidityUnits.AccessToken`.
+    pub access_token_validity: Option<i32>,
+    /// `IdTokenValidity`, in `TokenValidityUnits.IdToken`.
+    pub id_token_validity: Option<i32>,
+    /// `RefreshTokenValidity`, in `TokenValidityUnits.RefreshToken`.
+    pub refresh_token_validity: Option<i32>,
+    /// `TokenValidityUnits`: access, id and refresh token units (`minutes`, `hours`, `days`).
+    pub token_validity_units: [Option<String>; 3],
+}
+
+/// A Cognito user pool, with the groups and app clients that name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPoolSpec {
+    /// Its logical id.
+    pub logical_id: String,
+    /// `UserPoolName`.
+    pub name: String,
+    /// `Policies.PasswordPolicy`.
+    pub password_policy: PasswordPolicySpec,
+    /// `AdminCreateUserConfig.AllowAdminCreateUserOnly`.
+    pub admin_create_user_only: Option<bool>,
+    /// `UsernameConfiguration.CaseSensitive`.
+    pub username_case_sensitive: Option<bool>,
+    /// Its groups.
+    pub groups: Vec<GroupSpec>,
+    /// Its app clients.
+    pub clients: Vec<AppClientSpec>,
+}
+
 /// Everything setup creates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resources {
@@ -122,6 +195,8 @@ pub struct Resources {
     pub topics: Vec<NamedSpec>,
     /// Rules.
     pub rules: Vec<RuleSpec>,
+    /// Cognito user pools.
+    pub user_pools: Vec<UserPoolSpec>,
     /// The functions' environment (union of every function's variables).
     pub environment: BTreeMap<String, String>,
     /// What was left out, in words.
@@ -337,6 +412,134 @@ fn rule(
     })
 }
 
+fn optional_bool(
+    resolver: &Resolver<'_>,
+    value: Option<&Value>,
+) -> Result<Option<bool>, TemplateError> {
+    Ok(match value {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(other) => Some(resolver.string(other)?.eq_ignore_ascii_case("true")),
+    })
+}
+
+fn optional_number(
+    resolver: &Resolver<'_>,
+    owner: &str,
+    value: Option<&Value>,
+) -> Result<Option<i32>, TemplateError> {
+    value
+        .map(|v| {
+            let text = resolver.string(v)?;
+            text.trim()
+                .parse()
+                .map_err(|_| TemplateError::invalid(owner, format!("{text:?} is not a number")))
+        })
+        .transpose()
+}
+
+/// The user pool a group's or client's `UserPoolId: !Ref Pool` names (its logical id).
+fn pool_of(resolver: &Resolver<'_>, id: &str) -> Result<String, TemplateError> {
+    resolver
+        .template()
+        .properties(id)
+        .get("UserPoolId")
+        .and_then(Resolver::target)
+        .map(|(pool, _)| pool)
+        .filter(|pool| resolver.template().type_of(pool) == Some("AWS::Cognito::UserPool"))
+        .ok_or_else(|| TemplateError::invalid(id, "UserPoolId is not a !Ref of a user pool"))
+}
+
+fn user_pool(resolver: &Resolver<'_>, id: &str) -> Result<UserPoolSpec, TemplateError> {
+    let template = resolver.template();
+    let p = template.properties(id);
+    let policy = p.get("Policies").and_then(|p| p.get("PasswordPolicy"));
+    let field = |name: &str| policy.and_then(|p| p.get(name));
+    let password_policy = PasswordPolicySpec {
+        minimum_length: optional_number(resolver, id, field("MinimumLength"))?,
+        require_lowercase: optional_bool(resolver, field("RequireLowercase"))?,
+        require_uppercase: optional_bool(resolver, field("RequireUppercase"))?,
+        require_numbers: optional_bool(resolver, field("RequireNumbers"))?,
+        require_symbols: optional_bool(resolver, field("RequireSymbols"))?,
+        temporary_password_validity_days: optional_number(
+            resolver,
+            id,
+            field("TemporaryPasswordValidityDays"),
+        )?,
+    };
+    let mut groups = Vec::new();
+    for (group, _) in template.of_type("AWS::Cognito::UserPoolGroup") {
+        if pool_of(resolver, group)? != id {
+            continue;
+        }
+        let g = template.properties(group);
+        groups.push(GroupSpec {
+            logical_id: group.to_owned(),
+            name: resolver.name_of(group)?,
+            description: optional_text(resolver, g.get("Description"))?,
+            precedence: optional_number(resolver, group, g.get("Precedence"))?,
+        });
+    }
+    let mut clients = Vec::new();
+    for (client, _) in template.of_type("AWS::Cognito::UserPoolClient") {
+        if pool_of(resolver, client)? != id {
+            continue;
+        }
+        let c = template.properties(client);
+        let units = |token: &str| {
+            optional_text(
+                resolver,
+                c.get("TokenValidityUnits").and_then(|u| u.get(token)),
+            )
+        };
+        clients.push(AppClientSpec {
+            logical_id: client.to_owned(),
+            name: resolver.name_of(client)?,
+            generate_secret: optional_bool(resolver, c.get("GenerateSecret"))?.unwrap_or(false),
+            explicit_auth_flows: c
+                .get("ExplicitAuthFlows")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+                .map(|flow| resolver.string(flow))
+                .collect::<Result<_, _>>()?,
+            prevent_user_existence_errors: optional_text(
+                resolver,
+                c.get("PreventUserExistenceErrors"),
+            )?,
+            access_token_validity: optional_number(resolver, client, c.get("AccessTokenValidity"))?,
+            id_token_validity: optional_number(resolver, client, c.get("IdTokenValidity"))?,
+            refresh_token_validity: optional_number(
+                resolver,
+                client,
+                c.get("RefreshTokenValidity"),
+            )?,
+            token_validity_units: [
+                units("AccessToken")?,
+                units("IdToken")?,
+                units("RefreshToken")?,
+            ],
+        });
+    }
+    Ok(UserPoolSpec {
+        logical_id: id.to_owned(),
+        name: resolver.name_of(id)?,
+        password_policy,
+        admin_create_user_only: optional_bool(
+            resolver,
+            p.get("AdminCreateUserConfig")
+                .and_then(|c| c.get("AllowAdminCreateUserOnly")),
+        )?,
+        username_case_sensitive: optional_bool(
+            resolver,
+            p.get("UsernameConfiguration")
+                .and_then(|c| c.get("CaseSensitive")),
+        )?,
+        groups,
+        clients,
+    })
+}
+
 /// The functions' environment: every function's `Environment.Variables` (and the global ones),
 /// resolved; two functions giving one variable different values is an error.
 fn environment(resolver: &Resolver<'_>) -> Result<BTreeMap<String, String>, TemplateError> {
@@ -417,6 +620,9 @@ impl Resources {
         for (id, _) in template.of_type("AWS::Events::Rule") {
             resources.rules.push(rule(resolver, id, &mut skipped)?);
         }
+        for (id, _) in template.of_type("AWS::Cognito::UserPool") {
+            resources.user_pools.push(user_pool(resolver, id)?);
+        }
         for kind in ["AWS::SQS::QueuePolicy", "AWS::CloudWatch::Alarm"] {
             let count = template.of_type(kind).count();
             if count > 0 {
@@ -433,11 +639,16 @@ impl Resources {
     }
 }
 
+/// The SDKs' variable for the Cognito user pools endpoint (`cognito-idp`), when it is not
+/// `AWS_ENDPOINT_URL`'s.
+pub const COGNITO_ENDPOINT_VARIABLE: &str = "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER";
+
 /// The SDKs' per-service endpoint variables the local stack may set beside `AWS_ENDPOINT_URL`
 /// (`scripts/lib.sh`: DynamoDB Local serves DynamoDB and its streams, moto the rest).
-pub const SERVICE_ENDPOINT_VARIABLES: [&str; 2] = [
+pub const SERVICE_ENDPOINT_VARIABLES: [&str; 3] = [
     "AWS_ENDPOINT_URL_DYNAMODB",
     "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
+    COGNITO_ENDPOINT_VARIABLE,
 ];
 
 /// The per-service endpoints set in this process's environment ([`SERVICE_ENDPOINT_VARIABLES`]).
@@ -449,6 +660,17 @@ pub fn service_endpoints_from_env() -> BTreeMap<String, String> {
             Some(((*name).to_owned(), value))
         })
         .collect()
+}
+
+/// Where the user pools are served: the Cognito endpoint among `service_endpoints`, else the
+/// emulator's `endpoint` (aws-config chooses the same way for the SDK's Cognito client). A pool's
+/// keys are at `{this}/{pool id}/.well-known/jwks.json`.
+pub fn cognito_endpoint(service_endpoints: &BTreeMap<String, String>, endpoint: &str) -> String {
+    service_endpoints
+        .get(COGNITO_ENDPOINT_VARIABLE)
+        .map_or(endpoint, String::as_str)
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 /// The env file `cargo lambda watch --env-file` reads: the functions' environment plus the
@@ -486,18 +708,29 @@ mod tests {
     }
 
     #[test]
-    fn the_three_tables_have_their_keys_indexes_stream_and_ttl() {
+    fn the_four_tables_have_their_keys_indexes_stream_and_ttl() {
         let resources = resources();
         let names: Vec<&str> = resources.tables.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
             names,
             [
+                "orderflow-local-catalogue",
                 "orderflow-local-events",
                 "orderflow-local-idempotency",
                 "orderflow-local-views"
             ]
         );
-        let events = &resources.tables[0];
+        let table = |name: &str| {
+            resources
+                .tables
+                .iter()
+                .find(|t| t.name == format!("orderflow-local-{name}"))
+                .unwrap()
+        };
+        let catalogue = table("catalogue");
+        assert_eq!(catalogue.keys, [("sku".into(), "HASH".into())]);
+        assert_eq!(catalogue.stream_view_type, None);
+        let events = table("events");
         assert_eq!(
             events.keys,
             [
@@ -507,9 +740,9 @@ mod tests {
         );
         assert_eq!(events.stream_view_type.as_deref(), Some("NEW_IMAGE"));
         assert_eq!(events.billing_mode, "PAY_PER_REQUEST");
-        let idempotency = &resources.tables[1];
+        let idempotency = table("idempotency");
         assert_eq!(idempotency.ttl_attribute.as_deref(), Some("expires_at"));
-        let views = &resources.tables[2];
+        let views = table("views");
         let indexes: Vec<&str> = views
             .global_indexes
             .iter()
@@ -603,6 +836,66 @@ mod tests {
         assert!(file.contains("AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000\n"));
         assert!(file.contains("EVENTS_TABLE=orderflow-local-events\n"));
         assert!(file.lines().all(|l| l.split_once('=').is_some()));
+    }
+
+    #[test]
+    fn the_user_pool_has_its_policy_groups_and_app_client() {
+        let resources = resources();
+        let [pool] = resources.user_pools.as_slice() else {
+            panic!("one user pool: {:?}", resources.user_pools);
+        };
+        assert_eq!(pool.logical_id, "UserPool");
+        assert_eq!(pool.name, "orderflow-local-users");
+        assert_eq!(
+            pool.password_policy,
+            PasswordPolicySpec {
+                minimum_length: Some(12),
+                require_lowercase: Some(true),
+                require_uppercase: Some(true),
+                require_numbers: Some(true),
+                require_symbols: Some(false),
+                temporary_password_validity_days: None,
+            }
+        );
+        assert_eq!(pool.admin_create_user_only, Some(true));
+        assert_eq!(pool.username_case_sensitive, Some(false));
+        let groups: Vec<&str> = pool.groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(groups, ["couriers", "customers", "support"]);
+        let [client] = pool.clients.as_slice() else {
+            panic!("one app client: {:?}", pool.clients);
+        };
+        assert_eq!(client.name, "orderflow-local-api");
+        assert!(!client.generate_secret);
+        assert!(
+            client
+                .explicit_auth_flows
+                .contains(&"ALLOW_ADMIN_USER_PASSWORD_AUTH".to_owned())
+        );
+        assert_eq!(client.access_token_validity, Some(60));
+        assert_eq!(client.refresh_token_validity, Some(30));
+        assert_eq!(
+            client.token_validity_units,
+            [
+                Some("minutes".to_owned()),
+                Some("minutes".to_owned()),
+                Some("days".to_owned())
+            ]
+        );
+        assert_eq!(
+            client.prevent_user_existence_errors.as_deref(),
+            Some("ENABLED")
+        );
+    }
+
+    #[test]
+    fn the_cognito_endpoint_is_its_own_variable_or_the_emulators() {
+        let moto = "http://127.0.0.1:5000";
+        assert_eq!(cognito_endpoint(&BTreeMap::new(), moto), moto);
+        let own = BTreeMap::from([(
+            COGNITO_ENDPOINT_VARIABLE.to_owned(),
+            "http://127.0.0.1:7000/".to_owned(),
+        )]);
+        assert_eq!(cognito_endpoint(&own, moto), "http://127.0.0.1:7000");
     }
 
     #[test]

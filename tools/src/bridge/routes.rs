@@ -6,7 +6,19 @@ use std::collections::BTreeMap;
 
 use super::stack::FunctionSpec;
 
-/// One route: method, path template and the function behind it.
+/// What a route requires of its caller: a token its JWT authorizer accepts, with one of the
+/// scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteAuth {
+    /// The API's logical id.
+    pub api: String,
+    /// The authorizer's name in the API's `Auth.Authorizers`.
+    pub authorizer: String,
+    /// `AuthorizationScopes`: the token must hold at least one (empty: any valid token).
+    pub scopes: Vec<String>,
+}
+
+/// One route: method, path template, the function behind it and who may call it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRoute {
     /// The event's name in the template (`PlaceOrder`).
@@ -17,6 +29,8 @@ pub struct HttpRoute {
     pub path: String,
     /// The function to invoke.
     pub function: FunctionSpec,
+    /// The authorization it requires (`None`: anyone may call it).
+    pub auth: Option<RouteAuth>,
 }
 
 impl HttpRoute {
@@ -142,6 +156,7 @@ mod tests {
                 name: "fn".into(),
                 timeout: Duration::from_secs(3),
             },
+            auth: None,
         }
     }
 

@@ -1,8 +1,13 @@
-//! `orderflow-bridge run`: starts everything the stack plays — the HTTP API on 127.0.0.1, one
-//! poller per SQS mapping, one per stream mapping, one task per schedule — writes the API's URL
-//! to the ready file and stdout once all of it is up, and stops when `shutdown` fires (in-flight
-//! invokes finish and settle their messages first, within a bound).
+//! `orderflow-bridge run`: starts everything the stack plays — the HTTP API on 127.0.0.1 with its
+//! JWT authorizers, one poller per SQS mapping, one per stream mapping, one task per schedule —
+//! writes the API's URL to the ready file and stdout once all of it is up, and stops when
+//! `shutdown` fires (in-flight invokes finish and settle their messages first, within a bound).
+//!
+//! The authorizers' issuer and audience name the user pool and app client that setup created:
+//! `run` finds their ids on the emulator by the names the template gives them, fills them in and
+//! fetches the pool's keys before the API opens.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,14 +20,17 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::authorizer::{Authorizers, JwtAuthorizer, JwtConfig, jwks_url};
 use super::http_server::{ApiGateway, serve};
 use super::invoke::Invoker;
+use super::resources::{cognito_endpoint, service_endpoints_from_env};
 use super::scheduler::{PERIOD_OVERRIDE_VAR, ScheduleRunner, effective_period};
 use super::sqs_poller::{LONG_POLL, SqsPoller};
-use super::stack::Stack;
+use super::stack::{AssignedRef, Stack};
 use super::stream_poller::StreamPoller;
 use super::template::Environment;
 use super::warm_up::warm_up;
+use crate::identity::{find_app_client, find_user_pool};
 
 /// Extra time a function's first invoke may take (`cargo lambda watch` starts it then).
 const COLD_START_GRACE: Duration = Duration::from_secs(120);
@@ -101,6 +109,102 @@ async fn stream_arn(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<
         .with_context(|| format!("table {table} has no stream"))
 }
 
+/// The ids the emulator gave the resources `needed` names (user pools, app clients), found by the
+/// names the template gives them; a client is looked up in its pool.
+async fn find_assigned(
+    config: &SdkConfig,
+    refs: &[AssignedRef],
+    needed: &BTreeSet<&str>,
+) -> Result<BTreeMap<String, String>> {
+    let mut wanted: BTreeSet<&str> = needed.clone();
+    for reference in refs {
+        if let AssignedRef::AppClient {
+            logical_id, pool, ..
+        } = reference
+            && needed.contains(logical_id.as_str())
+        {
+            wanted.insert(pool);
+        }
+    }
+    let mut ids = BTreeMap::new();
+    // Pools before clients.
+    for reference in refs
+        .iter()
+        .filter(|r| matches!(r, AssignedRef::UserPool { .. }))
+    {
+        let AssignedRef::UserPool { logical_id, name } = reference else {
+            continue;
+        };
+        if wanted.contains(logical_id.as_str()) {
+            let id = find_user_pool(config, name).await?.with_context(|| {
+                format!(
+                    "no user pool named {name} ({logical_id}): run `orderflow-bridge setup` first"
+                )
+            })?;
+            ids.insert(logical_id.clone(), id);
+        }
+    }
+    for reference in refs {
+        let AssignedRef::AppClient {
+            logical_id,
+            name,
+            pool,
+        } = reference
+        else {
+            continue;
+        };
+        if wanted.contains(logical_id.as_str()) {
+            let pool_id = ids.get(pool).with_context(|| {
+                format!("app client {logical_id}: its pool {pool} was not found")
+            })?;
+            let id = find_app_client(config, pool_id, name)
+                .await?
+                .with_context(|| {
+                    format!("user pool {pool_id} has no app client named {name} ({logical_id}): run `orderflow-bridge setup` first")
+                })?;
+            ids.insert(logical_id.clone(), id);
+        }
+    }
+    if let Some(missing) = needed.iter().find(|id| !ids.contains_key(**id)) {
+        bail!("{missing}: not a user pool or app client of the template");
+    }
+    Ok(ids)
+}
+
+/// The JWT authorizers the routes use, their issuer and audience filled with the ids the emulator
+/// gave the user pool and app client, their keys fetched from the pool's JWKS on the emulator.
+async fn start_authorizers(
+    config: &SdkConfig,
+    env: &Environment,
+    stack: &Stack,
+) -> Result<Authorizers> {
+    let mut authorizers = Authorizers::default();
+    if stack.authorizers.is_empty() {
+        return Ok(authorizers);
+    }
+    let needed: BTreeSet<&str> = stack.authorizers.iter().flat_map(|a| a.needs()).collect();
+    let assigned = find_assigned(config, &stack.assigned, &needed).await?;
+    let endpoint = cognito_endpoint(&service_endpoints_from_env(), &env.endpoint);
+    for spec in &stack.authorizers {
+        let jwt = JwtConfig {
+            name: spec.name.clone(),
+            identity_header: spec.identity_header.clone(),
+            issuer: spec.issuer.fill(&assigned)?,
+            audience: spec
+                .audience
+                .iter()
+                .map(|a| a.fill(&assigned))
+                .collect::<Result<_, _>>()?,
+        };
+        let url = jwks_url(&jwt.issuer, &endpoint)?;
+        let authorizer = JwtAuthorizer::fetch(jwt, &url).await.with_context(|| {
+            format!("authorizer {} of {}: the pool's keys", spec.name, spec.api)
+        })?;
+        authorizers.insert(&spec.api, &spec.name, authorizer);
+    }
+    Ok(authorizers)
+}
+
 /// Plays `stack` until `shutdown`.
 #[allow(clippy::print_stdout)]
 pub async fn run(
@@ -176,6 +280,7 @@ pub async fn run(
             dead_letter_url,
         });
     }
+    let authorizers = start_authorizers(config, env, &stack).await?;
     if stack.routes.routes().is_empty() && queue_pollers.is_empty() && stream_pollers.is_empty() {
         bail!("the template declares nothing the bridge plays");
     }
@@ -214,8 +319,10 @@ pub async fn run(
     for runner in schedule_runners {
         tasks.spawn(runner.run(sqs.clone(), invoker.clone(), shutdown.clone()));
     }
+    let authorizer_count = authorizers.len();
     let gateway = Arc::new(ApiGateway {
         routes: stack.routes.clone(),
+        authorizers,
         invoker,
         account_id: env.account.clone(),
     });
@@ -224,6 +331,7 @@ pub async fn run(
     info!(
         api = %url,
         routes = stack.routes.routes().len(),
+        authorizers = authorizer_count,
         sqs_mappings = stack.queues.len(),
         stream_mappings = stack.streams.len(),
         schedules = stack.schedules.len(),

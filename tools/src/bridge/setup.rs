@@ -2,13 +2,19 @@
 //! [`Resources`] reads from the template, plus `<topic>-inbox`, a queue subscribed to the
 //! customer-notifications topic so people and tests can read what customers were told; then
 //! writes the functions' env file. Running it twice changes nothing the second time (existing
-//! tables are kept, queue attributes are set again, rules and targets are upserted).
+//! tables are kept, queue attributes are set again, rules and targets are upserted, user pools
+//! and app clients are found by name, existing groups are kept).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use aws_config::SdkConfig;
+use aws_sdk_cognitoidentityprovider::types::{
+    AdminCreateUserConfigType, ExplicitAuthFlowsType, PasswordPolicyType,
+    PreventUserExistenceErrorTypes, TimeUnitsType, TokenValidityUnitsType, UserPoolPolicyType,
+    UsernameConfigurationType,
+};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
     LocalSecondaryIndex, Projection, ProjectionType, ProvisionedThroughput, ScalarAttributeType,
@@ -19,8 +25,10 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use tracing::info;
 
 use super::resources::{
-    IndexSpec, Key, QueueSpec, Resources, RuleSpec, TableSpec, env_file, service_endpoints_from_env,
+    AppClientSpec, IndexSpec, Key, QueueSpec, Resources, RuleSpec, TableSpec, UserPoolSpec,
+    env_file, service_endpoints_from_env,
 };
+use crate::identity::{find_app_client, find_user_pool};
 
 /// What setup did, for the summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,6 +49,8 @@ pub struct SetupReport {
     pub topics: Vec<String>,
     /// The inbox queue's URL.
     pub inbox_url: Option<String>,
+    /// The ids the emulator gave the user pools and app clients, by logical id.
+    pub assigned: BTreeMap<String, String>,
     /// Variables written to the env file.
     pub variables: usize,
     /// What was left out.
@@ -260,6 +270,166 @@ async fn put_rule(events: &aws_sdk_eventbridge::Client, rule: &RuleSpec) -> Resu
     Ok(())
 }
 
+type CognitoError = aws_sdk_cognitoidentityprovider::Error;
+
+/// The pool's id: the one named so, or a new one with the template's settings.
+async fn ensure_user_pool(
+    config: &SdkConfig,
+    cognito: &aws_sdk_cognitoidentityprovider::Client,
+    pool: &UserPoolSpec,
+) -> Result<String> {
+    if let Some(id) = find_user_pool(config, &pool.name).await? {
+        return Ok(id);
+    }
+    let policy = &pool.password_policy;
+    let created = cognito
+        .create_user_pool()
+        .pool_name(&pool.name)
+        .policies(
+            UserPoolPolicyType::builder()
+                .password_policy(
+                    PasswordPolicyType::builder()
+                        .set_minimum_length(policy.minimum_length)
+                        .set_require_lowercase(policy.require_lowercase)
+                        .set_require_uppercase(policy.require_uppercase)
+                        .set_require_numbers(policy.require_numbers)
+                        .set_require_symbols(policy.require_symbols)
+                        .set_temporary_password_validity_days(
+                            policy.temporary_password_validity_days,
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .set_admin_create_user_config(pool.admin_create_user_only.map(|only| {
+            AdminCreateUserConfigType::builder()
+                .allow_admin_create_user_only(only)
+                .build()
+        }))
+        .set_username_configuration(
+            pool.username_case_sensitive
+                .map(|sensitive| {
+                    UsernameConfigurationType::builder()
+                        .case_sensitive(sensitive)
+                        .build()
+                })
+                .transpose()?,
+        )
+        .send()
+        .await
+        .map_err(CognitoError::from)?;
+    let id = created
+        .user_pool
+        .and_then(|p| p.id)
+        .context("the new user pool has no id")?;
+    info!(pool = %pool.name, %id, "user pool created");
+    Ok(id)
+}
+
+fn time_unit(unit: Option<&String>) -> Option<TimeUnitsType> {
+    unit.map(|u| TimeUnitsType::from(u.as_str()))
+}
+
+/// The app client's id: the one named so in the pool, or a new one with the template's settings.
+async fn ensure_app_client(
+    config: &SdkConfig,
+    cognito: &aws_sdk_cognitoidentityprovider::Client,
+    pool_id: &str,
+    client: &AppClientSpec,
+) -> Result<String> {
+    if let Some(id) = find_app_client(config, pool_id, &client.name).await? {
+        return Ok(id);
+    }
+    let [access, id_token, refresh] = &client.token_validity_units;
+    let units = (access.is_some() || id_token.is_some() || refresh.is_some()).then(|| {
+        TokenValidityUnitsType::builder()
+            .set_access_token(time_unit(access.as_ref()))
+            .set_id_token(time_unit(id_token.as_ref()))
+            .set_refresh_token(time_unit(refresh.as_ref()))
+            .build()
+    });
+    let created = cognito
+        .create_user_pool_client()
+        .user_pool_id(pool_id)
+        .client_name(&client.name)
+        .generate_secret(client.generate_secret)
+        .set_explicit_auth_flows(Some(
+            client
+                .explicit_auth_flows
+                .iter()
+                .map(|flow| ExplicitAuthFlowsType::from(flow.as_str()))
+                .collect(),
+        ))
+        .set_prevent_user_existence_errors(
+            client
+                .prevent_user_existence_errors
+                .as_deref()
+                .map(PreventUserExistenceErrorTypes::from),
+        )
+        .set_access_token_validity(client.access_token_validity)
+        .set_id_token_validity(client.id_token_validity)
+        .set_refresh_token_validity(client.refresh_token_validity)
+        .set_token_validity_units(units)
+        .send()
+        .await
+        .map_err(CognitoError::from)?;
+    let id = created
+        .user_pool_client
+        .and_then(|c| c.client_id)
+        .context("the new app client has no id")?;
+    info!(client = %client.name, pool = %pool_id, "app client created");
+    Ok(id)
+}
+
+/// Every user pool with its groups and app clients; the ids the emulator gave them, by logical id.
+pub async fn ensure_user_pools(
+    config: &SdkConfig,
+    pools: &[UserPoolSpec],
+) -> Result<BTreeMap<String, String>> {
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(config);
+    let mut assigned = BTreeMap::new();
+    for pool in pools {
+        let pool_id = ensure_user_pool(config, &cognito, pool)
+            .await
+            .with_context(|| format!("creating user pool {} ({})", pool.name, pool.logical_id))?;
+        for group in &pool.groups {
+            let created = cognito
+                .create_group()
+                .user_pool_id(&pool_id)
+                .group_name(&group.name)
+                .set_description(group.description.clone())
+                .set_precedence(group.precedence)
+                .send()
+                .await;
+            match created {
+                Ok(_) => info!(group = %group.name, pool = %pool.name, "group created"),
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|e| e.is_group_exists_exception()) => {}
+                Err(error) => {
+                    return Err(CognitoError::from(error)).with_context(|| {
+                        format!("creating group {} ({})", group.name, group.logical_id)
+                    });
+                }
+            }
+        }
+        for client in &pool.clients {
+            let client_id = ensure_app_client(config, &cognito, &pool_id, client)
+                .await
+                .with_context(|| {
+                    format!(
+                        "creating app client {} ({})",
+                        client.name, client.logical_id
+                    )
+                })?;
+            assigned.insert(client.logical_id.clone(), client_id);
+        }
+        assigned.insert(pool.logical_id.clone(), pool_id);
+    }
+    Ok(assigned)
+}
+
 /// Creates every resource on the emulator `config` points at, subscribes `<topic>-inbox` to the
 /// topic with logical id `inbox_topic`, and writes `env_path`.
 pub async fn setup(
@@ -339,6 +509,16 @@ pub async fn setup(
             .with_context(|| format!("creating rule {} ({})", rule.name, rule.logical_id))?;
         report.rules += 1;
         report.targets += rule.targets.len();
+    }
+    report.assigned = ensure_user_pools(config, &resources.user_pools).await?;
+    for pool in &resources.user_pools {
+        info!(
+            pool = %pool.name,
+            id = %report.assigned.get(&pool.logical_id).map_or("", String::as_str),
+            groups = pool.groups.len(),
+            clients = pool.clients.len(),
+            "user pool ready"
+        );
     }
     if let (Some(topic), Some(topic_arn)) =
         (resources.topic(inbox_topic), topic_arns.get(inbox_topic))

@@ -1,16 +1,22 @@
 //! What `orderflow-bridge run` plays, read from the template as plain data: the functions, the
-//! HTTP routes, the SQS event source mappings (SAM `SQS` events), the DynamoDB stream mappings
+//! HTTP routes with the authorization each requires, the HTTP API's JWT authorizers, the SQS event
+//! source mappings (SAM `SQS` events), the DynamoDB stream mappings
 //! (`AWS::Lambda::EventSourceMapping` resources and SAM `DynamoDB` events) and the schedules
 //! (SAM `Schedule` events).
+//!
+//! A JWT authorizer's issuer and audience name the user pool and app client, whose ids the
+//! emulator assigns when setup creates them: they stay [`Deferred`] here, and `run` fills them in
+//! once it has found the ids by name ([`Stack::assigned`]).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_norway::Value;
 
-use super::routes::{HttpRoute, RouteTable};
+use super::routes::{HttpRoute, RouteAuth, RouteTable};
 use super::schedule::parse_rate;
 use super::stream_retry::RetryPolicy;
-use super::template::{Resolver, TemplateError};
+use super::template::{Deferred, Resolver, TemplateError, assigned_by_emulator};
 
 /// Lambda's default timeout when neither the function nor `Globals` set one.
 const DEFAULT_TIMEOUT_SECONDS: u64 = 3;
@@ -118,6 +124,62 @@ pub struct ScheduleSpec {
     pub enabled: bool,
 }
 
+/// A JWT authorizer of an HTTP API (`Auth.Authorizers.<name>` with a `JwtConfiguration`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtAuthorizerSpec {
+    /// The API's logical id.
+    pub api: String,
+    /// Its name in the API's `Auth.Authorizers`.
+    pub name: String,
+    /// The header its `IdentitySource` (`$request.header.Authorization`) names, lower case.
+    pub identity_header: String,
+    /// `JwtConfiguration.issuer`.
+    pub issuer: Deferred,
+    /// `JwtConfiguration.audience`.
+    pub audience: Vec<Deferred>,
+}
+
+impl JwtAuthorizerSpec {
+    /// The logical ids whose emulator-assigned ids the issuer and audience need.
+    pub fn needs(&self) -> std::collections::BTreeSet<&str> {
+        let mut needs = self.issuer.needs();
+        for audience in &self.audience {
+            needs.extend(audience.needs());
+        }
+        needs
+    }
+}
+
+/// A resource whose id the emulator assigns, and how `run` finds it: by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssignedRef {
+    /// A Cognito user pool.
+    UserPool {
+        /// Its logical id.
+        logical_id: String,
+        /// `UserPoolName`.
+        name: String,
+    },
+    /// A user pool's app client.
+    AppClient {
+        /// Its logical id.
+        logical_id: String,
+        /// `ClientName`.
+        name: String,
+        /// Its pool's logical id.
+        pool: String,
+    },
+}
+
+impl AssignedRef {
+    /// The logical id.
+    pub fn logical_id(&self) -> &str {
+        match self {
+            Self::UserPool { logical_id, .. } | Self::AppClient { logical_id, .. } => logical_id,
+        }
+    }
+}
+
 /// Everything the bridge plays.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stack {
@@ -125,6 +187,10 @@ pub struct Stack {
     pub functions: Vec<FunctionSpec>,
     /// The HTTP API.
     pub routes: RouteTable,
+    /// The JWT authorizers the routes use.
+    pub authorizers: Vec<JwtAuthorizerSpec>,
+    /// The resources whose ids the emulator assigns (user pools, app clients).
+    pub assigned: Vec<AssignedRef>,
     /// SQS event source mappings.
     pub queues: Vec<QueueMapping>,
     /// DynamoDB stream mappings.
@@ -175,6 +241,7 @@ impl Stack {
         let template = resolver.template();
         let mut stack = Self::default();
         let mut routes = Vec::new();
+        let mut apis: BTreeMap<String, ApiAuth> = BTreeMap::new();
         for (id, _) in template.of_type("AWS::Serverless::Function") {
             let function = function_spec(resolver, id)?;
             let events = template
@@ -187,7 +254,9 @@ impl Stack {
                 let properties = event.get("Properties").unwrap_or(&Value::Null);
                 match event.get("Type").and_then(Value::as_str) {
                     Some("HttpApi") => {
-                        routes.push(http_route(&name, event_name, properties, &function)?)
+                        let mut route = http_route(&name, event_name, properties, &function)?;
+                        route.auth = route_auth(resolver, &mut apis, &name, properties)?;
+                        routes.push(route);
                     }
                     Some("SQS") => stack
                         .queues
@@ -242,9 +311,205 @@ impl Stack {
                 ));
             }
         }
+        let used: std::collections::BTreeSet<(String, String)> = routes
+            .iter()
+            .filter_map(|r| r.auth.as_ref())
+            .map(|a| (a.api.clone(), a.authorizer.clone()))
+            .collect();
+        stack.authorizers = apis
+            .into_values()
+            .flat_map(|api| api.authorizers.into_values())
+            .filter_map(|authorizer| authorizer.jwt)
+            .filter(|jwt| used.contains(&(jwt.api.clone(), jwt.name.clone())))
+            .collect();
+        stack.assigned = assigned_refs(resolver)?;
         stack.routes = RouteTable::new(routes);
         Ok(stack)
     }
+}
+
+/// One authorizer of an API, as routes refer to it.
+#[derive(Debug, Clone)]
+struct AuthorizerEntry {
+    /// Its `AuthorizationScopes`: the scopes of routes that name none.
+    default_scopes: Vec<String>,
+    /// The JWT authorizer (`None`: a kind the bridge does not play, e.g. a Lambda authorizer).
+    jwt: Option<JwtAuthorizerSpec>,
+}
+
+/// An HTTP API's `Auth`: its authorizers by name and its `DefaultAuthorizer`.
+#[derive(Debug, Clone, Default)]
+struct ApiAuth {
+    default: Option<String>,
+    authorizers: BTreeMap<String, AuthorizerEntry>,
+}
+
+fn strings(resolver: &Resolver<'_>, value: Option<&Value>) -> Result<Vec<String>, TemplateError> {
+    value
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .map(|item| resolver.string(item))
+        .collect()
+}
+
+/// SAM's `Auth` of an `AWS::Serverless::HttpApi`.
+fn api_auth(resolver: &Resolver<'_>, api: &str) -> Result<ApiAuth, TemplateError> {
+    let Some(auth) = resolver.template().properties(api).get("Auth") else {
+        return Ok(ApiAuth::default());
+    };
+    let mut authorizers = BTreeMap::new();
+    for (name, authorizer) in auth
+        .get("Authorizers")
+        .and_then(Value::as_mapping)
+        .into_iter()
+        .flatten()
+    {
+        let name = name
+            .as_str()
+            .ok_or_else(|| TemplateError::invalid(api, "an authorizer name is not a string"))?;
+        let owner = format!("{api}.Auth.Authorizers.{name}");
+        let jwt = match authorizer.get("JwtConfiguration") {
+            None => None,
+            Some(configuration) => {
+                let source = match authorizer.get("IdentitySource") {
+                    Some(source) => resolver.string(source)?,
+                    None => "$request.header.Authorization".to_owned(),
+                };
+                let header = source
+                    .strip_prefix("$request.header.")
+                    .filter(|h| !h.is_empty() && !h.contains(','))
+                    .ok_or_else(|| {
+                        TemplateError::invalid(
+                            &owner,
+                            format!("IdentitySource {source:?}: only one request header is played locally"),
+                        )
+                    })?;
+                let issuer = configuration
+                    .get("issuer")
+                    .ok_or_else(|| TemplateError::invalid(&owner, "no JwtConfiguration.issuer"))?;
+                Some(JwtAuthorizerSpec {
+                    api: api.to_owned(),
+                    name: name.to_owned(),
+                    identity_header: header.to_ascii_lowercase(),
+                    issuer: resolver.deferred(issuer)?,
+                    audience: configuration
+                        .get("audience")
+                        .and_then(Value::as_sequence)
+                        .into_iter()
+                        .flatten()
+                        .map(|a| resolver.deferred(a))
+                        .collect::<Result<_, _>>()?,
+                })
+            }
+        };
+        authorizers.insert(
+            name.to_owned(),
+            AuthorizerEntry {
+                default_scopes: strings(resolver, authorizer.get("AuthorizationScopes"))?,
+                jwt,
+            },
+        );
+    }
+    Ok(ApiAuth {
+        default: auth
+            .get("DefaultAuthorizer")
+            .map(|d| resolver.string(d))
+            .transpose()?,
+        authorizers,
+    })
+}
+
+/// What an `HttpApi` event's route requires (SAM: the event's `Auth.Authorizer`, else the API's
+/// `DefaultAuthorizer`; `NONE` opens the route; the event's `AuthorizationScopes`, else the
+/// authorizer's). `None`: anyone may call it.
+fn route_auth(
+    resolver: &Resolver<'_>,
+    apis: &mut BTreeMap<String, ApiAuth>,
+    name: &str,
+    properties: &Value,
+) -> Result<Option<RouteAuth>, TemplateError> {
+    let event_auth = properties.get("Auth");
+    let named = event_auth
+        .and_then(|a| a.get("Authorizer"))
+        .map(|a| resolver.string(a))
+        .transpose()?;
+    let Some((api, _)) = properties.get("ApiId").and_then(Resolver::target) else {
+        // The implicit API: no Auth of its own here.
+        return match named.as_deref() {
+            None | Some("NONE") => Ok(None),
+            Some(other) => Err(TemplateError::invalid(
+                name,
+                format!("authorizer {other} on an event without an ApiId"),
+            )),
+        };
+    };
+    if !apis.contains_key(&api) {
+        let auth = api_auth(resolver, &api)?;
+        apis.insert(api.clone(), auth);
+    }
+    let api_auth = &apis[&api];
+    let authorizer = match named {
+        Some(named) if named == "NONE" => return Ok(None),
+        Some(named) => named,
+        None => match &api_auth.default {
+            Some(default) => default.clone(),
+            None => return Ok(None),
+        },
+    };
+    let entry = api_auth.authorizers.get(&authorizer).ok_or_else(|| {
+        TemplateError::invalid(
+            name,
+            format!("authorizer {authorizer} is not one of {api}'s Auth.Authorizers"),
+        )
+    })?;
+    if entry.jwt.is_none() {
+        return Err(TemplateError::invalid(
+            name,
+            format!("authorizer {authorizer}: only JWT authorizers are played locally"),
+        ));
+    }
+    let scopes = match event_auth.and_then(|a| a.get("AuthorizationScopes")) {
+        Some(scopes) => strings(resolver, Some(scopes))?,
+        None => entry.default_scopes.clone(),
+    };
+    Ok(Some(RouteAuth {
+        api,
+        authorizer,
+        scopes,
+    }))
+}
+
+/// Every user pool and app client of the template, by name.
+fn assigned_refs(resolver: &Resolver<'_>) -> Result<Vec<AssignedRef>, TemplateError> {
+    let template = resolver.template();
+    let mut refs = Vec::new();
+    for (id, resource) in template.resources() {
+        let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
+        if !assigned_by_emulator(kind) {
+            continue;
+        }
+        let name = resolver.name_of(id)?;
+        refs.push(match kind {
+            "AWS::Cognito::UserPool" => AssignedRef::UserPool {
+                logical_id: id.to_owned(),
+                name,
+            },
+            _ => AssignedRef::AppClient {
+                logical_id: id.to_owned(),
+                name,
+                pool: template
+                    .properties(id)
+                    .get("UserPoolId")
+                    .and_then(Resolver::target)
+                    .map(|(pool, _)| pool)
+                    .ok_or_else(|| {
+                        TemplateError::invalid(id, "UserPoolId is not a !Ref of a user pool")
+                    })?,
+            },
+        });
+    }
+    Ok(refs)
 }
 
 fn function_spec(resolver: &Resolver<'_>, id: &str) -> Result<FunctionSpec, TemplateError> {
@@ -297,6 +562,7 @@ fn http_route(
         method,
         path: path.to_owned(),
         function: function.clone(),
+        auth: None,
     })
 }
 
@@ -519,6 +785,147 @@ mod tests {
             .unwrap();
         assert_eq!(found.route.function.binary, "courier-api");
         assert_eq!(found.parameters["id"], "d-o-1");
+    }
+
+    #[test]
+    fn every_route_requires_a_cognito_access_token_with_the_admin_scope() {
+        let stack = stack();
+        for route in stack.routes.routes() {
+            assert_eq!(
+                route.auth,
+                Some(RouteAuth {
+                    api: "HttpApi".into(),
+                    authorizer: "CognitoJwt".into(),
+                    scopes: vec!["aws.cognito.signin.user.admin".into()],
+                }),
+                "{}",
+                route.route_key()
+            );
+        }
+        let [authorizer] = stack.authorizers.as_slice() else {
+            panic!("one authorizer: {:?}", stack.authorizers);
+        };
+        assert_eq!(authorizer.name, "CognitoJwt");
+        assert_eq!(authorizer.identity_header, "authorization");
+        assert_eq!(
+            authorizer.needs(),
+            std::collections::BTreeSet::from(["UserPool", "UserPoolClient"])
+        );
+        let ids = BTreeMap::from([
+            ("UserPool".to_owned(), "us-east-1_pool".to_owned()),
+            ("UserPoolClient".to_owned(), "client-1".to_owned()),
+        ]);
+        assert_eq!(
+            authorizer.issuer.fill(&ids).unwrap(),
+            "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_pool"
+        );
+        let audience: Vec<String> = authorizer
+            .audience
+            .iter()
+            .map(|a| a.fill(&ids).unwrap())
+            .collect();
+        assert_eq!(audience, ["client-1"]);
+        assert_eq!(
+            stack.assigned,
+            [
+                AssignedRef::UserPool {
+                    logical_id: "UserPool".into(),
+                    name: "orderflow-local-users".into(),
+                },
+                AssignedRef::AppClient {
+                    logical_id: "UserPoolClient".into(),
+                    name: "orderflow-local-api".into(),
+                    pool: "UserPool".into(),
+                },
+            ]
+        );
+        // The names identity.rs looks the pool and client up by are the template's.
+        assert_eq!(
+            stack.assigned[0],
+            AssignedRef::UserPool {
+                logical_id: "UserPool".into(),
+                name: crate::identity::pool_name("local"),
+            }
+        );
+        assert_eq!(
+            stack.assigned[1],
+            AssignedRef::AppClient {
+                logical_id: "UserPoolClient".into(),
+                name: crate::identity::client_name("local"),
+                pool: "UserPool".into(),
+            }
+        );
+    }
+
+    const AUTH: &str = r#"
+Resources:
+  Api:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      Auth:
+        DefaultAuthorizer: Jwt
+        Authorizers:
+          Jwt:
+            IdentitySource: $request.header.X-Token
+            AuthorizationScopes: [read]
+            JwtConfiguration: {issuer: "https://issuer.example", audience: [a, b]}
+          Unused:
+            JwtConfiguration: {issuer: "https://other.example", audience: [c]}
+  Fn:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: fn}}
+    Properties:
+      Events:
+        Defaulted:
+          Type: HttpApi
+          Properties: {ApiId: !Ref Api, Method: GET, Path: /a}
+        Scoped:
+          Type: HttpApi
+          Properties:
+            ApiId: !Ref Api
+            Method: GET
+            Path: /b
+            Auth: {Authorizer: Jwt, AuthorizationScopes: [write, admin]}
+        Open:
+          Type: HttpApi
+          Properties: {ApiId: !Ref Api, Method: GET, Path: /c, Auth: {Authorizer: NONE}}
+"#;
+
+    #[test]
+    fn routes_take_the_default_authorizer_its_scopes_or_their_own_and_none_opts_out() {
+        let template = Template::parse(AUTH).unwrap();
+        let stack = Stack::from_template(&Resolver::new(&template, local_env())).unwrap();
+        let auth = |path: &str| stack.routes.find("GET", path).unwrap().route.auth.clone();
+        let jwt = |scopes: &[&str]| {
+            Some(RouteAuth {
+                api: "Api".into(),
+                authorizer: "Jwt".into(),
+                scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            })
+        };
+        assert_eq!(auth("/a"), jwt(&["read"]));
+        assert_eq!(auth("/b"), jwt(&["write", "admin"]));
+        assert_eq!(auth("/c"), None);
+        let names: Vec<&str> = stack.authorizers.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["Jwt"], "only the authorizers routes use");
+        assert_eq!(stack.authorizers[0].identity_header, "x-token");
+        assert!(stack.authorizers[0].needs().is_empty());
+        assert!(stack.assigned.is_empty());
+    }
+
+    #[test]
+    fn an_unknown_or_unplayable_authorizer_is_an_error() {
+        let unknown = AUTH.replace("Authorizer: Jwt,", "Authorizer: Nope,");
+        let template = Template::parse(&unknown).unwrap();
+        let error = Stack::from_template(&Resolver::new(&template, local_env())).unwrap_err();
+        assert!(error.to_string().contains("Nope"), "{error}");
+        let lambda = AUTH.replace(
+            "JwtConfiguration: {issuer: \"https://issuer.example\", audience: [a, b]}",
+            "FunctionArn: arn:aws:lambda:us-east-1:123456789012:function:auth",
+        );
+        let template = Template::parse(&lambda).unwrap();
+        let error = Stack::from_template(&Resolver::new(&template, local_env())).unwrap_err();
+        assert!(error.to_string().contains("only JWT"), "{error}");
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! YAML short forms arrive from `serde_norway` as [`Value::Tagged`]; the long forms
 //! (`{"Ref": …}`, `{"Fn::Sub": …}`, `{"Fn::GetAtt": …}`, `{"Fn::Join": …}`) are understood too.
 //! Attributes only the emulator knows (a table's `StreamArn`) do not resolve here: the bridge looks
-//! them up at run time from the logical id, see [`Resolver::target`].
+//! them up at run time from the logical id, see [`Resolver::target`]. Ids the emulator assigns when
+//! setup creates a resource (a Cognito user pool's id, an app client's id) resolve once they are in
+//! [`Environment::assigned`]; until then [`Resolver::deferred`] keeps them as named holes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_norway::{Mapping, Value};
@@ -32,6 +34,9 @@ pub enum TemplateError {
     /// An intrinsic or attribute the bridge does not resolve.
     #[error("cannot resolve {0}")]
     Unsupported(String),
+    /// A reference to an id the emulator assigns (a user pool's), not known yet.
+    #[error("the id of {0} is assigned by the emulator: known once setup has created it")]
+    Unassigned(String),
 }
 
 impl TemplateError {
@@ -138,6 +143,9 @@ pub struct Environment {
     pub account: String,
     /// The emulator's endpoint, for queue URLs (`!Ref` of a queue).
     pub endpoint: String,
+    /// Ids the emulator assigned when setup created their resources (a user pool's, an app
+    /// client's), by logical id: what `!Ref` of such a resource resolves to.
+    pub assigned: BTreeMap<String, String>,
 }
 
 impl Environment {
@@ -151,7 +159,86 @@ impl Environment {
             region: region.to_owned(),
             account: Self::DEFAULT_ACCOUNT.to_owned(),
             endpoint: endpoint.trim_end_matches('/').to_owned(),
+            assigned: BTreeMap::new(),
         }
+    }
+}
+
+/// Whether the emulator assigns the id of a resource of this type (its `!Ref`), rather than the
+/// template naming it.
+pub fn assigned_by_emulator(kind: &str) -> bool {
+    matches!(
+        kind,
+        "AWS::Cognito::UserPool" | "AWS::Cognito::UserPoolClient"
+    )
+}
+
+/// Marks a hole in a string resolved by [`Resolver::deferred`] (YAML text cannot hold it raw).
+const HOLE: char = '\u{0}';
+
+/// One piece of a [`Deferred`] string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Assigned(String),
+}
+
+/// A string that needs ids only the emulator knows until setup has created their resources
+/// (`!Sub "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"`): resolved text with
+/// holes named by logical id, filled by [`Deferred::fill`] once the ids are known (the way CDK
+/// tokens stand for values known at deploy time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferred {
+    pieces: Vec<Piece>,
+}
+
+impl Deferred {
+    /// A string without holes.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            pieces: vec![Piece::Text(text.into())],
+        }
+    }
+
+    /// Splits text resolved with [`HOLE`]-marked placeholders into its pieces.
+    fn parse(resolved: &str) -> Self {
+        let pieces = resolved
+            .split(HOLE)
+            .enumerate()
+            .filter(|(index, piece)| index % 2 == 1 || !piece.is_empty())
+            .map(|(index, piece)| match index % 2 {
+                1 => Piece::Assigned(piece.to_owned()),
+                _ => Piece::Text(piece.to_owned()),
+            })
+            .collect();
+        Self { pieces }
+    }
+
+    /// The logical ids whose assigned ids the string needs.
+    pub fn needs(&self) -> BTreeSet<&str> {
+        self.pieces
+            .iter()
+            .filter_map(|piece| match piece {
+                Piece::Assigned(id) => Some(id.as_str()),
+                Piece::Text(_) => None,
+            })
+            .collect()
+    }
+
+    /// The string, each hole filled with the id `assigned` has for its logical id.
+    pub fn fill(&self, assigned: &BTreeMap<String, String>) -> Result<String, TemplateError> {
+        let mut out = String::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(text) => out.push_str(text),
+                Piece::Assigned(id) => out.push_str(
+                    assigned
+                        .get(id)
+                        .ok_or_else(|| TemplateError::Unassigned(id.clone()))?,
+                ),
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -171,6 +258,9 @@ fn name_property(kind: &str) -> Option<&'static str> {
         "AWS::Events::EventBus" | "AWS::Events::Rule" => "Name",
         "AWS::Serverless::Function" | "AWS::Lambda::Function" => "FunctionName",
         "AWS::CloudWatch::Alarm" => "AlarmName",
+        "AWS::Cognito::UserPool" => "UserPoolName",
+        "AWS::Cognito::UserPoolClient" => "ClientName",
+        "AWS::Cognito::UserPoolGroup" => "GroupName",
         _ => return None,
     })
 }
@@ -236,6 +326,33 @@ impl<'t> Resolver<'t> {
                 serde_json::Value::String(self.intrinsic(function, &tagged.value)?)
             }
         })
+    }
+
+    /// A string value that may need ids the emulator assigns (`!Ref UserPool`): those not in
+    /// [`Environment::assigned`] yet stay holes, to [`Deferred::fill`] once setup has run.
+    pub fn deferred(&self, value: &Value) -> Result<Deferred, TemplateError> {
+        let mut env = self.env.clone();
+        for (id, resource) in self.template.resources() {
+            let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
+            if assigned_by_emulator(kind) && !env.assigned.contains_key(id) {
+                env.assigned
+                    .insert(id.to_owned(), format!("{HOLE}{id}{HOLE}"));
+            }
+        }
+        let with_holes = Resolver {
+            template: self.template,
+            env,
+        };
+        Ok(Deferred::parse(&with_holes.string(value)?))
+    }
+
+    /// The id the emulator assigned to `id`, if setup has run.
+    fn assigned(&self, id: &str) -> Result<String, TemplateError> {
+        self.env
+            .assigned
+            .get(id)
+            .cloned()
+            .ok_or_else(|| TemplateError::Unassigned(id.to_owned()))
     }
 
     /// The logical id a `!Ref X` / `!GetAtt X.Attr` points at (and the attribute, if any), without
@@ -323,6 +440,7 @@ impl<'t> Resolver<'t> {
             "AWS::SQS::Queue" => self.attribute(name, "QueueUrl"),
             "AWS::SNS::Topic" => self.attribute(name, "TopicArn"),
             "AWS::Serverless::HttpApi" | "AWS::Serverless::Api" => Ok("local".to_owned()),
+            kind if assigned_by_emulator(kind) => self.assigned(name),
             _ => self.name_of(name),
         }
     }
@@ -375,6 +493,16 @@ impl<'t> Resolver<'t> {
             ("AWS::Serverless::Function" | "AWS::Lambda::Function", "Arn") => {
                 arn("lambda", format!("function:{}", name()?))
             }
+            ("AWS::Cognito::UserPool", "Arn") => {
+                arn("cognito-idp", format!("userpool/{}", self.assigned(id)?))
+            }
+            ("AWS::Cognito::UserPool", "ProviderName") => {
+                format!("cognito-idp.{region}.amazonaws.com/{}", self.assigned(id)?)
+            }
+            ("AWS::Cognito::UserPool", "ProviderURL") => format!(
+                "https://cognito-idp.{region}.amazonaws.com/{}",
+                self.assigned(id)?
+            ),
             _ => {
                 return Err(TemplateError::Unsupported(format!(
                     "!GetAtt {id}.{attribute} ({kind})"
@@ -558,6 +686,66 @@ Resources:
             Err(TemplateError::UnknownReference("Nope".into()))
         );
         assert!(resolver.string(&yaml("!If [a, b, c]")).is_err());
+    }
+
+    const IDENTITY: &str = r#"
+Resources:
+  Pool:
+    Type: AWS::Cognito::UserPool
+    Properties: {UserPoolName: !Sub "app-${AWS::Region}-users"}
+  Client:
+    Type: AWS::Cognito::UserPoolClient
+    Properties: {ClientName: api, UserPoolId: !Ref Pool}
+  Group:
+    Type: AWS::Cognito::UserPoolGroup
+    Properties: {GroupName: admins, UserPoolId: !Ref Pool}
+"#;
+
+    #[test]
+    fn ids_the_emulator_assigns_resolve_once_known_and_stay_holes_until_then() {
+        let template = Template::parse(IDENTITY).unwrap();
+        let yaml = |text: &str| serde_norway::from_str::<Value>(text).unwrap();
+        let issuer = yaml(r#"!Sub "https://cognito-idp.${AWS::Region}.amazonaws.com/${Pool}""#);
+        let before = Resolver::new(&template, local_env());
+        assert_eq!(
+            before.string(&issuer),
+            Err(TemplateError::Unassigned("Pool".into()))
+        );
+        assert_eq!(before.name_of("Pool").unwrap(), "app-us-east-1-users");
+        assert_eq!(before.string(&yaml("!Ref Group")).unwrap(), "admins");
+        let deferred = before.deferred(&issuer).unwrap();
+        assert_eq!(deferred.needs(), BTreeSet::from(["Pool"]));
+        let ids = BTreeMap::from([("Pool".to_owned(), "us-east-1_abc".to_owned())]);
+        assert_eq!(
+            deferred.fill(&ids).unwrap(),
+            "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_abc"
+        );
+        assert_eq!(
+            deferred.fill(&BTreeMap::new()),
+            Err(TemplateError::Unassigned("Pool".into()))
+        );
+        let audience = before.deferred(&yaml("!Ref Client")).unwrap();
+        assert_eq!(audience.needs(), BTreeSet::from(["Client"]));
+        let plain = before.deferred(&yaml("plain")).unwrap();
+        assert!(plain.needs().is_empty());
+        assert_eq!(plain, Deferred::text("plain"));
+
+        let mut env = local_env();
+        env.assigned = ids;
+        let after = Resolver::new(&template, env);
+        assert_eq!(
+            after.string(&issuer).unwrap(),
+            "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_abc"
+        );
+        assert_eq!(
+            after.string(&yaml("!GetAtt Pool.Arn")).unwrap(),
+            "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_abc"
+        );
+        assert_eq!(
+            after.string(&yaml("!GetAtt Pool.ProviderName")).unwrap(),
+            "cognito-idp.us-east-1.amazonaws.com/us-east-1_abc"
+        );
+        assert!(after.deferred(&issuer).unwrap().needs().is_empty());
     }
 
     #[test]

@@ -49,6 +49,7 @@ pub fn warm_up_events(stack: &Stack, env: &Environment) -> Vec<(FunctionSpec, Va
             request_id: uuid::Uuid::now_v7().to_string(),
             received_at: Utc::now(),
             account_id: env.account.clone(),
+            authorizer: None,
         };
         add(&route.function, v2_payload(&request, &matched, &meta));
     }
