@@ -37,15 +37,27 @@ fn every_route(order_id: &str, customer_id: &str) -> Vec<Route> {
         route(Method::GET, format!("/orders/{order_id}"), None),
         route(Method::POST, format!("/orders/{order_id}/cancel"), None),
         route(Method::GET, format!("/orders/{order_id}/events"), None),
-        route(Method::GET, format!("/customers/{customer_id}/orders"), None),
+        route(
+            Method::GET,
+            format!("/customers/{customer_id}/orders"),
+            None,
+        ),
         route(Method::GET, delivery.clone(), None),
-        route(Method::POST, format!("{delivery}/dispatch"), Some(json!({}))),
+        route(
+            Method::POST,
+            format!("{delivery}/dispatch"),
+            Some(json!({})),
+        ),
         route(
             Method::POST,
             format!("{delivery}/delay"),
             Some(json!({"new_eta": eta, "reason": "made up"})),
         ),
-        route(Method::POST, format!("{delivery}/complete"), Some(json!({}))),
+        route(
+            Method::POST,
+            format!("{delivery}/complete"),
+            Some(json!({})),
+        ),
         route(
             Method::POST,
             format!("{delivery}/fail"),
@@ -86,7 +98,12 @@ fn assert_problem(reply: &Reply, status: StatusCode, what: &str) {
         Some("application/problem+json"),
         "{what}: a problem document"
     );
-    assert_eq!(reply.body["status"], status.as_u16(), "{what}: {}", reply.body);
+    assert_eq!(
+        reply.body["status"],
+        status.as_u16(),
+        "{what}: {}",
+        reply.body
+    );
 }
 
 #[tokio::test]
@@ -126,9 +143,7 @@ async fn hostile_callers_get_their_exact_refusal_on_every_route_and_change_nothi
         .wait_for_view(&order_id, "the order shipped", |v| v["status"] == "shipped")
         .await;
     let before_order = stack.event_types("order", &order_id).await;
-    let before_delivery = stack
-        .event_types("delivery", format!("d-{order_id}"))
-        .await;
+    let before_delivery = stack.event_types("delivery", format!("d-{order_id}")).await;
 
     let routes = every_route(&order_id, &victim.subject);
     let real = victim.access_token.clone();
@@ -166,7 +181,12 @@ async fn hostile_callers_get_their_exact_refusal_on_every_route_and_change_nothi
         for route in &routes {
             let what = format!("{kind}: {} {}", route.method, route.path);
             let (reply, correlation) = send(&stack, route, authorization.as_deref()).await;
-            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{what}: {}", reply.body);
+            assert_eq!(
+                reply.status,
+                StatusCode::UNAUTHORIZED,
+                "{what}: {}",
+                reply.body
+            );
             assert_eq!(reply.body, json!({"message": "Unauthorized"}), "{what}");
             assert!(
                 reply.headers.contains_key("www-authenticate"),
@@ -186,15 +206,34 @@ async fn hostile_callers_get_their_exact_refusal_on_every_route_and_change_nothi
     let mut posing = integration_tests::stack::order_body();
     posing["customer_id"] = json!(victim.subject);
     let expectations = [
-        (route(Method::POST, "/orders".into(), Some(posing)), StatusCode::FORBIDDEN),
-        (route(Method::GET, routes[1].path.clone(), None), StatusCode::NOT_FOUND),
-        (route(Method::POST, routes[2].path.clone(), None), StatusCode::NOT_FOUND),
-        (route(Method::GET, routes[3].path.clone(), None), StatusCode::NOT_FOUND),
-        (route(Method::GET, routes[4].path.clone(), None), StatusCode::FORBIDDEN),
+        (
+            route(Method::POST, "/orders".into(), Some(posing)),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            route(Method::GET, routes[1].path.clone(), None),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            route(Method::POST, routes[2].path.clone(), None),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            route(Method::GET, routes[3].path.clone(), None),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            route(Method::GET, routes[4].path.clone(), None),
+            StatusCode::FORBIDDEN,
+        ),
     ];
     for (route, status) in &expectations {
         let (reply, _) = send(&stack, route, Some(&intruder_bearer)).await;
-        assert_problem(&reply, *status, &format!("another customer: {} {}", route.method, route.path));
+        assert_problem(
+            &reply,
+            *status,
+            &format!("another customer: {} {}", route.method, route.path),
+        );
     }
     // A courier on the customers' routes.
     let courier_bearer = as_bearer(&other_courier);
@@ -206,7 +245,11 @@ async fn hostile_callers_get_their_exact_refusal_on_every_route_and_change_nothi
         StatusCode::FORBIDDEN,
     ]) {
         let (reply, _) = send(&stack, route, Some(&courier_bearer)).await;
-        assert_problem(&reply, status, &format!("a courier: {} {}", route.method, route.path));
+        assert_problem(
+            &reply,
+            status,
+            &format!("a courier: {} {}", route.method, route.path),
+        );
     }
     // A customer on the couriers' routes.
     let victim_bearer = as_bearer(&victim);
@@ -242,9 +285,7 @@ async fn hostile_callers_get_their_exact_refusal_on_every_route_and_change_nothi
     // Nothing was stored, so nothing was published.
     assert_eq!(stack.event_types("order", &order_id).await, before_order);
     assert_eq!(
-        stack
-            .event_types("delivery", format!("d-{order_id}"))
-            .await,
+        stack.event_types("delivery", format!("d-{order_id}")).await,
         before_delivery
     );
     for user in [&intruder, &other_courier] {
@@ -256,7 +297,11 @@ async fn hostile_callers_get_their_exact_refusal_on_every_route_and_change_nothi
                 None,
             )
             .await;
-        assert_eq!(listed["orders"], json!([]), "no order was placed by a hostile call");
+        assert_eq!(
+            listed["orders"],
+            json!([]),
+            "no order was placed by a hostile call"
+        );
     }
     // The refused tokens never reached a function.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -270,14 +315,32 @@ async fn hostile_callers_get_their_exact_refusal_on_every_route_and_change_nothi
     // The legal paths still work: the victim reads their order and history (without the
     // address), support reads the address, the holder completes the delivery.
     let own = stack
-        .call_as(&victim, Method::GET, &format!("/orders/{order_id}/events"), None, &[])
+        .call_as(
+            &victim,
+            Method::GET,
+            &format!("/orders/{order_id}/events"),
+            None,
+            &[],
+        )
         .await;
     assert_eq!(own.status, StatusCode::OK, "{}", own.body);
-    assert!(!own.body.to_string().contains("Test Street"), "{}", own.body);
+    assert!(
+        !own.body.to_string().contains("Test Street"),
+        "{}",
+        own.body
+    );
     let audit = stack
-        .expect(StatusCode::OK, Method::GET, &format!("/orders/{order_id}/events"), None)
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            &format!("/orders/{order_id}/events"),
+            None,
+        )
         .await;
-    assert!(audit.to_string().contains("1 Test Street"), "support sees the address");
+    assert!(
+        audit.to_string().contains("1 Test Street"),
+        "support sees the address"
+    );
     let placed = &audit["events"][0];
     assert_eq!(placed["actor"], format!("customer/{}", victim.subject));
     let completed = stack

@@ -193,7 +193,10 @@ async fn happy_path_placed_scheduled_dispatched_completed_across_processes() {
         .expect(
             StatusCode::OK,
             Method::GET,
-            &format!("/customers/{}/orders", stack.customer(&customer).await.subject),
+            &format!(
+                "/customers/{}/orders",
+                stack.customer(&customer).await.subject
+            ),
             None,
         )
         .await;
@@ -278,7 +281,7 @@ async fn a_delay_delivered_three_times_issues_one_coupon_and_one_notification() 
         ])
         .await;
 
-    let delivery_id = DeliveryId::parse(&format!("d-{order_id}"))
+    let delivery_id = DeliveryId::parse(format!("d-{order_id}"))
         .unwrap_or_else(|e| panic!("d-{order_id} is not a delivery id: {e:?}"));
     let coupon = CouponId::for_delay(&delivery_id, 1);
     let view = stack

@@ -16,9 +16,9 @@
 pub mod saga;
 pub mod stack;
 pub mod streams;
-pub mod tokens;
 #[cfg(test)]
 mod template;
+pub mod tokens;
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, Ordering};

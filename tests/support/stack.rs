@@ -25,15 +25,15 @@ use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 use shared::adapters::dynamo::DynamoEventStore;
 use shared::envelope::StoredEvent;
+use shared::identity::Group;
 use shared::ids::StreamId;
 use shared::ports::EventStore;
+use tokio::sync::Mutex;
 use tools::bridge::resources::Resources;
 use tools::bridge::template::{Environment, Resolver, Template};
-use shared::identity::Group;
 use tools::demo_api::SignedIn;
 use tools::http_client::{HttpClient, json_request};
 use tools::identity::Identity;
-use tokio::sync::Mutex;
 
 use crate::{DisplayError, Emulator, emulator, unique_name};
 
@@ -221,7 +221,9 @@ impl Stack {
         body: Option<&Value>,
     ) -> Value {
         let support = self.user(SUPPORT, Group::Support).await;
-        let reply = self.call_as(&support, method.clone(), path, body, &[]).await;
+        let reply = self
+            .call_as(&support, method.clone(), path, body, &[])
+            .await;
         assert_eq!(
             reply.status, expected,
             "{method} {path} answered {}: {}",
@@ -288,7 +290,13 @@ impl Stack {
         let support = self.user(SUPPORT, Group::Support).await;
         loop {
             let reply = self
-                .call_as(&support, Method::GET, &format!("/orders/{order_id}"), None, &[])
+                .call_as(
+                    &support,
+                    Method::GET,
+                    &format!("/orders/{order_id}"),
+                    None,
+                    &[],
+                )
                 .await;
             if reply.status == StatusCode::OK && done(&reply.body) {
                 return reply.body;

@@ -174,7 +174,11 @@ async fn main() -> Result<()> {
                 "{user} ({group}) is {}; the access token follows",
                 signed_in.subject
             );
-            println!("{}", signed_in.access_token);
+            // The token is the command's output, for `TOKEN=$(orderflow token …)`.
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{}", signed_in.access_token);
+            }
             Ok(())
         }
         "rebuild-views" => {
@@ -211,7 +215,7 @@ async fn signed_in(identity: &Identity, username: &str, group: Group) -> Result<
 /// Loads the catalogue file at `path` into `table`.
 async fn load_catalogue(client: aws_sdk_dynamodb::Client, table: &str, path: &str) -> Result<()> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-    let entries = parse_catalogue(&text).with_context(|| format!("{path}"))?;
+    let entries = parse_catalogue(&text).with_context(|| path.to_owned())?;
     DynamoCatalogue::new(client, table)
         .put_entries(&entries)
         .await

@@ -30,9 +30,9 @@ pub struct Problem {
     /// The rule the field broke.
     pub rule: Option<String>,
     /// Methods the path allows (405 only).
-    pub allow: Vec<&'static str>,
+    pub allow: Box<[&'static str]>,
     /// Further members of the problem document (RFC 9457 extensions), e.g. the current prices.
-    pub extensions: serde_json::Map<String, Value>,
+    pub extensions: Option<Box<serde_json::Map<String, Value>>>,
 }
 
 impl Problem {
@@ -83,8 +83,8 @@ impl Problem {
             detail: detail.into(),
             field: None,
             rule: None,
-            allow: Vec::new(),
-            extensions: serde_json::Map::new(),
+            allow: Box::default(),
+            extensions: None,
         }
     }
 
@@ -150,7 +150,9 @@ impl Problem {
     /// The problem with one more member in its document.
     #[must_use]
     pub fn with(mut self, name: &str, value: Value) -> Self {
-        self.extensions.insert(name.to_owned(), value);
+        self.extensions
+            .get_or_insert_with(Box::default)
+            .insert(name.to_owned(), value);
         self
     }
 
@@ -167,7 +169,7 @@ impl Problem {
     /// 405: the path exists, the method does not.
     pub fn method_not_allowed(allow: Vec<&'static str>) -> Self {
         Self {
-            allow,
+            allow: allow.into_boxed_slice(),
             ..Self::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
@@ -235,7 +237,7 @@ impl Problem {
             body["rule"] = json!(rule);
         }
         if let Some(object) = body.as_object_mut() {
-            for (name, value) in &self.extensions {
+            for (name, value) in self.extensions.iter().flat_map(|e| e.iter()) {
                 object.entry(name.clone()).or_insert_with(|| value.clone());
             }
         }

@@ -71,7 +71,7 @@ mod tests {
         );
         let problem = Problem::from(NoRoute::method_not_allowed(ROUTES, "/things"));
         assert_eq!(problem.status, 405);
-        assert_eq!(problem.allow, ["POST"]);
+        assert_eq!(&*problem.allow, ["POST"]);
         assert_eq!(Problem::from(NoRoute::NotFound).status, 404);
     }
 }
