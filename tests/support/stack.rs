@@ -70,8 +70,12 @@ pub struct Stack {
     pub function_log: PathBuf,
     http: HttpClient,
     identity: Identity,
-    users: Mutex<HashMap<String, SignedIn>>,
 }
+
+/// The users signed in so far, shared by every test of the process: a sign-in sets the user's
+/// password first, so two tests signing one user in at once would undo each other.
+static USERS: std::sync::LazyLock<Mutex<HashMap<String, SignedIn>>> =
+    std::sync::LazyLock::new(Mutex::default);
 
 /// The courier the tests act as unless they name one.
 pub const COURIER: &str = "e2e-courier";
@@ -124,7 +128,6 @@ impl Stack {
             function_log,
             http: HttpClient::new(),
             identity,
-            users: Mutex::default(),
         };
         let health = stack
             .call(Method::GET, "/orders/e2e-probe", None, &[])
@@ -142,7 +145,7 @@ impl Stack {
 
     /// The user `name`, in `group` (created there on first use), signed in.
     pub async fn user(&self, name: &str, group: Group) -> SignedIn {
-        let mut users = self.users.lock().await;
+        let mut users = USERS.lock().await;
         if let Some(user) = users.get(name) {
             return user.clone();
         }

@@ -389,3 +389,163 @@ fn the_http_routes_are_the_routers_routes() {
         .collect();
     assert_eq!(declared.get("courier-api"), Some(&courier_routes));
 }
+
+/// What each operation of an OpenAPI document (`functions/…/openapi.json`) requires:
+/// (METHOD, path) → the scopes of its security requirement (the operation's, else the document's),
+/// each of a scheme that describes a Cognito access token sent as `Authorization: Bearer`.
+fn documented_scopes(relative: &str) -> BTreeMap<(String, String), BTreeSet<String>> {
+    let text = std::fs::read_to_string(workspace_root().join(relative)).expect("the document");
+    let document: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let schemes = &document["components"]["securitySchemes"];
+    let mut scopes = BTreeMap::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            if !["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
+                continue;
+            }
+            let requirements = operation
+                .get("security")
+                .unwrap_or(&document["security"])
+                .as_array()
+                .unwrap_or_else(|| panic!("{relative}: {method} {path} has no security"));
+            assert_eq!(
+                requirements.len(),
+                1,
+                "{relative}: {method} {path}: one way in, the Cognito access token"
+            );
+            let requirement = requirements[0].as_object().expect("a requirement");
+            assert_eq!(requirement.len(), 1, "{relative}: {method} {path}");
+            let (scheme, required) = requirement.iter().next().expect("one scheme");
+            assert!(
+                matches!(
+                    schemes[scheme]["type"].as_str(),
+                    Some("openIdConnect" | "oauth2")
+                ),
+                "{relative}: {scheme} is not a token scheme with scopes"
+            );
+            assert!(
+                schemes[scheme]["description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("Authorization: Bearer")),
+                "{relative}: {scheme} does not say how the token is sent"
+            );
+            let required = required
+                .as_array()
+                .expect("scopes")
+                .iter()
+                .map(|s| s.as_str().expect("a scope").to_owned())
+                .collect();
+            scopes.insert((method.to_uppercase(), path.clone()), required);
+        }
+    }
+    scopes
+}
+
+#[test]
+fn the_api_authorizes_every_route_as_the_openapi_documents_say() {
+    let template = template();
+    let resources = resources(&template);
+    let apis = of_type(&resources, "AWS::Serverless::HttpApi");
+    assert_eq!(apis.len(), 1, "one HTTP API");
+    let (api_id, api) = apis[0];
+
+    // The default authorizer: Cognito's JWTs, from the Authorization header, issued by the pool to
+    // the app client.
+    let auth = &api["Properties"]["Auth"];
+    let default = auth["DefaultAuthorizer"]
+        .as_str()
+        .expect("a default authorizer");
+    let authorizer = &auth["Authorizers"][default];
+    assert_eq!(
+        authorizer["IdentitySource"].as_str(),
+        Some("$request.header.Authorization"),
+        "{default}"
+    );
+    let jwt = &authorizer["JwtConfiguration"];
+    let Value::Tagged(issuer) = &jwt["issuer"] else {
+        panic!("{default}: the issuer is not a !Sub");
+    };
+    assert!(issuer.tag == "Sub", "{default}: the issuer is not a !Sub");
+    let issuer = issuer.value.as_str().expect("the issuer");
+    let pool_issuer = "https://cognito-idp.${AWS::Region}.amazonaws.com/";
+    let pool = issuer
+        .strip_prefix(pool_issuer)
+        .and_then(|rest| rest.strip_prefix("${"))
+        .and_then(|rest| rest.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("{default}: issuer {issuer} is not a user pool's"));
+    let audience: Vec<Option<String>> = jwt["audience"]
+        .as_sequence()
+        .expect("an audience")
+        .iter()
+        .map(target)
+        .collect();
+    assert_eq!(audience.len(), 1, "{default}: one app client");
+    let client = audience[0].clone().expect("the audience is a !Ref");
+    assert_eq!(pool, "UserPool", "{default}");
+    assert_eq!(client, "UserPoolClient", "{default}");
+    assert_eq!(
+        resources[pool]["Type"].as_str(),
+        Some("AWS::Cognito::UserPool")
+    );
+    assert_eq!(
+        resources[&client]["Type"].as_str(),
+        Some("AWS::Cognito::UserPoolClient")
+    );
+    assert_eq!(
+        target(&resources[&client]["Properties"]["UserPoolId"]).as_deref(),
+        Some(pool),
+        "the app client is the pool's"
+    );
+
+    // Every route: on this API, under the default authorizer (none opts out), with exactly the
+    // scopes its document's operation requires.
+    let documents = [
+        ("order-api", "functions/order-api/openapi.json"),
+        ("courier-api", "functions/delivery/openapi.json"),
+    ];
+    for (binary, relative) in documents {
+        let documented = documented_scopes(relative);
+        let mut declared = BTreeMap::new();
+        for (id, function) in of_type(&resources, "AWS::Serverless::Function") {
+            if function["Metadata"]["BuildProperties"]["Binary"].as_str() != Some(binary) {
+                continue;
+            }
+            for (name, event) in function["Properties"]["Events"]
+                .as_mapping()
+                .into_iter()
+                .flatten()
+            {
+                if event["Type"].as_str() != Some("HttpApi") {
+                    continue;
+                }
+                let p = &event["Properties"];
+                assert_eq!(
+                    target(&p["ApiId"]).as_deref(),
+                    Some(api_id),
+                    "{id}.{name:?}"
+                );
+                let route_authorizer = p["Auth"]["Authorizer"].as_str().unwrap_or(default);
+                assert_ne!(
+                    route_authorizer, "NONE",
+                    "{id}.{name:?} opts out of the authorizer"
+                );
+                assert_eq!(route_authorizer, default, "{id}.{name:?}");
+                let scopes: BTreeSet<String> = p["Auth"]["AuthorizationScopes"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .map(|s| s.as_str().expect("a scope").to_owned())
+                    .collect();
+                let route = (
+                    p["Method"].as_str().expect("method").to_owned(),
+                    p["Path"].as_str().expect("path").to_owned(),
+                );
+                declared.insert(route, scopes);
+            }
+        }
+        assert_eq!(
+            declared, documented,
+            "{binary}: template.yaml's routes and scopes vs {relative}'s operations and security"
+        );
+    }
+}
