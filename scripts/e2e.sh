@@ -63,3 +63,10 @@ ORDERFLOW_COGNITO_SIGNING_KEY="$ORDERFLOW_ROOT/target/e2e-cognito-signing-key.pe
 export ORDERFLOW_COGNITO_SIGNING_KEY
 # The tests mostly wait on the stack; more threads than cores keeps the run short.
 "$E2E_BIN" --test-threads 6 "$@"
+
+# The OpenAPI documents are the whole contract: schemathesis against the same stack, as a customer,
+# a courier and support (scripts/contract-test.sh). Once per test run: on the default emulators
+# (the contract is the functions', not the emulator's), and not when a test filter was given.
+if [ $# -eq 0 ] && [ "${ORDERFLOW_EMULATOR:-moto}" != localstack ] && [ "${ORDERFLOW_CONTRACT_TEST:-1}" != 0 ]; then
+  ORDERFLOW_ENV_FILE="$ENV_FILE" bash "$ORDERFLOW_ROOT/scripts/contract-test.sh" --api "$API"
+fi

@@ -178,7 +178,7 @@ pub fn timeline_lines(view: &Value) -> Vec<String> {
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
                 .map_or_else(|| "?".to_owned(), |t| t.format("%H:%M:%S%.3f").to_string());
             format!(
-                "  {at}  {:<22} {:<36} {}",
+                "  {at}  {:<22} {:<45} {}",
                 entry["event_type"].as_str().unwrap_or("?"),
                 entry["actor"].as_str().unwrap_or("?"),
                 entry["summary"].as_str().unwrap_or("")
