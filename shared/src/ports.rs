@@ -117,6 +117,49 @@ pub trait IdempotencyStore: Send + Sync {
     async fn put_if_absent(&self, record: IdempotencyRecord) -> Result<bool, StoreError>;
 }
 
+/// What claiming a side effect's marker found (see [`EffectMarkers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The marker is ours: do the effect, then complete or release the marker.
+    Claimed,
+    /// The effect was done already: do nothing.
+    Completed,
+    /// Another delivery of the same event is doing it right now: try again later.
+    InProgress,
+}
+
+/// Markers that make a side effect happen once per event (the AWS Lambda Powertools idempotency
+/// pattern): a marker is claimed `INPROGRESS` before the effect, with a lease; completed after it;
+/// released when the effect failed. A claim whose lease ran out (its holder crashed) may be taken
+/// over. Markers written by [`IdempotencyStore::put_if_absent`] count as completed.
+#[async_trait]
+pub trait EffectMarkers: Send + Sync {
+    /// Claims `key` for `holder` until `lease_until` (epoch milliseconds): [`Claim::Claimed`] when
+    /// there was no marker or an expired claim, else what the marker says. `expires_at` (epoch
+    /// seconds) is when the store may forget the marker.
+    async fn claim(
+        &self,
+        key: &str,
+        holder: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+        expires_at: i64,
+    ) -> Result<Claim, StoreError>;
+
+    /// Marks `key` completed with `response`, if `holder` still holds its claim; `false` when
+    /// the claim was taken over (its lease had run out) and so the effect may have happened twice.
+    async fn complete(
+        &self,
+        key: &str,
+        holder: &str,
+        response: Value,
+        expires_at: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives `holder`'s claim on `key` up (the effect failed): the next delivery may claim it.
+    async fn release(&self, key: &str, holder: &str) -> Result<(), StoreError>;
+}
+
 /// Why publishing failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {

@@ -146,7 +146,7 @@ async fn the_alert_handler_notifies_through_sns_once_when_its_message_is_handled
     let markers = DynamoIdempotencyStore::new(tables.client.clone(), &tables.idempotency_table);
     let deps = AlertDeps {
         notifier: &sns,
-        idempotency: &markers,
+        markers: &markers,
         clock: &SystemClock,
     };
     let delayed = delivery_delayed("cust-sns-alert").await;
@@ -183,13 +183,37 @@ async fn the_alert_handler_notifies_through_sns_once_when_its_message_is_handled
     assert!(failed_ids(&second).is_empty(), "{second:?}");
     emulator.assert_no_message(&topic.queue_url, QUIET).await;
 
-    let marker = markers
-        .get(&marker_key(handler.name, &delayed.event_id))
+    let marker = tables
+        .client
+        .get_item()
+        .table_name(&tables.idempotency_table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(marker_key(handler.name, &delayed.event_id)),
+        )
+        .consistent_read(true)
+        .send()
         .await
         .expect("reading the marker")
+        .item
         .expect("a marker");
+    let number = |name: &str| -> i64 {
+        marker
+            .get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("the marker has no {name}: {marker:?}"))
+    };
+    assert_eq!(
+        marker
+            .get("marker_status")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str),
+        Some("COMPLETED"),
+        "{marker:?}"
+    );
     let week = chrono::Duration::days(7).num_seconds();
-    let expires_in = marker.expires_at - Utc::now().timestamp();
+    let expires_in = number("expires_at") - Utc::now().timestamp();
     assert!(
         (week - 60..=week).contains(&expires_in),
         "the marker expires in about a week: {expires_in} s"
@@ -232,4 +256,78 @@ async fn the_coupon_handler_issues_one_coupon_for_a_delay_delivered_three_times(
     assert_eq!(issued.data["customer_id"], "cust-sns-coupon");
     assert_eq!(issued.causation_id, delayed.event_id);
     assert_eq!(issued.actor.as_str(), "system/coupon-on-delivery-delayed");
+}
+
+#[tokio::test]
+async fn effect_markers_are_claimed_once_completed_released_and_taken_over_after_their_lease() {
+    use shared::ports::{Claim, EffectMarkers, IdempotencyRecord, IdempotencyStore};
+    let emulator = emulator().await;
+    let tables = emulator.event_store("markers").await;
+    let markers = DynamoIdempotencyStore::new(tables.client.clone(), &tables.idempotency_table);
+    let now = 1_000_000_i64;
+    let lease = now + 30_000;
+    let expires = 2_000_000_000_i64;
+    let claim = |key: &'static str, holder: &'static str, at: i64| {
+        let markers = markers.clone();
+        async move {
+            markers
+                .claim(key, holder, at, at + 30_000, expires)
+                .await
+                .expect("claiming")
+        }
+    };
+    // Two deliveries of one event at once: one claims, the other is told to come back.
+    assert_eq!(claim("m-1", "a", now).await, Claim::Claimed);
+    assert_eq!(claim("m-1", "b", now + 10).await, Claim::InProgress);
+    assert!(
+        markers
+            .complete("m-1", "a", json!({"ok": true}), expires)
+            .await
+            .expect("completing")
+    );
+    assert_eq!(
+        claim("m-1", "b", lease + 1).await,
+        Claim::Completed,
+        "done is done, lease or not"
+    );
+
+    // A failed effect releases its claim: the next delivery claims it.
+    assert_eq!(claim("m-2", "a", now).await, Claim::Claimed);
+    markers.release("m-2", "a").await.expect("releasing");
+    assert_eq!(claim("m-2", "b", now + 10).await, Claim::Claimed);
+    // Only the holder releases or completes.
+    markers
+        .release("m-2", "a")
+        .await
+        .expect("releasing another's claim is a no-op");
+    assert_eq!(claim("m-2", "c", now + 20).await, Claim::InProgress);
+
+    // A holder that crashed: its lease runs out and the claim is taken over; its late completion
+    // is refused and says so.
+    assert_eq!(claim("m-3", "a", now).await, Claim::Claimed);
+    assert_eq!(claim("m-3", "b", lease + 1).await, Claim::Claimed);
+    assert!(
+        !markers
+            .complete("m-3", "a", json!({}), expires)
+            .await
+            .expect("completing")
+    );
+    assert!(
+        markers
+            .complete("m-3", "b", json!({}), expires)
+            .await
+            .expect("completing")
+    );
+
+    // A marker of the old kind (a record put if absent) counts as completed.
+    markers
+        .put_if_absent(IdempotencyRecord {
+            key: "m-4".into(),
+            request_hash: "e-4".into(),
+            response: json!({}),
+            expires_at: expires,
+        })
+        .await
+        .expect("putting");
+    assert_eq!(claim("m-4", "a", now).await, Claim::Completed);
 }

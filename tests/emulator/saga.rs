@@ -123,7 +123,7 @@ async fn alert_handlers(
                 [markers, notifier] | batch | {
                     let deps = alert::notify::AlertDeps {
                         notifier: notifier.as_ref(),
-                        idempotency: markers.as_ref(),
+                        markers: markers.as_ref(),
                         clock: &SystemClock,
                     };
                     handle_sqs_batch(handler.name, &batch, |e| handler.handle(&deps, e)).await

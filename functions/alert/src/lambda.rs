@@ -25,7 +25,7 @@ pub async fn run_notifier(handler: NotificationHandler) -> Result<(), Error> {
     let idempotency = DynamoIdempotencyStore::new(dynamodb, &config.idempotency_table);
     let deps = &AlertDeps {
         notifier: &notifier,
-        idempotency: &idempotency,
+        markers: &idempotency,
         clock: &SystemClock,
     };
     lambda_runtime::run(service_fn(move |e: LambdaEvent<SqsEvent>| async move {

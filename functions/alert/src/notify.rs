@@ -4,43 +4,42 @@
 //!
 //! 1. refuses an event of another type as poison (the rule routed it to the wrong queue);
 //! 2. decodes the event and composes the [`Notification`] (an undecodable event is poison);
-//! 3. looks for the processed-event marker `alert#<handler>#<event_id>` ([`marker_key`]) in the
-//!    [`IdempotencyStore`]: if it is there the customer was told already, and the message is
-//!    acknowledged without a second notification;
-//! 4. sends the notification; if the [`Notifier`] fails the message fails as retryable and no
-//!    marker is written, so the queue's redelivery tries again;
-//! 5. writes the marker with `put_if_absent`, to expire after [`MARKER_TTL`] (the idempotency
-//!    table's TTL; far longer than any redelivery or EventBridge retry lasts).
+//! 3. **claims** the event's marker `alert#<handler>#<event_id>` ([`marker_key`]) in the
+//!    [`EffectMarkers`] store, `INPROGRESS` with a lease of [`CLAIM_LEASE`] (the function's
+//!    timeout and more): a marker already `COMPLETED` means the customer was told, and the message
+//!    is acknowledged; a claim another delivery holds fails the message as retryable (its
+//!    redelivery finds the marker completed); an expired claim (its holder crashed) is taken over;
+//! 4. sends the notification; if the [`Notifier`] fails, the claim is released and the message
+//!    fails as retryable, so the queue's redelivery tries again;
+//! 5. completes the marker, to expire after [`MARKER_TTL`] (the idempotency table's TTL; far longer
+//!    than any redelivery or EventBridge retry lasts).
 //!
-//! ## What is left: the windows for a duplicate
+//! This is the AWS Lambda Powertools idempotency pattern (`INPROGRESS` → `COMPLETED` with expiry).
 //!
-//! SNS cannot publish and write the marker atomically, so two windows remain, each costing the
-//! customer at most one duplicate message, never a lost one:
+//! ## What is left: the window for a duplicate
 //!
-//! - **crash between 4 and 5**: the notification went out, the function died (timeout, crash, the
-//!   marker write failed) before the marker was stored; the message is redelivered, finds no marker
-//!   and notifies again. A marker write that *fails* after a successful notification is logged and
-//!   the message is still acknowledged, so only a crash (or a later duplicate of the same event)
-//!   repeats it.
-//! - **concurrent duplicates**: EventBridge may deliver one event twice, as two SQS messages that
-//!   two function instances handle at the same time; both can pass step 3 before either reaches
-//!   step 5. `put_if_absent` then tells the second one, which logs it.
-//!
-//! Claiming the marker *before* notifying would close both windows but turn them into lost
-//! notifications on a crash; a duplicate message is the better failure for a customer.
+//! Concurrent deliveries of one event (EventBridge may deliver it twice; two instances may hold the
+//! two messages at once) notify once: only one claims the marker. What remains is a publish whose
+//! outcome is unknown — the function crashed inside the publish, or SNS applied it and the answer
+//! was lost — and then only after the lease: a redelivery claims the expired marker and notifies
+//! again. A marker that could not be completed after a successful publish is logged; its claim
+//! lapses after the lease, so a later duplicate of the event could notify again. Claiming *without*
+//! releasing on failure would turn those windows into lost notifications; a duplicate message is
+//! the better failure for a customer.
 
 use chrono::Duration;
 use serde_json::json;
 use shared::consumer::HandlerError;
 use shared::envelope::StoredEvent;
 use shared::ids::CustomerId;
-use shared::ports::{
-    Clock, IdempotencyRecord, IdempotencyStore, Notification, Notifier, StoreError,
-};
+use shared::ports::{Claim, Clock, EffectMarkers, Notification, Notifier, StoreError};
 use tracing::{info, warn};
 
 /// How long a processed-event marker is kept.
 pub const MARKER_TTL: Duration = Duration::days(7);
+/// How long a claim holds before another delivery may take it over: longer than the function's
+/// timeout (10 s in `template.yaml`), so a live holder is never overtaken.
+pub const CLAIM_LEASE: Duration = Duration::seconds(30);
 
 /// What the notification handlers talk through.
 #[derive(Clone, Copy)]
@@ -48,8 +47,8 @@ pub struct AlertDeps<'a> {
     /// Where notifications go (SNS in production).
     pub notifier: &'a dyn Notifier,
     /// Where the processed-event markers are kept.
-    pub idempotency: &'a dyn IdempotencyStore,
-    /// The marker's timestamps.
+    pub markers: &'a dyn EffectMarkers,
+    /// The markers' timestamps.
     pub clock: &'a dyn Clock,
 }
 
@@ -90,39 +89,55 @@ impl NotificationHandler {
         }
         let notification = (self.compose)(&event)?;
         let key = marker_key(self.name, &event.event_id);
-        if deps
-            .idempotency
-            .get(&key)
-            .await
-            .map_err(marker_store_failed)?
-            .is_some()
-        {
-            info!("the customer was notified of this event already: skipped");
-            return Ok(());
-        }
-        deps.notifier
-            .notify(&notification)
-            .await
-            .map_err(|error| HandlerError::Retryable(error.to_string()))?;
+        let holder = uuid::Uuid::now_v7().to_string();
         let now = deps.clock.now();
-        let marker = IdempotencyRecord {
-            key,
-            request_hash: event.event_id.clone(),
-            response: json!({
-                "handler": self.name,
-                "event_type": event.event_type,
-                "notified_at": now,
-            }),
-            expires_at: (now + MARKER_TTL).timestamp(),
-        };
-        match deps.idempotency.put_if_absent(marker).await {
-            Ok(true) => info!("customer notified"),
-            Ok(false) => {
-                warn!("customer notified; a concurrent delivery of the same event had notified too")
+        let claim = deps
+            .markers
+            .claim(
+                &key,
+                &holder,
+                now.timestamp_millis(),
+                (now + CLAIM_LEASE).timestamp_millis(),
+                (now + MARKER_TTL).timestamp(),
+            )
+            .await
+            .map_err(marker_store_failed)?;
+        match claim {
+            Claim::Completed => {
+                info!("the customer was notified of this event already: skipped");
+                return Ok(());
             }
+            Claim::InProgress => {
+                return Err(HandlerError::Retryable(
+                    "another delivery of this event is notifying the customer; try again".into(),
+                ));
+            }
+            Claim::Claimed => {}
+        }
+        if let Err(error) = deps.notifier.notify(&notification).await {
+            if let Err(release) = deps.markers.release(&key, &holder).await {
+                warn!(reason = %release, "the claim was not released: it lapses after its lease");
+            }
+            return Err(HandlerError::Retryable(error.to_string()));
+        }
+        let done = deps.clock.now();
+        let response = json!({
+            "handler": self.name,
+            "event_type": event.event_type,
+            "notified_at": done,
+        });
+        match deps
+            .markers
+            .complete(&key, &holder, response, (done + MARKER_TTL).timestamp())
+            .await
+        {
+            Ok(true) => info!("customer notified"),
+            Ok(false) => warn!(
+                "customer notified, but the claim had lapsed and was taken over: they may hear twice"
+            ),
             Err(error) => warn!(
                 reason = %error,
-                "customer notified, but the marker was not written: a redelivery would notify again"
+                "customer notified, but the marker was not completed: it lapses after its lease"
             ),
         }
         Ok(())
@@ -176,6 +191,7 @@ pub(crate) fn when(at: chrono::DateTime<chrono::Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use shared::adapters::memory::MarkerState;
     use shared::consumer::{bus_event_body, failed_ids, handle_sqs_batch, sqs_event};
     use shared::ids::OrderId;
 
@@ -238,15 +254,17 @@ mod tests {
         world.deliver(&handler, &[bus_event_body(&event)]).await;
         let key = format!("alert#{}#{}", handler.name, event.event_id);
         assert_eq!(marker_key(handler.name, &event.event_id), key);
-        let marker = world.idempotency.get(&key).await.unwrap().expect("marker");
-        assert_eq!(
-            marker.expires_at,
-            (testing::now() + Duration::days(7)).timestamp()
-        );
-        assert_eq!(marker.response["handler"], handler.name);
+        let Some(MarkerState::Completed {
+            response,
+            expires_at,
+        }) = world.idempotency.marker(&key)
+        else {
+            panic!("no completed marker");
+        };
+        assert_eq!(expires_at, (testing::now() + Duration::days(7)).timestamp());
+        assert_eq!(response["handler"], handler.name);
         assert!(
-            !marker
-                .response
+            !response
                 .to_string()
                 .contains(&world.notifier.sent()[0].message),
             "the marker keeps no message"
@@ -288,7 +306,11 @@ mod tests {
             );
             assert!(world.notifier.sent().is_empty());
             let key = marker_key(handler.name, &event.event_id);
-            assert_eq!(world.idempotency.get(&key).await, Ok(None), "no marker");
+            assert_eq!(
+                world.idempotency.marker(&key),
+                None,
+                "the claim was released"
+            );
 
             assert!(
                 world
@@ -402,9 +424,9 @@ mod tests {
     async fn a_marker_store_that_cannot_be_read_fails_the_message_before_notifying() {
         let (handler, event) = every_handler().remove(0);
         let world = World::new();
-        let broken = testing::BrokenMarkers::reads();
+        let broken = testing::BrokenMarkers::claims();
         let deps = AlertDeps {
-            idempotency: &broken,
+            markers: &broken,
             ..world.alert()
         };
         let outcome = handler.handle(&deps, event).await;
@@ -419,9 +441,9 @@ mod tests {
     async fn a_marker_that_cannot_be_written_after_notifying_still_acknowledges_the_message() {
         let (handler, event) = every_handler().remove(0);
         let world = World::new();
-        let broken = testing::BrokenMarkers::writes();
+        let broken = testing::BrokenMarkers::completions();
         let deps = AlertDeps {
-            idempotency: &broken,
+            markers: &broken,
             ..world.alert()
         };
         assert_eq!(handler.handle(&deps, event).await, Ok(()));
@@ -476,5 +498,71 @@ mod tests {
     #[test]
     fn instants_read_as_utc_minutes() {
         assert_eq!(when(testing::now()), "2026-11-22 10:00 UTC");
+    }
+
+    #[tokio::test]
+    async fn two_deliveries_of_one_event_at_once_notify_once_the_second_comes_back_later() {
+        let (handler, event) = every_handler().remove(1);
+        let world = World::new();
+        let key = marker_key(handler.name, &event.event_id);
+        // The first delivery holds the claim (it is publishing right now).
+        let now = testing::now();
+        assert_eq!(
+            world
+                .idempotency
+                .claim(
+                    &key,
+                    "first",
+                    now.timestamp_millis(),
+                    (now + CLAIM_LEASE).timestamp_millis(),
+                    (now + MARKER_TTL).timestamp()
+                )
+                .await,
+            Ok(Claim::Claimed)
+        );
+        let second = handler.handle(&world.alert(), event.clone()).await;
+        assert!(
+            matches!(second, Err(HandlerError::Retryable(_))),
+            "{second:?}"
+        );
+        assert!(
+            world.notifier.sent().is_empty(),
+            "the second did not notify"
+        );
+        // The first completes; the second's redelivery finds it done.
+        assert_eq!(
+            world
+                .idempotency
+                .complete(&key, "first", json!({}), (now + MARKER_TTL).timestamp())
+                .await,
+            Ok(true)
+        );
+        assert_eq!(handler.handle(&world.alert(), event).await, Ok(()));
+        assert!(world.notifier.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_claim_whose_holder_crashed_is_taken_over_after_its_lease() {
+        let (handler, event) = every_handler().remove(3);
+        let world = World::new();
+        let key = marker_key(handler.name, &event.event_id);
+        let then = testing::now() - CLAIM_LEASE - Duration::seconds(1);
+        world
+            .idempotency
+            .claim(
+                &key,
+                "crashed",
+                then.timestamp_millis(),
+                (then + CLAIM_LEASE).timestamp_millis(),
+                (then + MARKER_TTL).timestamp(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(handler.handle(&world.alert(), event).await, Ok(()));
+        assert_eq!(world.notifier.sent().len(), 1, "notified by the redelivery");
+        assert!(matches!(
+            world.idempotency.marker(&key),
+            Some(MarkerState::Completed { .. })
+        ));
     }
 }

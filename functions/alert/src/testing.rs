@@ -19,7 +19,7 @@ use shared::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
 use shared::events::Event;
 use shared::ids::{CustomerId, DeliveryId, OrderId, Sku, StreamId};
 use shared::money::{Cents, Currency};
-use shared::ports::{IdempotencyRecord, IdempotencyStore, StoreError};
+use shared::ports::{Claim, EffectMarkers, StoreError};
 
 use crate::coupon_on_delivery_delayed::{self, CouponDeps};
 use crate::notify::{AlertDeps, NotificationHandler};
@@ -243,7 +243,7 @@ impl World {
     pub fn alert(&self) -> AlertDeps<'_> {
         AlertDeps {
             notifier: &self.notifier,
-            idempotency: &self.idempotency,
+            markers: &self.idempotency,
             clock: &self.clock,
         }
     }
@@ -285,43 +285,61 @@ impl World {
     }
 }
 
-/// An idempotency store that is out of reach for reads or for writes.
+/// A marker store with faults: claims fail (`claims`), or claims succeed and completions fail
+/// (`completions`).
 pub struct BrokenMarkers {
-    reads: bool,
-    writes: bool,
+    claims: bool,
+    completions: bool,
 }
 
 impl BrokenMarkers {
-    /// Every `get` fails.
-    pub fn reads() -> Self {
+    /// Every claim fails.
+    pub fn claims() -> Self {
         Self {
-            reads: true,
-            writes: false,
+            claims: true,
+            completions: false,
         }
     }
 
-    /// `get` finds nothing; every `put_if_absent` fails.
-    pub fn writes() -> Self {
+    /// Claims succeed; every completion fails.
+    pub fn completions() -> Self {
         Self {
-            reads: false,
-            writes: true,
+            claims: false,
+            completions: true,
         }
     }
 }
 
 #[async_trait]
-impl IdempotencyStore for BrokenMarkers {
-    async fn get(&self, _key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        if self.reads {
+impl EffectMarkers for BrokenMarkers {
+    async fn claim(
+        &self,
+        _key: &str,
+        _holder: &str,
+        _now_ms: i64,
+        _lease_until_ms: i64,
+        _expires_at: i64,
+    ) -> Result<Claim, StoreError> {
+        if self.claims {
             return Err(StoreError::Unavailable("injected fault".into()));
         }
-        Ok(None)
+        Ok(Claim::Claimed)
     }
 
-    async fn put_if_absent(&self, _record: IdempotencyRecord) -> Result<bool, StoreError> {
-        if self.writes {
+    async fn complete(
+        &self,
+        _key: &str,
+        _holder: &str,
+        _response: serde_json::Value,
+        _expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        if self.completions {
             return Err(StoreError::Unavailable("injected fault".into()));
         }
         Ok(true)
+    }
+
+    async fn release(&self, _key: &str, _holder: &str) -> Result<(), StoreError> {
+        Ok(())
     }
 }

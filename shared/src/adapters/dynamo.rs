@@ -25,7 +25,10 @@ use super::validate_append;
 use crate::envelope::StoredEvent;
 use crate::events::DecodeError;
 use crate::ids::StreamId;
-use crate::ports::{AppendRequest, EventStore, IdempotencyRecord, IdempotencyStore, StoreError};
+use crate::ports::{
+    AppendRequest, Claim, EffectMarkers, EventStore, IdempotencyRecord, IdempotencyStore,
+    StoreError,
+};
 use crate::upcasting::upcast;
 
 type Item = HashMap<String, AttributeValue>;
@@ -346,6 +349,129 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             Ok(_) => Ok(true),
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
                 Ok(false)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+/// A claimed effect marker's status attribute (`status` is a DynamoDB reserved word).
+const MARKER_STATUS: &str = "marker_status";
+const IN_PROGRESS: &str = "INPROGRESS";
+const COMPLETED: &str = "COMPLETED";
+
+/// Effect markers on the idempotency table: `pk`, `marker_status` (`INPROGRESS` or `COMPLETED`),
+/// `holder`, `lease_until_ms`, `expires_at` (the table's TTL) and, once completed, `response`.
+/// A claim is one conditional `PutItem`: no item yet, or an `INPROGRESS` one whose lease ran out.
+/// Items without `marker_status` (written by `put_if_absent`) count as completed.
+#[async_trait]
+impl EffectMarkers for DynamoIdempotencyStore {
+    #[instrument(skip_all)]
+    async fn claim(
+        &self,
+        key: &str,
+        holder: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+        expires_at: i64,
+    ) -> Result<Claim, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(key.to_owned()))
+            .item(MARKER_STATUS, AttributeValue::S(IN_PROGRESS.to_owned()))
+            .item("holder", AttributeValue::S(holder.to_owned()))
+            .item("lease_until_ms", AttributeValue::N(lease_until_ms.to_string()))
+            .item("expires_at", AttributeValue::N(expires_at.to_string()))
+            .condition_expression(
+                "attribute_not_exists(pk) OR (marker_status = :in_progress AND lease_until_ms < :now)",
+            )
+            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_owned()))
+            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Claimed),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                let item = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", AttributeValue::S(key.to_owned()))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(unavailable)?
+                    .item;
+                let in_progress = item
+                    .as_ref()
+                    .and_then(|item| item.get(MARKER_STATUS))
+                    .is_some_and(|status| status.as_s().is_ok_and(|s| s == IN_PROGRESS));
+                Ok(match (item, in_progress) {
+                    (Some(_), true) => Claim::InProgress,
+                    (Some(_), false) => Claim::Completed,
+                    // Released or expired in between: the next delivery claims it.
+                    (None, _) => Claim::InProgress,
+                })
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    #[instrument(skip_all)]
+    async fn complete(
+        &self,
+        key: &str,
+        holder: &str,
+        response: Value,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let response = serde_dynamo::to_attribute_value(&response)
+            .map_err(|e| StoreError::InvalidAppend(format!("marker response: {e}")))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_owned()))
+            .update_expression(
+                "SET marker_status = :completed, #response = :response, expires_at = :expires \
+                 REMOVE lease_until_ms",
+            )
+            .condition_expression("holder = :holder AND marker_status = :in_progress")
+            .expression_attribute_names("#response", "response")
+            .expression_attribute_values(":completed", AttributeValue::S(COMPLETED.to_owned()))
+            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_owned()))
+            .expression_attribute_values(":response", response)
+            .expression_attribute_values(":expires", AttributeValue::N(expires_at.to_string()))
+            .expression_attribute_values(":holder", AttributeValue::S(holder.to_owned()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    #[instrument(skip_all)]
+    async fn release(&self, key: &str, holder: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_owned()))
+            .condition_expression("holder = :holder AND marker_status = :in_progress")
+            .expression_attribute_values(":holder", AttributeValue::S(holder.to_owned()))
+            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_owned()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(())
             }
             Err(e) => Err(unavailable(e)),
         }

@@ -13,8 +13,8 @@ use crate::domain::catalogue::CatalogueEntry;
 use crate::envelope::StoredEvent;
 use crate::ids::{CustomerId, OrderId, Sku, StreamId};
 use crate::ports::{
-    AppendRequest, Catalogue, EventPublisher, EventStore, IdempotencyRecord, IdempotencyStore,
-    Notification, Notifier, NotifyError, PublishError, StoreError,
+    AppendRequest, Catalogue, Claim, EffectMarkers, EventPublisher, EventStore, IdempotencyRecord,
+    IdempotencyStore, Notification, Notifier, NotifyError, PublishError, StoreError,
 };
 use crate::read_model::{
     DeliveryBoard, OrderPage, OrderView, OrderViews, OverdueDelivery, ViewError,
@@ -46,10 +46,115 @@ impl Faults {
     }
 }
 
-/// Idempotency records in a map.
+/// Idempotency records and effect markers in maps.
 #[derive(Debug, Clone, Default)]
 pub struct InMemoryIdempotencyStore {
     records: Arc<Mutex<HashMap<String, IdempotencyRecord>>>,
+    markers: Arc<Mutex<HashMap<String, Marker>>>,
+}
+
+/// An effect marker: claimed by `holder` until `lease_until_ms`, or completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Marker {
+    holder: String,
+    lease_until_ms: i64,
+    completed: bool,
+    response: serde_json::Value,
+    expires_at: i64,
+}
+
+/// An effect marker as a test sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarkerState {
+    /// Claimed, the effect not confirmed.
+    InProgress,
+    /// The effect was done: what was recorded, and when the marker expires (epoch seconds).
+    Completed {
+        /// The response recorded.
+        response: serde_json::Value,
+        /// When the marker may be forgotten.
+        expires_at: i64,
+    },
+}
+
+impl InMemoryIdempotencyStore {
+    /// The effect marker under `key`, if any.
+    pub fn marker(&self, key: &str) -> Option<MarkerState> {
+        lock(&self.markers).get(key).map(|m| {
+            if m.completed {
+                MarkerState::Completed {
+                    response: m.response.clone(),
+                    expires_at: m.expires_at,
+                }
+            } else {
+                MarkerState::InProgress
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl EffectMarkers for InMemoryIdempotencyStore {
+    async fn claim(
+        &self,
+        key: &str,
+        holder: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+        expires_at: i64,
+    ) -> Result<Claim, StoreError> {
+        if lock(&self.records).contains_key(key) {
+            return Ok(Claim::Completed);
+        }
+        let mut markers = lock(&self.markers);
+        match markers.get(key) {
+            Some(marker) if marker.completed => Ok(Claim::Completed),
+            Some(marker) if marker.lease_until_ms >= now_ms => Ok(Claim::InProgress),
+            _ => {
+                markers.insert(
+                    key.to_owned(),
+                    Marker {
+                        holder: holder.to_owned(),
+                        lease_until_ms,
+                        completed: false,
+                        response: serde_json::Value::Null,
+                        expires_at,
+                    },
+                );
+                Ok(Claim::Claimed)
+            }
+        }
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        holder: &str,
+        response: serde_json::Value,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut markers = lock(&self.markers);
+        match markers.get_mut(key) {
+            Some(marker) if marker.holder == holder && !marker.completed => {
+                marker.completed = true;
+                marker.response = response;
+                marker.expires_at = expires_at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release(&self, key: &str, holder: &str) -> Result<(), StoreError> {
+        let mut markers = lock(&self.markers);
+        if markers
+            .get(key)
+            .is_some_and(|m| m.holder == holder && !m.completed)
+        {
+            markers.remove(key);
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
