@@ -20,7 +20,7 @@ use shared::consumer::{bus_event_body, failed_ids, handle_sqs_batch, sqs_event};
 use shared::domain::delivery::{Delivery, DeliveryCommand};
 use shared::envelope::{Actor, EventContext, StoredEvent};
 use shared::ids::{DeliveryId, StreamId};
-use shared::ports::{EventStore, IdempotencyStore, Notification, Notifier};
+use shared::ports::{EventStore, Notification, Notifier};
 use shared::repository;
 
 const ARRIVAL: Duration = Duration::from_secs(20);
