@@ -14,6 +14,10 @@ use crate::validation::{ValidationError, text};
 
 /// Longest accepted free-text reason.
 pub const MAX_REASON_LEN: usize = 500;
+/// Most delays one delivery may have (each brings the customer a coupon and a notification).
+/// Past it a courier's further delay report is refused and the overdue check stops marking the
+/// delivery: a delivery that late needs a person (fail it, or escalate), not another coupon.
+pub const MAX_DELAYS: u32 = 5;
 
 /// What can be asked of a delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -365,11 +369,23 @@ impl Aggregate for Delivery {
                     )
                     .into());
                 }
+                if known.delays >= MAX_DELAYS {
+                    return Err(DomainError::LimitReached {
+                        kind: Delivery::KIND,
+                        command: "delay",
+                        limit: MAX_DELAYS,
+                    });
+                }
                 Ok(vec![known.delayed(previous_eta, *new_eta, reason)])
             }
             (DeliveryCommand::ReportDelay { .. }, _) => Err(known.refuse("delay")),
 
             (DeliveryCommand::MarkOverdue { now, new_eta }, Scheduled | Dispatched) => {
+                // Not once the order was cancelled under a dispatched delivery (that is for a
+                // person to resolve), nor past the delay limit.
+                if known.cancellation_refused || known.delays >= MAX_DELAYS {
+                    return Ok(vec![]);
+                }
                 match known.eta {
                     // Once per delay: after marking, the ETA lies ahead until the new one passes too.
                     Some(eta) if *now > eta && *new_eta > *now => {
@@ -1254,5 +1270,53 @@ mod tests {
                 "cancelled"
             ]
         );
+    }
+
+    /// Scheduled, dispatched and delayed `count` times, an hour each (ETA 12:00 + `count` h).
+    fn delayed_times(count: u32) -> Vec<DeliveryEvent> {
+        let mut history = vec![scheduled(), dispatched()];
+        for n in 1..=count {
+            let previous = at(11 + n, 0);
+            history.push(delayed(n, previous, at(12 + n, 0), "traffic"));
+        }
+        history
+    }
+
+    #[test]
+    fn a_delivery_is_delayed_at_most_max_delays_times() {
+        let history = delayed_times(MAX_DELAYS - 1);
+        given::<Delivery>(history.clone())
+            .when(&report_delay(at(23, 0), "traffic"))
+            .then_events();
+        let full = delayed_times(MAX_DELAYS);
+        given::<Delivery>(full.clone())
+            .when(&report_delay(at(23, 30), "still traffic"))
+            .then_error(DomainError::LimitReached {
+                kind: "delivery",
+                command: "delay",
+                limit: MAX_DELAYS,
+            });
+        // A repeat of the last report is still told apart (the API answers it as a retry).
+        given::<Delivery>(full)
+            .when(&report_delay(at(12 + MAX_DELAYS, 0), "traffic"))
+            .then_invalid("new_eta");
+    }
+
+    #[test]
+    fn the_overdue_check_stops_at_the_delay_limit_and_for_an_order_cancelled_under_way() {
+        let late = at(23, 59);
+        given::<Delivery>(delayed_times(MAX_DELAYS))
+            .when(&mark_overdue(late, late + Duration::hours(24)))
+            .then_nothing();
+        given::<Delivery>(delayed_times(MAX_DELAYS - 1))
+            .when(&mark_overdue(late, late + Duration::hours(24)))
+            .then_events();
+        given::<Delivery>([
+            scheduled(),
+            dispatched(),
+            cancellation_refused(DeliveryStatus::Dispatched),
+        ])
+        .when(&mark_overdue(late, late + Duration::hours(24)))
+        .then_nothing();
     }
 }

@@ -73,6 +73,16 @@ pub enum DomainError {
         /// The refused command, in words.
         command: &'static str,
     },
+    /// The aggregate reached a limit the command would pass.
+    #[error("cannot {command} the {kind} again: it reached its limit of {limit}")]
+    LimitReached {
+        /// The aggregate kind.
+        kind: &'static str,
+        /// The refused command, in words.
+        command: &'static str,
+        /// The limit.
+        limit: u32,
+    },
     /// A value in the command breaks a rule.
     #[error(transparent)]
     Invalid(#[from] ValidationError),

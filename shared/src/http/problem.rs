@@ -72,6 +72,7 @@ impl Problem {
                 Self::conflict("invalid-transition", error.to_string())
             }
             DomainError::NotAssigned { .. } => Self::forbidden("not-assigned", error.to_string()),
+            DomainError::LimitReached { .. } => Self::conflict("limit-reached", error.to_string()),
             DomainError::Invalid(invalid) => Self::invalid(invalid),
         }
     }

@@ -973,3 +973,40 @@ async fn a_dispatch_overtaken_by_another_couriers_dispatch_is_409() {
     assert_eq!(events.len(), 2);
     assert_eq!(events[1].data["courier_id"], "courier-8");
 }
+
+#[tokio::test]
+async fn a_delay_past_the_limit_is_a_409_and_a_repeat_of_the_last_is_still_a_200() {
+    use shared::domain::delivery::MAX_DELAYS;
+    let h = dispatched().await;
+    let eta = |n: u32| promised_by() + Duration::hours(i64::from(n));
+    for n in 1..=MAX_DELAYS {
+        send(
+            &h.app,
+            act(ID, Delay, &delay_by("courier-7", eta(n), "traffic")),
+        )
+        .await
+        .assert_accepted("dispatched", 2 + u64::from(n));
+    }
+    let answer = send(
+        &h.app,
+        act(
+            ID,
+            Delay,
+            &delay_by("courier-7", eta(MAX_DELAYS + 1), "traffic"),
+        ),
+    )
+    .await;
+    answer.assert_status_problem(409);
+    assert_eq!(answer.body["type"], "urn:orderflow:problem:limit-reached");
+    send(
+        &h.app,
+        act(
+            ID,
+            Delay,
+            &delay_by("courier-7", eta(MAX_DELAYS), "traffic"),
+        ),
+    )
+    .await
+    .assert_accepted("dispatched", 2 + u64::from(MAX_DELAYS));
+    assert_eq!(h.store.all_events().len(), 2 + MAX_DELAYS as usize);
+}
