@@ -336,10 +336,15 @@ impl OrderView {
                 self.set_delivery_status(DeliveryStatus::Cancelled);
                 "Delivery cancelled".into()
             }
-            DeliveryEvent::DeliveryCancellationRefused(refused) => format!(
-                "Cancellation refused: the delivery was {} already",
-                refused.status.as_str()
-            ),
+            DeliveryEvent::DeliveryCancellationRefused(refused) => match refused.status {
+                DeliveryStatus::Dispatched => {
+                    "Cancelled under way: the parcel is recalled".to_owned()
+                }
+                status => format!(
+                    "Cancellation came too late: the delivery was {} already",
+                    status.as_str()
+                ),
+            },
         }
     }
 
@@ -829,7 +834,7 @@ mod tests {
         assert_eq!(view.delivery, before);
         assert_eq!(
             summaries(&view).last(),
-            Some(&"Cancellation refused: the delivery was dispatched already")
+            Some(&"Cancelled under way: the parcel is recalled")
         );
         assert_eq!(view.version_of(&delivery_stream()), 3);
     }

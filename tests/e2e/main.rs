@@ -446,6 +446,22 @@ async fn a_cancel_racing_the_dispatch_is_resolved_explicitly_with_an_alert() {
         notified.contains(&"DeliveryCancellationRefused".to_owned()),
         "{notified:?}"
     );
+    // The cancellation stands: the parcel is recalled, so the courier cannot complete the
+    // delivery, only fail it — and order and delivery agree that nothing was delivered.
+    let completed = stack.courier(&order_id, "complete", &courier()).await;
+    assert_eq!(completed.status, StatusCode::CONFLICT, "{}", completed.body);
+    act(
+        &stack,
+        &order_id,
+        "fail",
+        &json!({"courier_id": "courier-7", "reason": "returned: the order was cancelled"}),
+    )
+    .await;
+    stack
+        .wait_for_view(&order_id, "the recalled delivery failed", |v| {
+            order_status(v) == "cancelled" && delivery_status(v) == "failed"
+        })
+        .await;
 }
 
 #[tokio::test]

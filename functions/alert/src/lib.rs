@@ -15,7 +15,7 @@
 //! | [`on_delivery_delayed`] | `alert-on-delivery-delayed` | `DeliveryDelayed` | the new estimated arrival |
 //! | [`on_delivery_completed`] | `alert-on-delivery-completed` | `DeliveryCompleted` | "delivered" |
 //! | [`on_order_cancelled`] | `alert-on-order-cancelled` | `OrderCancelled` | the cancellation and its reason in words |
-//! | [`on_delivery_cancellation_refused`] | `alert-on-delivery-cancellation-refused` | `DeliveryCancellationRefused` | the cancellation came after dispatch: the parcel could not be stopped |
+//! | [`on_delivery_cancellation_refused`] | `alert-on-delivery-cancellation-refused` | `DeliveryCancellationRefused` | the cancellation came after dispatch: the parcel comes back (or, delivered, could not be stopped) |
 //! | [`coupon_on_delivery_delayed`] | `coupon-on-delivery-delayed` | `DeliveryDelayed` | issues a 10 % coupon, at most one per delay |
 //! | [`notify`] | | | the notification handlers' common path: processed-event markers for an exactly-once effect |
 //! | [`config`] | | | `Config::from_env` of each function |

@@ -1,6 +1,8 @@
 //! `alert-on-delivery-cancellation-refused`: the order was cancelled after its delivery had left
-//! (DESIGN §2: the race is resolved explicitly, with an event and an alert). Tells the customer
-//! that the parcel could not be stopped, and why.
+//! (the race is resolved explicitly, with an event and an alert). The cancellation stands: a parcel
+//! still on its way is recalled (its courier may no longer complete the delivery, only fail it, so
+//! order and delivery agree nothing was delivered) and the customer is told it comes back; a parcel
+//! delivered already cannot be undone, and the customer is told how to return it.
 
 use shared::consumer::HandlerError;
 use shared::domain::delivery::{DeliveryEvent, DeliveryStatus};
@@ -44,6 +46,18 @@ fn compose(event: &StoredEvent) -> Result<Notification, HandlerError> {
     else {
         return Err(misrouted(NAME, HANDLER.event_type, event));
     };
+    if refused.status == DeliveryStatus::Dispatched {
+        return Ok(notification(
+            event,
+            &refused.customer_id,
+            format!("Your order {} is on its way back", refused.order_id),
+            format!(
+                "Your order {} was cancelled while it was on its way to you: the courier brings \
+                 the parcel back and nothing is charged.",
+                refused.order_id
+            ),
+        ));
+    }
     Ok(notification(
         event,
         &refused.customer_id,
@@ -64,14 +78,23 @@ mod tests {
     use shared::consumer::bus_event_body;
 
     #[tokio::test]
-    async fn the_customer_hears_that_the_parcel_could_not_be_stopped() {
-        for (status, why) in [
-            (
-                DeliveryStatus::Dispatched,
-                "it was already on its way to you",
-            ),
-            (DeliveryStatus::Completed, "it had already been delivered"),
-        ] {
+    async fn the_customer_hears_the_parcel_comes_back_or_could_not_be_stopped() {
+        let world = World::new();
+        let event = cancellation_refused(DeliveryStatus::Dispatched);
+        assert!(
+            world
+                .deliver(&HANDLER, &[bus_event_body(&event)])
+                .await
+                .is_empty()
+        );
+        let [sent] = world.notifier.sent().try_into().unwrap();
+        assert_eq!(sent.subject, "Your order o-1001 is on its way back");
+        assert!(
+            sent.message.contains("brings the parcel back"),
+            "{}",
+            sent.message
+        );
+        for (status, why) in [(DeliveryStatus::Completed, "it had already been delivered")] {
             let world = World::new();
             let event = cancellation_refused(status);
             assert!(

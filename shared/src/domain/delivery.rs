@@ -398,6 +398,16 @@ impl Aggregate for Delivery {
 
             (DeliveryCommand::Complete { courier_id }, Dispatched) => {
                 known.check_courier(courier_id, "complete")?;
+                // The order was cancelled while the delivery was under way: the cancellation
+                // stands, the parcel goes back (the courier fails the delivery), so the order and
+                // its delivery agree that nothing was delivered.
+                if known.cancellation_refused {
+                    return Err(DomainError::InvalidTransition {
+                        kind: Delivery::KIND,
+                        command: "complete",
+                        status: "recalled: its order was cancelled",
+                    });
+                }
                 let (delivery_id, order_id, customer_id) = ids();
                 Ok(vec![DeliveryEvent::DeliveryCompleted(DeliveryCompleted {
                     delivery_id,
@@ -1102,13 +1112,14 @@ mod tests {
             Some(DeliveryStatus::Dispatched),
             "the parcel stays on its way"
         );
+        // The cancellation stands: the parcel is recalled, so the delivery fails, never completes.
         given::<Delivery>([
             scheduled(),
             dispatched(),
             cancellation_refused(DeliveryStatus::Dispatched),
         ])
-        .when(&complete())
-        .then([completed()]);
+        .when(&fail("returned: the order was cancelled"))
+        .then_events();
     }
 
     #[test]
@@ -1318,5 +1329,24 @@ mod tests {
         ])
         .when(&mark_overdue(late, late + Duration::hours(24)))
         .then_nothing();
+    }
+
+    #[test]
+    fn a_delivery_whose_order_was_cancelled_under_way_is_failed_not_completed() {
+        let history = [
+            scheduled(),
+            dispatched(),
+            cancellation_refused(DeliveryStatus::Dispatched),
+        ];
+        given::<Delivery>(history.clone())
+            .when(&complete())
+            .then_error(DomainError::InvalidTransition {
+                kind: "delivery",
+                command: "complete",
+                status: "recalled: its order was cancelled",
+            });
+        given::<Delivery>(history)
+            .when(&fail("returned: the order was cancelled"))
+            .then_events();
     }
 }
