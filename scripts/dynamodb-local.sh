@@ -83,6 +83,9 @@ start_dynamodb_local() {
   ensure_dynamodb_local
   local log_file="$ORDERFLOW_ROOT/target/dynamodb-local-$$.log" started_ms port=""
   mkdir -p "$(dirname "$log_file")"
+  # The log exists before the server is forked: the readiness loop below reads it at once, and a
+  # missing file would make its `sed` fail (exit 2), which `set -e -o pipefail` turns into an exit.
+  : >"$log_file"
   started_ms="$(date +%s%3N)"
   # -sharedDb: one database whatever the credentials and region; -inMemory: a fresh state per start.
   # JVM options measured with scripts/bench-local.sh (DynamoDB Local's CPU per order, BENCHMARKS.md):

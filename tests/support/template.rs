@@ -549,3 +549,75 @@ fn the_api_authorizes_every_route_as_the_openapi_documents_say() {
         );
     }
 }
+
+#[test]
+fn alarms_can_reach_the_ops_topic_and_watch_the_stream_readers_and_the_api() {
+    let resources = resources(&template());
+    // CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key.
+    let topic = &resources["OpsAlarmsTopic"]["Properties"];
+    let key_id = target(&topic["KmsMasterKeyId"])
+        .unwrap_or_else(|| panic!("the ops topic is not encrypted with a key of the template"));
+    let key = &resources[&key_id];
+    assert_eq!(key["Type"].as_str(), Some("AWS::KMS::Key"));
+    let statements = key["Properties"]["KeyPolicy"]["Statement"]
+        .as_sequence()
+        .expect("a key policy");
+    let cloudwatch = statements
+        .iter()
+        .find(|s| s["Principal"]["Service"].as_str() == Some("cloudwatch.amazonaws.com"))
+        .expect("the key policy lets CloudWatch use the key");
+    let actions: Vec<&str> = cloudwatch["Action"]
+        .as_sequence()
+        .expect("actions")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert!(actions.contains(&"kms:Decrypt") && actions.contains(&"kms:GenerateDataKey*"));
+
+    let alarms = of_type(&resources, "AWS::CloudWatch::Alarm");
+    let watched = |metric: &str| -> BTreeSet<String> {
+        alarms
+            .iter()
+            .filter(|(_, a)| a["Properties"]["MetricName"].as_str() == Some(metric))
+            .filter_map(|(_, a)| {
+                a["Properties"]["Dimensions"]
+                    .as_sequence()?
+                    .iter()
+                    .find_map(|d| target(&d["Value"]))
+            })
+            .collect()
+    };
+    let stream_readers: BTreeSet<String> = of_type(&resources, "AWS::Lambda::EventSourceMapping")
+        .iter()
+        .filter(|(_, m)| match &m["Properties"]["EventSourceArn"] {
+            Value::Tagged(tagged) => tagged
+                .value
+                .as_str()
+                .is_some_and(|arn| arn.ends_with(".StreamArn")),
+            _ => false,
+        })
+        .filter_map(|(_, m)| target(&m["Properties"]["FunctionName"]))
+        .collect();
+    assert!(!stream_readers.is_empty());
+    for reader in &stream_readers {
+        assert!(
+            watched("IteratorAge").contains(reader),
+            "{reader}: no alarm on its iterator age"
+        );
+    }
+    assert!(
+        watched("5xx").contains("HttpApi"),
+        "no alarm on the API's 5xx"
+    );
+    for (id, alarm) in &alarms {
+        assert_eq!(
+            alarm["Properties"]["AlarmActions"]
+                .as_sequence()
+                .and_then(|a| a.first())
+                .and_then(target)
+                .as_deref(),
+            Some("OpsAlarmsTopic"),
+            "{id}: an alarm that tells nobody"
+        );
+    }
+}
