@@ -5,7 +5,21 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::envelope::StoredEvent;
 use crate::validation::{ValidationError, text};
+
+/// The field events that carry an address keep it in (`OrderPlaced`, `DeliveryScheduled`).
+pub const ADDRESS_FIELD: &str = "delivery_address";
+
+/// Takes the delivery address out of every event of `history`: what a caller who may read the
+/// history but not the address (a customer, a courier) is shown.
+pub fn strip_addresses(history: &mut [StoredEvent]) {
+    for event in history {
+        if let Some(data) = event.data.as_object_mut() {
+            data.remove(ADDRESS_FIELD);
+        }
+    }
+}
 
 /// Longest accepted address line.
 pub const MAX_LINE_LEN: usize = 200;

@@ -17,6 +17,7 @@
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
+use shared::address::strip_addresses;
 use shared::domain::DomainError;
 use shared::domain::delivery::DeliveryEvent;
 use shared::domain::order::{CancellationReason, Order, OrderCommand};
@@ -111,11 +112,7 @@ pub async fn order_events(
     if caller.is(Group::Support) {
         // Support sees the whole history, addresses included.
     } else if owns(&caller, owner.as_ref()) {
-        for event in &mut history {
-            if let Some(data) = event.data.as_object_mut() {
-                data.remove("delivery_address");
-            }
-        }
+        strip_addresses(&mut history);
     } else {
         return Err(not_found(&order_id));
     }

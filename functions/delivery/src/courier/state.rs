@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
+use shared::address::strip_addresses;
 use shared::domain::Aggregate;
 use shared::domain::delivery::{Delivery, DeliveryEvent, DeliveryStatus};
 use shared::envelope::{Actor, CorrelationId, StoredEvent};
@@ -166,7 +167,7 @@ pub async fn get_delivery(
     }
     let delivery_id = delivery_id(raw_id)?;
     let stream = StreamId::new(Delivery::KIND, &delivery_id);
-    let history = app
+    let mut history = app
         .store
         .load(&stream)
         .await
@@ -179,14 +180,9 @@ pub async fn get_delivery(
         )));
     };
     let mut body = state.body();
-    let mut history = history;
     if !support {
         // Only support sees stored events with the delivery address.
-        for event in &mut history {
-            if let Some(data) = event.data.as_object_mut() {
-                data.remove("delivery_address");
-            }
-        }
+        strip_addresses(&mut history);
     }
     body["events"] = json!(history);
     Ok(json_response(StatusCode::OK, &body, correlation_id))
