@@ -4,6 +4,8 @@
 
 pub mod caller;
 pub mod input;
+#[cfg(feature = "testing")]
+pub mod openapi_checks;
 pub mod problem;
 pub mod routes;
 pub mod serve;
