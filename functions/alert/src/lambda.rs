@@ -19,7 +19,7 @@ pub const NOTIFICATIONS_AT_ONCE: usize = 5;
 pub async fn run_notifier(handler: NotificationHandler) -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = NotifierConfig::from_env()?;
-    let aws = aws_config::load_from_env().await;
+    let aws = shared::adapters::sdk::load().await;
     let notifier = SnsNotifier::new(aws_sdk_sns::Client::new(&aws), &config.topic_arn);
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     let idempotency = DynamoIdempotencyStore::new(dynamodb, &config.idempotency_table);

@@ -6,6 +6,7 @@ pub mod dynamo_catalogue;
 pub mod dynamo_views;
 pub mod eventbridge;
 pub mod memory;
+pub mod sdk;
 pub mod sns;
 
 use std::collections::BTreeMap;

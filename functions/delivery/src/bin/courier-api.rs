@@ -13,7 +13,7 @@ use shared::adapters::dynamo::DynamoEventStore;
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let aws = aws_config::load_from_env().await;
+    let aws = shared::adapters::sdk::load().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     let app = App {
         store: Arc::new(DynamoEventStore::reader(dynamodb, &config.events_table)),

@@ -12,7 +12,7 @@ use shared::consumer::handle_sqs_batch;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = ReactionConfig::from_env()?;
-    let aws = aws_config::load_from_env().await;
+    let aws = shared::adapters::sdk::load().await;
     let store = DynamoEventStore::reader(aws_sdk_dynamodb::Client::new(&aws), &config.events_table);
     let reactions = &Reactions {
         store: &store,

@@ -12,7 +12,7 @@ use shared::adapters::dynamo_views::DynamoOrderViews;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = OverdueConfig::from_env()?;
-    let aws = aws_config::load_from_env().await;
+    let aws = shared::adapters::sdk::load().await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     let store = DynamoEventStore::reader(dynamodb.clone(), &config.events_table);
     let board = DynamoOrderViews::new(dynamodb, &config.views_table);

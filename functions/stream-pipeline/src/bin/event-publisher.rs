@@ -11,7 +11,7 @@ use stream_pipeline::publisher::publish_batch;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = PublisherConfig::from_env()?;
-    let aws = aws_config::load_from_env().await;
+    let aws = shared::adapters::sdk::load().await;
     let publisher = EventBridgePublisher::new(
         aws_sdk_eventbridge::Client::new(&aws),
         &config.event_bus_name,
