@@ -104,8 +104,9 @@ async fn a_notification_arrives_on_the_subscribed_queue_with_its_subject_message
         json!({
             "event_type": {"Type": "String", "Value": "DeliveryDelayed"},
             "customer_id": {"Type": "String", "Value": "cust-sns-1"},
+            "event_id": {"Type": "String", "Value": notification.event_id},
         }),
-        "exactly the two attributes"
+        "exactly the three attributes"
     );
     assert!(
         envelope["MessageId"]

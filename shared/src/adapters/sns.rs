@@ -36,6 +36,10 @@ pub const EVENT_TYPE_ATTRIBUTE: &str = "event_type";
 /// The message attribute naming the customer.
 pub const CUSTOMER_ID_ATTRIBUTE: &str = "customer_id";
 
+/// The message attribute naming the event the notification is for (its `event_id`): a subscriber
+/// can drop a repeat, and a soak can count notifications per event.
+pub const EVENT_ID_ATTRIBUTE: &str = "event_id";
+
 /// Publishes notifications to an SNS topic, one `Publish` each.
 #[derive(Debug, Clone)]
 pub struct SnsNotifier {
@@ -101,6 +105,7 @@ impl Notifier for SnsNotifier {
                 CUSTOMER_ID_ATTRIBUTE,
                 string_attribute(&notification.customer_id)?,
             )
+            .message_attributes(EVENT_ID_ATTRIBUTE, string_attribute(&notification.event_id)?)
             .send()
             .await
             .map_err(|error| NotifyError(reason(&error)))?;
@@ -152,7 +157,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn one_notification_is_one_publish_with_subject_message_and_two_string_attributes() {
+    async fn one_notification_is_one_publish_with_subject_message_and_three_string_attributes() {
         let (notifier, inputs) =
             notifier(|| MockResponse::Output(PublishOutput::builder().message_id("sns-1").build()));
         assert_eq!(notifier.notify(&notification()).await, Ok(()));
@@ -164,8 +169,12 @@ mod tests {
         assert_eq!(input.subject(), Some("Your order o1 is running late"));
         assert_eq!(input.message(), Some("Secret body for the customer only"));
         let attributes = input.message_attributes().unwrap();
-        assert_eq!(attributes.len(), 2);
-        for (name, value) in [("event_type", "DeliveryDelayed"), ("customer_id", "c1")] {
+        assert_eq!(attributes.len(), 3);
+        for (name, value) in [
+            ("event_type", "DeliveryDelayed"),
+            ("customer_id", "c1"),
+            ("event_id", "e-1"),
+        ] {
             assert_eq!(attributes[name].data_type(), "String", "{name}");
             assert_eq!(attributes[name].string_value(), Some(value), "{name}");
         }

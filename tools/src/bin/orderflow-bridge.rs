@@ -123,6 +123,7 @@ async fn execute(command: Command) -> Result<()> {
                 ready_file: options.ready_file,
                 retry_after: options.retry_after,
                 function_instances: options.function_instances,
+                faults: options.faults,
             };
             run(&config, &env, stack, settings, shutdown).await
         }

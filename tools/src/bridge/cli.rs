@@ -3,12 +3,21 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::faults::FaultSettings;
+
 /// The usage text.
 pub const USAGE: &str = "\
 usage:
   orderflow-bridge setup --template FILE --stage STAGE --env-file FILE [--inbox-topic LOGICAL_ID]
   orderflow-bridge run   --template FILE --stage STAGE --functions URL [--api-port PORT]
                          [--ready-file FILE] [--retry-after-seconds N] [--function-instances N]
+                         [--duplicate-percent P] [--crash-percent P] [--fault-seed S]
+                         [--fault-stats FILE]
+
+A soak's faults on the SQS and stream batches (off by default): --duplicate-percent delivers that
+share of batches twice, --crash-percent drops that share of answers after the function's side
+effects (the batch is redelivered); --fault-seed makes the decisions repeatable; --fault-stats
+keeps their counts in a JSON file.
 
 The emulator is the one AWS_ENDPOINT_URL names; everything listens on 127.0.0.1 only.";
 
@@ -43,6 +52,8 @@ pub struct RunOptions {
     /// How many instances of each function the Lambda emulator runs at once (`cargo lambda watch
     /// --concurrency`): the bridge keeps at most that many batches of one queue in flight.
     pub function_instances: usize,
+    /// The soak's faults on batches.
+    pub faults: FaultSettings,
 }
 
 /// A parsed command.
@@ -83,6 +94,10 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             "ready-file",
             "retry-after-seconds",
             "function-instances",
+            "duplicate-percent",
+            "crash-percent",
+            "fault-seed",
+            "fault-stats",
         ],
         other => return Err(format!("unknown command {other:?}")),
     };
@@ -133,6 +148,17 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                         .parse()
                         .map_err(|_| format!("--retry-after-seconds {n:?} is not a number"))?,
                 }),
+                faults: FaultSettings {
+                    duplicate_percent: percent(get("duplicate-percent"), "duplicate-percent")?,
+                    crash_percent: percent(get("crash-percent"), "crash-percent")?,
+                    seed: match get("fault-seed") {
+                        None => 0,
+                        Some(n) => n
+                            .parse()
+                            .map_err(|_| format!("--fault-seed {n:?} is not a whole number"))?,
+                    },
+                    stats_file: get("fault-stats").map(PathBuf::from),
+                },
                 function_instances: match get("function-instances") {
                     None => 1,
                     Some(n) => n.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
@@ -142,6 +168,18 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             })
         }
     })
+}
+
+/// A percentage option (absent: 0).
+fn percent(value: Option<String>, name: &str) -> Result<u8, String> {
+    match value {
+        None => Ok(0),
+        Some(n) => n
+            .parse::<u8>()
+            .ok()
+            .filter(|p| *p <= 100)
+            .ok_or_else(|| format!("--{name} {n:?} is not a percentage from 0 to 100")),
+    }
 }
 
 #[cfg(test)]
@@ -177,7 +215,22 @@ mod tests {
                 ready_file: Some("target/bridge.ready".into()),
                 retry_after: Duration::from_secs(3),
                 function_instances: 1,
+                faults: FaultSettings::default(),
             }))
+        );
+        let Ok(Command::Run(soak)) = parse(&args(
+            "run --template t --stage s --functions f --duplicate-percent 100 --crash-percent 5 --fault-seed 42 --fault-stats target/f.json",
+        )) else {
+            panic!("a soak's options parse");
+        };
+        assert_eq!(
+            soak.faults,
+            FaultSettings {
+                duplicate_percent: 100,
+                crash_percent: 5,
+                seed: 42,
+                stats_file: Some("target/f.json".into()),
+            }
         );
     }
 
@@ -202,6 +255,14 @@ mod tests {
                 "--function-instances",
             ),
             ("setup template.yaml", "unexpected argument"),
+            (
+                "run --template t --stage local --functions f --crash-percent 101",
+                "--crash-percent",
+            ),
+            (
+                "run --template t --stage local --functions f --fault-seed x",
+                "--fault-seed",
+            ),
         ] {
             let error = parse(&args(line)).unwrap_err();
             assert!(error.contains(expected), "{line}: {error}");

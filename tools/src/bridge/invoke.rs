@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http::{Method, Request};
 use serde_json::Value;
 
+use super::faults::BatchFaults;
 use super::stack::FunctionSpec;
 use crate::http_client::{HttpClient, HttpError};
 
@@ -47,6 +48,7 @@ pub struct Invoker {
     base: String,
     cold_start_grace: Duration,
     started: Arc<Mutex<HashSet<String>>>,
+    faults: BatchFaults,
 }
 
 /// The function's error document (`{"errorType", "errorMessage"}`), or the raw body.
@@ -69,7 +71,49 @@ impl Invoker {
             base: base.trim_end_matches('/').to_owned(),
             cold_start_grace,
             started: Arc::new(Mutex::new(HashSet::new())),
+            faults: BatchFaults::none(),
         }
+    }
+
+    /// The same invoker, playing `faults` on the batches it delivers ([`Self::deliver_batch`]).
+    pub fn with_faults(mut self, faults: BatchFaults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// The faults it plays, and their counts.
+    pub fn faults(&self) -> &BatchFaults {
+        &self.faults
+    }
+
+    /// Invokes `function` with one SQS or stream batch, playing the soak's faults on it
+    /// ([`BatchFaults`]): delivered twice, or answered with a crash after its side effects. The
+    /// result is what the event source hears.
+    pub async fn deliver_batch(
+        &self,
+        function: &FunctionSpec,
+        payload: &Value,
+    ) -> Result<Value, InvokeError> {
+        if !self.faults.any() {
+            return self.invoke(function, payload).await;
+        }
+        let decision = self.faults.decide();
+        let mut result = self.invoke(function, payload).await;
+        if decision.duplicate {
+            tracing::info!(function = %function.binary, "fault: the batch is delivered a second time");
+            result = self.invoke(function, payload).await;
+        }
+        let crashed = decision.crash && result.is_ok();
+        if crashed {
+            tracing::warn!(function = %function.binary, "fault: the answer is dropped after the side effects (a crash); the batch will be redelivered");
+            result = Err(InvokeError::Function {
+                error_type: "Runtime.ExitError".into(),
+                message: "fault injected by the bridge: the process exited before answering"
+                    .into(),
+            });
+        }
+        self.faults.record(decision, crashed);
+        result
     }
 
     /// Invokes `function` with `payload` and returns its result.

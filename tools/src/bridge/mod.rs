@@ -23,6 +23,7 @@
 //! | [`stream_retry`] | the stream mapping's retry, bisect and give-up rules as a state machine (pure) |
 //! | [`sqs_event`], [`stream_event`] | the SQS and DynamoDB events, the on-failure record |
 //! | [`invoke`] | the Lambda Invoke API client |
+//! | [`faults`] | batches delivered twice and answers dropped after side effects, for a soak |
 //! | [`http_server`] | the local API Gateway (hyper, 127.0.0.1) |
 //! | [`sqs_poller`], [`stream_poller`], [`scheduler`] | the event sources at work |
 //! | [`warm_up`] | starting every function, one at a time, before the bridge is ready |
@@ -32,6 +33,7 @@ pub mod apigw;
 pub mod authorizer;
 pub mod batch_response;
 pub mod cli;
+pub mod faults;
 pub mod http_server;
 pub mod invoke;
 pub mod resources;

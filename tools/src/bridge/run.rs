@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 use super::authorizer::{Authorizers, JwtAuthorizer, JwtConfig, jwks_url};
 use super::http_server::{ApiGateway, serve};
+use super::faults::{BatchFaults, FaultSettings};
 use super::invoke::Invoker;
 use super::resources::{cognito_endpoint, service_endpoints_from_env};
 use super::scheduler::{PERIOD_OVERRIDE_VAR, ScheduleRunner, effective_period};
@@ -69,6 +70,8 @@ pub struct RunSettings {
     pub retry_after: Duration,
     /// Instances of each function the Lambda emulator runs at once.
     pub function_instances: usize,
+    /// The soak's faults on SQS and stream batches (none by default).
+    pub faults: FaultSettings,
 }
 
 /// Writes `contents` to `path` atomically (a reader never sees half of it).
@@ -217,7 +220,11 @@ pub async fn run(
     for skipped in &stack.skipped {
         info!(%skipped, "not played locally");
     }
-    let invoker = Invoker::new(&settings.functions, COLD_START_GRACE);
+    if settings.faults.any() {
+        warn!(faults = ?settings.faults, "playing faults on SQS and stream batches (a soak)");
+    }
+    let invoker = Invoker::new(&settings.functions, COLD_START_GRACE)
+        .with_faults(BatchFaults::new(settings.faults.clone()));
     // `config` carries emulator_timeouts(CALL_TIMEOUT) (orderflow-bridge loads it so); the SQS
     // client allows for the long polls.
     let sqs = aws_sdk_sqs::Client::from_conf(

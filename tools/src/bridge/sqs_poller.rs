@@ -258,7 +258,7 @@ impl SqsPoller {
         let function = &self.mapping.function;
         let event = lambda_event(messages, &self.queue_arn, &self.region);
         let started = Instant::now();
-        let result = invoker.invoke(function, &event).await;
+        let result = invoker.deliver_batch(function, &event).await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let ids: Vec<&str> = messages
             .iter()

@@ -381,7 +381,7 @@ impl StreamPoller {
             let batch: Vec<Record> = shard.pending.iter().take(len).cloned().collect();
             let event = lambda_event(&batch, &self.stream_arn, &self.region);
             let started = Instant::now();
-            let result = invoker.invoke(&self.mapping.function, &event).await;
+            let result = invoker.deliver_batch(&self.mapping.function, &event).await;
             let elapsed_ms = started.elapsed().as_millis() as u64;
             let sequences: Vec<&str> = batch.iter().map(sequence_number).collect();
             let (outcome, reason) = match &result {
