@@ -139,8 +139,16 @@ start_stack() {
     "$(stack_bin_dir)/orderflow" catalogue load "$ORDERFLOW_ROOT/catalogue/sample.json") >&2 ||
     die "loading the sample catalogue failed"
 
+  local functions_env="$env_file"
+  if [ -n "${ORDERFLOW_PROXY_ARGS:-}" ]; then
+    # A soak: the functions and the bridge reach the emulators through the fault-injecting proxy.
+    start_fault_proxy "$stage"
+    functions_env="${env_file%.env}.proxied.env"
+    proxied_env_file "$env_file" >"$functions_env"
+  fi
+
   functions_port="$(free_port)"
-  start_functions "$functions_port" "$env_file" "$@"
+  start_functions "$functions_port" "$functions_env" "$@"
   log "cargo lambda watch on 127.0.0.1:$functions_port (pid $LAMBDA_PID, log $LAMBDA_LOG)"
   if ! wait_for_port "$functions_port" 120 "$LAMBDA_PID"; then
     show_log "$LAMBDA_LOG"
@@ -148,10 +156,17 @@ start_stack() {
   fi
 
   rm -f "$ready_file"
-  "$(stack_bin_dir)/orderflow-bridge" run --template "$ORDERFLOW_ROOT/template.yaml" \
-    --stage "$stage" --functions "http://127.0.0.1:$functions_port" --api-port 0 \
-    --function-instances "${ORDERFLOW_FUNCTION_INSTANCES:-1}" \
-    --ready-file "$ready_file" >/dev/null 2>"$BRIDGE_LOG" &
+  # shellcheck disable=SC2086 # ORDERFLOW_BRIDGE_ARGS: a soak's fault options, split on spaces
+  (
+    if [ -n "${PROXY_URL:-}" ]; then
+      export AWS_ENDPOINT_URL="$PROXY_URL" AWS_ENDPOINT_URL_DYNAMODB="$PROXY_URL" \
+        AWS_ENDPOINT_URL_DYNAMODB_STREAMS="$PROXY_URL" AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER="$PROXY_URL"
+    fi
+    exec "$(stack_bin_dir)/orderflow-bridge" run --template "$ORDERFLOW_ROOT/template.yaml" \
+      --stage "$stage" --functions "http://127.0.0.1:$functions_port" --api-port 0 \
+      --function-instances "${ORDERFLOW_FUNCTION_INSTANCES:-1}" ${ORDERFLOW_BRIDGE_ARGS:-} \
+      --ready-file "$ready_file" >/dev/null 2>"$BRIDGE_LOG"
+  ) &
   BRIDGE_PID=$!
   export BRIDGE_PID BRIDGE_LOG
   if ! wait_for_file "$ready_file" 60 "$BRIDGE_PID"; then
@@ -162,8 +177,39 @@ start_stack() {
   export API
 }
 
+# Starts the fault-injecting proxy (orderflow-chaos) on 127.0.0.1 in front of the emulators the
+# environment names, with the options in ORDERFLOW_PROXY_ARGS (seed, shares of faults); journal
+# target/chaos-STAGE.jsonl, log target/chaos-STAGE.log. Exports PROXY_PID, PROXY_URL, PROXY_JOURNAL.
+start_fault_proxy() {
+  local stage="$1" ready_file upstreams=()
+  ready_file="$ORDERFLOW_ROOT/target/chaos-$stage.ready"
+  PROXY_JOURNAL="$ORDERFLOW_ROOT/target/chaos-$stage.jsonl"
+  PROXY_LOG="$ORDERFLOW_ROOT/target/chaos-$stage.log"
+  rm -f "$ready_file" "$PROXY_JOURNAL"
+  [ -n "${AWS_ENDPOINT_URL_DYNAMODB:-}" ] && upstreams+=(--upstream-for "dynamodb=$AWS_ENDPOINT_URL_DYNAMODB")
+  [ -n "${AWS_ENDPOINT_URL_DYNAMODB_STREAMS:-}" ] && upstreams+=(--upstream-for "dynamodbstreams=$AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
+  [ -n "${AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER:-}" ] && upstreams+=(--upstream-for "cognito-idp=$AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER")
+  # shellcheck disable=SC2086 # ORDERFLOW_PROXY_ARGS is split on spaces
+  "$(stack_bin_dir)/orderflow-chaos" --upstream "$AWS_ENDPOINT_URL" "${upstreams[@]}" \
+    --listen-port 0 --ready-file "$ready_file" --journal "$PROXY_JOURNAL" $ORDERFLOW_PROXY_ARGS \
+    >"$PROXY_LOG" 2>&1 &
+  PROXY_PID=$!
+  if ! wait_for_file "$ready_file" 30 "$PROXY_PID"; then
+    show_log "$PROXY_LOG"
+    die "the fault-injecting proxy did not start"
+  fi
+  PROXY_URL="$(head -1 "$ready_file")"
+  export PROXY_PID PROXY_URL PROXY_JOURNAL PROXY_LOG
+  log "fault-injecting proxy at $PROXY_URL (pid $PROXY_PID): $ORDERFLOW_PROXY_ARGS"
+}
+
+# Prints the env file $1 with every emulator endpoint replaced by the proxy's.
+proxied_env_file() {
+  sed -E "s#^(AWS_ENDPOINT_URL[A-Z_]*)=.*#\1=$PROXY_URL#" "$1"
+}
+
 # Stops what start_stack started: the bridge (it finishes its in-flight batches), the functions,
-# the emulators. Safe to call more than once.
+# the proxy, the emulators. Safe to call more than once.
 stop_stack() {
   if [ -n "${BRIDGE_PID:-}" ]; then
     stop_tree "$BRIDGE_PID" 20
@@ -174,6 +220,11 @@ stop_stack() {
     stop_tree "$LAMBDA_PID" 10
     log "cargo lambda watch (pid $LAMBDA_PID) and its functions stopped"
     LAMBDA_PID=""
+  fi
+  if [ -n "${PROXY_PID:-}" ]; then
+    stop_tree "$PROXY_PID" 10
+    log "fault-injecting proxy (pid $PROXY_PID) stopped"
+    PROXY_PID=""
   fi
   stop_emulators
 }

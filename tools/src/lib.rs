@@ -24,3 +24,4 @@ pub mod http_client;
 pub mod identity;
 pub mod load;
 pub mod replay;
+pub mod soak;

@@ -36,7 +36,7 @@ use tools::identity::Identity;
 use tools::load::Settings;
 use tools::replay::{Progress, rebuild_views, republish};
 
-const USAGE: &str = "usage: orderflow <create-tables | catalogue load FILE | token --user NAME [--group customers|couriers|support] | demo [--api URL [--inbox QUEUE]] | load --api URL [--orders N] [--concurrency C] [--rate R] | rebuild-views [--into TABLE] | republish --from RFC3339 --to RFC3339>";
+const USAGE: &str = "usage: orderflow <create-tables | catalogue load FILE | token --user NAME [--group customers|couriers|support] | demo [--api URL [--inbox QUEUE]] | load --api URL [--orders N] [--concurrency C] [--rate R] | soak --api URL [--orders N] [--concurrency C] [--seed S] [--read-dynamodb URL] [--read-sqs URL] [--journal FILE] [--proxy-stats URL] [--fault-stats FILE] [--log FILE]... | rebuild-views [--into TABLE] | republish --from RFC3339 --to RFC3339>";
 
 struct Names {
     events: String,
@@ -104,6 +104,57 @@ fn load_settings(args: &[String]) -> Result<Settings> {
     })
 }
 
+/// `orderflow soak`'s options; refuses options it does not know.
+fn soak_options(args: &[String], names: &Names) -> Result<tools::soak::stack::Options> {
+    const KNOWN: [&str; 11] = [
+        "--api",
+        "--orders",
+        "--concurrency",
+        "--seed",
+        "--read-dynamodb",
+        "--read-sqs",
+        "--journal",
+        "--proxy-stats",
+        "--fault-stats",
+        "--log",
+        "--topic-arn",
+    ];
+    if let Some(unknown) = args
+        .iter()
+        .find(|a| a.starts_with("--") && !KNOWN.contains(&a.as_str()))
+    {
+        bail!("orderflow soak does not know {unknown}\n{USAGE}");
+    }
+    let logs = args
+        .windows(2)
+        .filter(|pair| pair[0] == "--log")
+        .map(|pair| std::path::PathBuf::from(&pair[1]))
+        .collect();
+    let topic_arn = match option(args, "--topic-arn")? {
+        Some(arn) => arn,
+        None => std::env::var("TOPIC_ARN").context("TOPIC_ARN (the customers' topic) is not set")?,
+    };
+    Ok(tools::soak::stack::Options {
+        api: option(args, "--api")?.with_context(|| format!("--api is required\n{USAGE}"))?,
+        settings: tools::soak::Settings {
+            orders: number(args, "--orders")?.unwrap_or(200),
+            concurrency: number(args, "--concurrency")?.unwrap_or(16),
+            seed: number(args, "--seed")?.unwrap_or(1),
+        },
+        stage: names.stage.clone(),
+        events_table: names.events.clone(),
+        views_table: names.views.clone(),
+        idempotency_table: names.idempotency.clone(),
+        topic_arn,
+        read_dynamodb: option(args, "--read-dynamodb")?,
+        read_sqs: option(args, "--read-sqs")?,
+        journal: option(args, "--journal")?.map(std::path::PathBuf::from),
+        proxy_stats: option(args, "--proxy-stats")?,
+        fault_stats: option(args, "--fault-stats")?.map(std::path::PathBuf::from),
+        logs,
+    })
+}
+
 fn instant(args: &[String], name: &str) -> Result<DateTime<Utc>> {
     let raw = option(args, name)?.with_context(|| format!("{name} is required\n{USAGE}"))?;
     Ok(DateTime::parse_from_rfc3339(&raw)
@@ -149,6 +200,22 @@ async fn main() -> Result<()> {
             let identity = Identity::discover(&config, &names.stage).await?;
             let customer = signed_in(&identity, "load-customer", Group::Customers).await?;
             tools::load::load(&api, settings, &customer).await
+        }
+        "soak" => {
+            let options = soak_options(&args, &names)?;
+            let report = tools::soak::stack::soak(&config, &options).await?;
+            // The figures are the command's output.
+            #[allow(clippy::print_stdout)]
+            {
+                print!("{report}");
+            }
+            if !report.violations.is_empty() {
+                bail!("the soak found {} violation(s)", report.violations.len());
+            }
+            if report.lifecycles.values().sum::<u64>() == 0 {
+                bail!("the soak drove no order through its lifecycle");
+            }
+            Ok(())
         }
         "catalogue" => {
             let file = match args.get(1).map(String::as_str) {
