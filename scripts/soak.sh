@@ -7,14 +7,14 @@
 # dead-letter queues, the logs). Prints the figures; fails on any violation. Stops everything it
 # started, by PID, on every exit path.
 #
-#   scripts/soak.sh                                  # 300 orders, 5 % faults, duplicates, seed 1
+#   scripts/soak.sh                                  # 300 orders, 5 % faults, duplicates, 2 % crashes, seed 1
 #   scripts/soak.sh --orders 5000 --faults 5 --duplicates --crashes 2 --seed 7
-#   scripts/soak.sh --faults 0                       # no proxy: only the bridge's faults
+#   scripts/soak.sh --faults 0 --no-duplicates --crashes 0   # no faults at all
 #
 # Options: --orders N, --concurrency C (default 16), --faults P (percent of AWS API requests the
-# proxy fails: errors, throttles, 503s, resets, stalls and lost answers), --duplicates (every SQS and
-# stream batch delivered twice), --crashes P (percent of batches whose answer is dropped after the
-# function's side effects), --seed S.
+# proxy fails: errors, throttles, 503s, resets, stalls and lost answers; 0: no proxy), --duplicates /
+# --no-duplicates (every SQS and stream batch delivered twice, or not), --crashes P (percent of
+# batches whose answer is dropped after the function's side effects), --seed S.
 # Logs: target/soak-report.txt (the figures), target/chaos-soak.jsonl (each injected fault),
 # target/bridge-soak.log, target/lambda-watch-soak.log.
 set -euo pipefail
@@ -26,14 +26,15 @@ source "$ORDERFLOW_ROOT/scripts/sam.sh"
 source "$ORDERFLOW_ROOT/scripts/local.sh"
 cd "$ORDERFLOW_ROOT"
 
-orders=300 concurrency=16 faults=5 duplicates=false crashes=0 seed=1
-usage="usage: scripts/soak.sh [--orders N] [--concurrency C] [--faults P] [--duplicates] [--crashes P] [--seed S]"
+orders=300 concurrency=16 faults=5 duplicates=true crashes=2 seed=1
+usage="usage: scripts/soak.sh [--orders N] [--concurrency C] [--faults P] [--duplicates|--no-duplicates] [--crashes P] [--seed S]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --orders) orders="${2:?$usage}"; shift 2 ;;
     --concurrency) concurrency="${2:?$usage}"; shift 2 ;;
     --faults) faults="${2:?$usage}"; shift 2 ;;
     --duplicates) duplicates=true; shift ;;
+    --no-duplicates) duplicates=false; shift ;;
     --crashes) crashes="${2:?$usage}"; shift 2 ;;
     --seed) seed="${2:?$usage}"; shift 2 ;;
     *) die "$usage" ;;
