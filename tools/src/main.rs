@@ -132,7 +132,9 @@ fn soak_options(args: &[String], names: &Names) -> Result<tools::soak::stack::Op
         .collect();
     let topic_arn = match option(args, "--topic-arn")? {
         Some(arn) => arn,
-        None => std::env::var("TOPIC_ARN").context("TOPIC_ARN (the customers' topic) is not set")?,
+        None => {
+            std::env::var("TOPIC_ARN").context("TOPIC_ARN (the customers' topic) is not set")?
+        }
     };
     Ok(tools::soak::stack::Options {
         api: option(args, "--api")?.with_context(|| format!("--api is required\n{USAGE}"))?,

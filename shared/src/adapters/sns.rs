@@ -105,7 +105,10 @@ impl Notifier for SnsNotifier {
                 CUSTOMER_ID_ATTRIBUTE,
                 string_attribute(&notification.customer_id)?,
             )
-            .message_attributes(EVENT_ID_ATTRIBUTE, string_attribute(&notification.event_id)?)
+            .message_attributes(
+                EVENT_ID_ATTRIBUTE,
+                string_attribute(&notification.event_id)?,
+            )
             .send()
             .await
             .map_err(|error| NotifyError(reason(&error)))?;

@@ -157,8 +157,16 @@ mod tests {
     #[test]
     fn zero_percent_never_plays_and_a_hundred_always_does() {
         let off = faults(0, 0, 1);
-        assert!((0..1_000).all(|_| off.decide() == Decision { duplicate: false, crash: false }));
+        assert!((0..1_000).all(|_| off.decide()
+            == Decision {
+                duplicate: false,
+                crash: false
+            }));
         let on = faults(100, 100, 1);
-        assert!((0..1_000).all(|_| on.decide() == Decision { duplicate: true, crash: true }));
+        assert!((0..1_000).all(|_| on.decide()
+            == Decision {
+                duplicate: true,
+                crash: true
+            }));
     }
 }

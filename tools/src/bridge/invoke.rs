@@ -108,8 +108,7 @@ impl Invoker {
             tracing::warn!(function = %function.binary, "fault: the answer is dropped after the side effects (a crash); the batch will be redelivered");
             result = Err(InvokeError::Function {
                 error_type: "Runtime.ExitError".into(),
-                message: "fault injected by the bridge: the process exited before answering"
-                    .into(),
+                message: "fault injected by the bridge: the process exited before answering".into(),
             });
         }
         self.faults.record(decision, crashed);

@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::authorizer::{Authorizers, JwtAuthorizer, JwtConfig, jwks_url};
-use super::http_server::{ApiGateway, serve};
 use super::faults::{BatchFaults, FaultSettings};
+use super::http_server::{ApiGateway, serve};
 use super::invoke::Invoker;
 use super::resources::{cognito_endpoint, service_endpoints_from_env};
 use super::scheduler::{PERIOD_OVERRIDE_VAR, ScheduleRunner, effective_period};

@@ -104,7 +104,9 @@ pub async fn audit(
     settle_views(placed, observed).await;
     settle_queues(observed).await?;
     let events = scan(&observed.store).await?;
-    report.audited.insert("events in the store".into(), events.len() as u64);
+    report
+        .audited
+        .insert("events in the store".into(), events.len() as u64);
     let mut streams: BTreeMap<String, Vec<&StoredEvent>> = BTreeMap::new();
     for event in &events {
         streams
@@ -139,10 +141,16 @@ async fn settle_views(placed: &[Placed], observed: &Observed) {
             let (order_end, delivery_end, _) = expected_end(order);
             let (status, delivery) = view_statuses(order_end, delivery_end);
             let shows = match OrderId::parse(&order.order_id) {
-                Ok(id) => observed.views.get(&id).await.ok().flatten().is_some_and(|v| {
-                    v.status.map(|s| s.as_str()) == Some(status)
-                        && v.delivery.as_ref().map(|d| d.status.as_str()) == Some(delivery)
-                }),
+                Ok(id) => observed
+                    .views
+                    .get(&id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|v| {
+                        v.status.map(|s| s.as_str()) == Some(status)
+                            && v.delivery.as_ref().map(|d| d.status.as_str()) == Some(delivery)
+                    }),
                 Err(_) => true,
             };
             if !shows {
@@ -459,11 +467,12 @@ fn lost_publishes(journal: Option<&PathBuf>) -> Result<HashMap<String, usize>> {
         let Ok(entry) = serde_json::from_str::<Value>(line) else {
             continue;
         };
-        if entry["service"] == "sns" && entry["operation"] == "Publish" && entry["kind"] == "lost"
+        if entry["service"] == "sns"
+            && entry["operation"] == "Publish"
+            && entry["kind"] == "lost"
+            && let Some(event_id) = entry["attributes"]["event_id"].as_str()
         {
-            if let Some(event_id) = entry["attributes"]["event_id"].as_str() {
-                *lost.entry(event_id.to_owned()).or_default() += 1;
-            }
+            *lost.entry(event_id.to_owned()).or_default() += 1;
         }
     }
     Ok(lost)
@@ -627,8 +636,14 @@ mod tests {
         );
         for (race, end) in [
             (Race::Recalled, ("OrderCancelled", "DeliveryFailed", 0)),
-            (Race::CancelFirst, ("OrderCancelled", "DeliveryCancelled", 0)),
-            (Race::ShippedFirst, ("OrderCompleted", "DeliveryCompleted", 0)),
+            (
+                Race::CancelFirst,
+                ("OrderCancelled", "DeliveryCancelled", 0),
+            ),
+            (
+                Race::ShippedFirst,
+                ("OrderCompleted", "DeliveryCompleted", 0),
+            ),
         ] {
             assert_eq!(
                 expected_end(&placed(Lifecycle::CancelRacingDispatch, Some(race))),
@@ -640,7 +655,9 @@ mod tests {
             ("cancelled", "failed")
         );
         assert!(holds_failures("orderflow-soak-alert-on-order-placed-dlq"));
-        assert!(holds_failures("orderflow-soak-event-publisher-stream-failures"));
+        assert!(holds_failures(
+            "orderflow-soak-event-publisher-stream-failures"
+        ));
         assert!(!holds_failures("orderflow-soak-alert-on-order-placed"));
     }
 

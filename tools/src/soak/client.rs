@@ -74,7 +74,10 @@ impl Client {
             ("retried after 503", &self.retried_503),
             ("retried after 429", &self.retried_429),
             ("retried after a timeout", &self.retried_timeout),
-            ("retried after a broken connection", &self.retried_connection),
+            (
+                "retried after a broken connection",
+                &self.retried_connection,
+            ),
         ]
         .into_iter()
         .map(|(name, count)| (name.to_owned(), count.load(Ordering::Relaxed)))
@@ -164,7 +167,9 @@ impl Client {
                 Attempt::Final(StatusCode::CONFLICT, value) if uncertain => {
                     return Ok(Answer::AfterUncertainty(value));
                 }
-                Attempt::Final(status, value) => return Ok(Answer::Refused(status.as_u16(), value)),
+                Attempt::Final(status, value) => {
+                    return Ok(Answer::Refused(status.as_u16(), value));
+                }
                 Attempt::Retry(cause, wait) => {
                     // A 503 or 429 was answered before anything was done… or after: an API that
                     // lost its dependency's answer says 503 too.

@@ -189,10 +189,7 @@ pub async fn drive(api: &str, settings: &Settings, actors: &Actors) -> (Vec<Plac
     report.client = client.counts();
     report.drive_time = started.elapsed();
     for order in placed.iter().filter(|o| o.finished) {
-        *report
-            .lifecycles
-            .entry(order.lifecycle.name())
-            .or_default() += 1;
+        *report.lifecycles.entry(order.lifecycle.name()).or_default() += 1;
     }
     (placed, report)
 }
@@ -331,8 +328,10 @@ impl Order<'_> {
                     Race::CancelFirst => {}
                     Race::Recalled => {
                         // The order is cancelled, so the parcel comes back: the courier fails it.
-                        self.wait(&order_id, "the cancellation", |v| v["status"] == "cancelled")
-                            .await?;
+                        self.wait(&order_id, "the cancellation", |v| {
+                            v["status"] == "cancelled"
+                        })
+                        .await?;
                         let body = json!({"reason": "soak: recalled"});
                         expect_done("fail (recalled)", act("fail", body).await?)?;
                     }

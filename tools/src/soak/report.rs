@@ -150,7 +150,9 @@ mod tests {
     fn the_figures_name_every_violation_by_invariant() {
         let report = Report {
             lifecycles: BTreeMap::from([("completed", 3), ("failed, compensated", 1)]),
-            proxy: Some(json!({"requests_total": 100, "faults": {"dynamodb": {"error": 2, "lost": 1}, "sqs": {"error": 1}}})),
+            proxy: Some(
+                json!({"requests_total": 100, "faults": {"dynamodb": {"error": 2, "lost": 1}, "sqs": {"error": 1}}}),
+            ),
             bridge: Some(json!({"batches": 10, "duplicated": 10, "crashed": 1})),
             violations: vec![
                 Violation::new("exactly one DeliveryScheduled per order", "order o1: 2"),
@@ -160,11 +162,20 @@ mod tests {
         };
         let text = report.to_string();
         assert!(text.contains("soak: 4 orders"), "{text}");
-        assert!(text.contains("faults injected by the proxy: 4 of 100 requests"), "{text}");
+        assert!(
+            text.contains("faults injected by the proxy: 4 of 100 requests"),
+            "{text}"
+        );
         assert!(text.contains("3  error"), "{text}");
-        assert!(text.contains("10 delivered twice, 1 answers dropped"), "{text}");
+        assert!(
+            text.contains("10 delivered twice, 1 answers dropped"),
+            "{text}"
+        );
         assert!(text.contains("violations: 2"), "{text}");
-        assert!(text.contains("2  exactly one DeliveryScheduled per order"), "{text}");
+        assert!(
+            text.contains("2  exactly one DeliveryScheduled per order"),
+            "{text}"
+        );
         assert!(Report::default().to_string().contains("violations: 0"));
     }
 }

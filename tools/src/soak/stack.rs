@@ -178,7 +178,10 @@ async fn inbox(
         .map_err(aws_sdk_sqs::Error::from)
         .with_context(|| format!("the ARN of {name}"))?
         .attributes
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
         .with_context(|| format!("{name} has no ARN"))?;
     sns.subscribe()
         .topic_arn(topic_arn)
