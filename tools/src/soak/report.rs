@@ -61,25 +61,38 @@ impl Report {
     }
 }
 
-/// The proxy's faults by kind, summed over services (`{"faults": {"dynamodb": {"error": 3}}}` or
-/// `{"faults_by_kind": {...}}`, whichever the stats hold).
+/// The proxy's faults by kind over all services (its stats: `{"requests": {…, "total": N},
+/// "faults": {"dynamodb": {"lost": 1, …}, …, "total": {"lost": 1, …}}}`).
 fn faults_by_kind(proxy: &Value) -> BTreeMap<String, u64> {
-    let mut by = BTreeMap::new();
-    let mut add = |kinds: &Value| {
-        if let Some(kinds) = kinds.as_object() {
-            for (kind, count) in kinds {
-                *by.entry(kind.clone()).or_default() += count.as_u64().unwrap_or(0);
-            }
-        }
-    };
-    if let Some(services) = proxy["faults"].as_object() {
-        for kinds in services.values() {
-            add(kinds);
-        }
-    } else {
-        add(&proxy["faults_by_kind"]);
-    }
-    by
+    proxy["faults"]["total"]
+        .as_object()
+        .map(|kinds| {
+            kinds
+                .iter()
+                .map(|(kind, count)| (kind.clone(), count.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The proxy's faults by service, in words (`dynamodb 12, sqs 3`).
+fn faults_by_service(proxy: &Value) -> String {
+    proxy["faults"]
+        .as_object()
+        .map(|services| {
+            services
+                .iter()
+                .filter(|(service, _)| *service != "total")
+                .map(|(service, kinds)| {
+                    let n: u64 = kinds
+                        .as_object()
+                        .map_or(0, |k| k.values().filter_map(Value::as_u64).sum());
+                    format!("{service} {n}")
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }
 
 impl fmt::Display for Report {
@@ -104,10 +117,11 @@ impl fmt::Display for Report {
             let total: u64 = faults.values().sum();
             writeln!(
                 f,
-                "faults injected by the proxy: {total} of {} requests",
-                proxy["requests_total"]
+                "faults injected by the proxy: {total} of {} requests ({})",
+                proxy["requests"]["total"]
                     .as_u64()
-                    .map_or_else(|| "?".to_owned(), |n| n.to_string())
+                    .map_or_else(|| "?".to_owned(), |n| n.to_string()),
+                faults_by_service(proxy)
             )?;
             for (kind, count) in faults {
                 writeln!(f, "  {count:>6}  {kind}")?;
@@ -150,9 +164,14 @@ mod tests {
     fn the_figures_name_every_violation_by_invariant() {
         let report = Report {
             lifecycles: BTreeMap::from([("completed", 3), ("failed, compensated", 1)]),
-            proxy: Some(
-                json!({"requests_total": 100, "faults": {"dynamodb": {"error": 2, "lost": 1}, "sqs": {"error": 1}}}),
-            ),
+            proxy: Some(json!({
+                "requests": {"dynamodb": 80, "sqs": 20, "total": 100},
+                "faults": {
+                    "dynamodb": {"error": 2, "lost": 1},
+                    "sqs": {"error": 1},
+                    "total": {"error": 3, "lost": 1},
+                },
+            })),
             bridge: Some(json!({"batches": 10, "duplicated": 10, "crashed": 1})),
             violations: vec![
                 Violation::new("exactly one DeliveryScheduled per order", "order o1: 2"),
