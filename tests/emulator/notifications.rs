@@ -320,6 +320,23 @@ async fn effect_markers_are_claimed_once_completed_released_and_taken_over_after
             .expect("completing")
     );
 
+    // A claim or a completion whose answer was lost is retried by the SDK with the same holder:
+    // the retry finds the holder's own marker and goes on (the soak lost both answers and the
+    // event's notifications went to the DLQ, "another delivery is notifying").
+    assert_eq!(claim("m-5", "a", now).await, Claim::Claimed);
+    assert_eq!(claim("m-5", "a", now + 5).await, Claim::Claimed);
+    assert_eq!(claim("m-5", "b", now + 10).await, Claim::InProgress);
+    for attempt in ["first", "retried"] {
+        assert!(
+            markers
+                .complete("m-5", "a", json!({}), expires)
+                .await
+                .expect("completing"),
+            "{attempt} completion"
+        );
+    }
+    assert_eq!(claim("m-5", "b", lease + 1).await, Claim::Completed);
+
     // A marker of the old kind (a record put if absent) counts as completed.
     markers
         .put_if_absent(IdempotencyRecord {

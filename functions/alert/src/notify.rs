@@ -41,6 +41,9 @@ pub const MARKER_TTL: Duration = Duration::days(7);
 /// timeout (10 s in `template.yaml`), so a live holder is never overtaken.
 pub const CLAIM_LEASE: Duration = Duration::seconds(30);
 
+/// How many times a notified event's marker completion is tried before the handler gives up on it.
+pub const COMPLETE_ATTEMPTS: u32 = 3;
+
 /// What the notification handlers talk through.
 #[derive(Clone, Copy)]
 pub struct AlertDeps<'a> {
@@ -126,11 +129,32 @@ impl NotificationHandler {
             "event_type": event.event_type,
             "notified_at": done,
         });
-        match deps
+        // After a publish the marker must say so, or a redelivery after the lease notifies again:
+        // the completion is tried again (each try is itself retried by the SDK) before giving up.
+        let mut completed = deps
             .markers
-            .complete(&key, &holder, response, (done + MARKER_TTL).timestamp())
-            .await
-        {
+            .complete(
+                &key,
+                &holder,
+                response.clone(),
+                (done + MARKER_TTL).timestamp(),
+            )
+            .await;
+        for _ in 1..COMPLETE_ATTEMPTS {
+            if completed.is_ok() {
+                break;
+            }
+            completed = deps
+                .markers
+                .complete(
+                    &key,
+                    &holder,
+                    response.clone(),
+                    (done + MARKER_TTL).timestamp(),
+                )
+                .await;
+        }
+        match completed {
             Ok(true) => info!("customer notified"),
             Ok(false) => warn!(
                 "customer notified, but the claim had lapsed and was taken over: they may hear twice"
@@ -448,6 +472,32 @@ mod tests {
         };
         assert_eq!(handler.handle(&deps, event).await, Ok(()));
         assert_eq!(world.notifier.sent().len(), 1, "notified once, not retried");
+        assert_eq!(
+            broken
+                .completion_attempts
+                .load(std::sync::atomic::Ordering::Relaxed),
+            COMPLETE_ATTEMPTS
+        );
+    }
+
+    #[tokio::test]
+    async fn a_completion_that_fails_once_is_tried_again_so_the_marker_says_notified() {
+        let (handler, event) = every_handler().remove(0);
+        let world = World::new();
+        let flaky = testing::BrokenMarkers::completions_failing(COMPLETE_ATTEMPTS - 1);
+        let deps = AlertDeps {
+            markers: &flaky,
+            ..world.alert()
+        };
+        assert_eq!(handler.handle(&deps, event).await, Ok(()));
+        assert_eq!(world.notifier.sent().len(), 1);
+        assert_eq!(
+            flaky
+                .completion_attempts
+                .load(std::sync::atomic::Ordering::Relaxed),
+            COMPLETE_ATTEMPTS,
+            "the last try completed the marker"
+        );
     }
 
     #[tokio::test]

@@ -286,10 +286,14 @@ impl World {
 }
 
 /// A marker store with faults: claims fail (`claims`), or claims succeed and completions fail
-/// (`completions`).
+/// (`completions`: all of them, or `completions_failing(n)`: the first `n`). Counts completion
+/// attempts.
 pub struct BrokenMarkers {
     claims: bool,
     completions: bool,
+    failing_completions: std::sync::atomic::AtomicU32,
+    /// How many completions were tried.
+    pub completion_attempts: std::sync::atomic::AtomicU32,
 }
 
 impl BrokenMarkers {
@@ -298,6 +302,8 @@ impl BrokenMarkers {
         Self {
             claims: true,
             completions: false,
+            failing_completions: 0.into(),
+            completion_attempts: 0.into(),
         }
     }
 
@@ -306,6 +312,18 @@ impl BrokenMarkers {
         Self {
             claims: false,
             completions: true,
+            failing_completions: 0.into(),
+            completion_attempts: 0.into(),
+        }
+    }
+
+    /// Claims succeed; the first `n` completions fail, the next succeed.
+    pub fn completions_failing(n: u32) -> Self {
+        Self {
+            claims: false,
+            completions: false,
+            failing_completions: n.into(),
+            completion_attempts: 0.into(),
         }
     }
 }
@@ -333,7 +351,13 @@ impl EffectMarkers for BrokenMarkers {
         _response: serde_json::Value,
         _expires_at: i64,
     ) -> Result<bool, StoreError> {
-        if self.completions {
+        use std::sync::atomic::Ordering;
+        self.completion_attempts.fetch_add(1, Ordering::Relaxed);
+        let failing = self
+            .failing_completions
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if self.completions || failing {
             return Err(StoreError::Unavailable("injected fault".into()));
         }
         Ok(true)

@@ -382,13 +382,20 @@ impl EffectMarkers for DynamoIdempotencyStore {
             .item("pk", AttributeValue::S(key.to_owned()))
             .item(MARKER_STATUS, AttributeValue::S(IN_PROGRESS.to_owned()))
             .item("holder", AttributeValue::S(holder.to_owned()))
-            .item("lease_until_ms", AttributeValue::N(lease_until_ms.to_string()))
+            .item(
+                "lease_until_ms",
+                AttributeValue::N(lease_until_ms.to_string()),
+            )
             .item("expires_at", AttributeValue::N(expires_at.to_string()))
+            // The holder's own claim is its again: the SDK retries a claim whose answer was lost
+            // (the first attempt was applied), and that retry must not find "another delivery".
             .condition_expression(
-                "attribute_not_exists(pk) OR (marker_status = :in_progress AND lease_until_ms < :now)",
+                "attribute_not_exists(pk) OR (marker_status = :in_progress \
+                 AND (lease_until_ms < :now OR holder = :holder))",
             )
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_owned()))
             .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+            .expression_attribute_values(":holder", AttributeValue::S(holder.to_owned()))
             .send()
             .await;
         match result {
@@ -438,10 +445,11 @@ impl EffectMarkers for DynamoIdempotencyStore {
                 "SET marker_status = :completed, #response = :response, expires_at = :expires \
                  REMOVE lease_until_ms",
             )
-            .condition_expression("holder = :holder AND marker_status = :in_progress")
+            // Completed by its holder, or completed already by it (a retried completion whose
+            // first answer was lost).
+            .condition_expression("holder = :holder")
             .expression_attribute_names("#response", "response")
             .expression_attribute_values(":completed", AttributeValue::S(COMPLETED.to_owned()))
-            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_owned()))
             .expression_attribute_values(":response", response)
             .expression_attribute_values(":expires", AttributeValue::N(expires_at.to_string()))
             .expression_attribute_values(":holder", AttributeValue::S(holder.to_owned()))

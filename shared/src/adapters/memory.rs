@@ -109,7 +109,9 @@ impl EffectMarkers for InMemoryIdempotencyStore {
         let mut markers = lock(&self.markers);
         match markers.get(key) {
             Some(marker) if marker.completed => Ok(Claim::Completed),
-            Some(marker) if marker.lease_until_ms >= now_ms => Ok(Claim::InProgress),
+            Some(marker) if marker.lease_until_ms >= now_ms && marker.holder != holder => {
+                Ok(Claim::InProgress)
+            }
             _ => {
                 markers.insert(
                     key.to_owned(),
@@ -135,7 +137,7 @@ impl EffectMarkers for InMemoryIdempotencyStore {
     ) -> Result<bool, StoreError> {
         let mut markers = lock(&self.markers);
         match markers.get_mut(key) {
-            Some(marker) if marker.holder == holder && !marker.completed => {
+            Some(marker) if marker.holder == holder => {
                 marker.completed = true;
                 marker.response = response;
                 marker.expires_at = expires_at;
