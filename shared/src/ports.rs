@@ -181,6 +181,40 @@ pub trait EventPublisher: Send + Sync {
     async fn publish(&self, events: &[StoredEvent]) -> Result<(), PublishError>;
 }
 
+/// A stream record that can never be processed (poison: unknown event type or schema version,
+/// missing fields), as a stream reader sets it aside so that the records after it can go on:
+/// everything needed to look at it, fix the cause and replay it. The image may hold personal data,
+/// so it goes to the dead-letter queue only, never to the logs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoisonRecord {
+    /// The reader that set it aside (`event-publisher`, `projector`).
+    pub consumer: String,
+    /// Why it cannot be processed.
+    pub reason: String,
+    /// The stream (`eventSourceARN`: the table's ARN and the stream's label).
+    pub event_source_arn: String,
+    /// Its sequence number in the stream.
+    pub sequence_number: String,
+    /// `INSERT` (the only records that carry events).
+    pub event_name: String,
+    /// The item's key, as DynamoDB JSON.
+    pub keys: Value,
+    /// The whole `NewImage` as the stream delivered it, as DynamoDB JSON.
+    pub new_image: Value,
+}
+
+/// Why a poison record was not set aside: retryable, the record stays in the stream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("poison record not dead-lettered: {0}")]
+pub struct DeadLetterError(pub String);
+
+/// Where stream readers set poison records aside.
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    /// Keeps `record` for a human; once this returns `Ok`, the reader may move past it.
+    async fn dead_letter(&self, record: &PoisonRecord) -> Result<(), DeadLetterError>;
+}
+
 /// A message to a customer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notification {

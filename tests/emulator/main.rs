@@ -16,3 +16,4 @@ mod order_api;
 mod order_views;
 mod saga;
 mod stream_pipeline;
+mod stream_poison;

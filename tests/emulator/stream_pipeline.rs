@@ -1,6 +1,7 @@
 //! The stream pipeline against the emulator: the events table's real stream records, handed to the
 //! publisher and the projector as Lambda hands them, reach a queue behind a real EventBridge rule
-//! and the read model; duplicates, replays and poison records; the rebuild and republish tools.
+//! and the read model; duplicates and replays; the rebuild and republish tools. Poison records:
+//! `stream_poison`.
 
 use std::time::Duration;
 
@@ -8,14 +9,15 @@ use chrono::Utc;
 use integration_tests::streams::{lambda_event, read_stream};
 use integration_tests::{EventStoreFixture, customer_request, emulator, place, place_order};
 use shared::adapters::eventbridge::EventBridgePublisher;
+use shared::adapters::memory::InMemoryDeadLetters;
 use shared::domain::order::{CancellationReason, Order, OrderCommand};
 use shared::envelope::StoredEvent;
 use shared::ids::{OrderId, StreamId};
 use shared::read_model::OrderViews;
 use shared::repository;
-use stream_pipeline::StreamEvent;
 use stream_pipeline::projector::project_batch;
 use stream_pipeline::publisher::publish_batch;
+use stream_pipeline::{Deadline, StreamEvent};
 
 /// Places an order and cancels it: two events on one stream.
 async fn place_and_cancel(fixture: &EventStoreFixture, customer: &str) -> Vec<StoredEvent> {
@@ -64,7 +66,13 @@ async fn stored_events_reach_a_queue_behind_a_rule_and_the_read_model() {
     let (batch, _) = stream_batch(&fixture, 2).await;
 
     let publisher = EventBridgePublisher::new(emulator.eventbridge(), &bus.bus_name);
-    let published = publish_batch(&publisher, &batch).await;
+    let published = publish_batch(
+        &publisher,
+        &InMemoryDeadLetters::default(),
+        &batch,
+        Deadline::none(),
+    )
+    .await;
     assert!(published.batch_item_failures.is_empty(), "{published:?}");
     let messages = emulator
         .receive_all(&bus.queue_url, 2, Duration::from_secs(10))
@@ -82,7 +90,14 @@ async fn stored_events_reach_a_queue_behind_a_rule_and_the_read_model() {
     assert!(types.contains(&"OrderPlaced") && types.contains(&"OrderCancelled"));
     assert!(messages.iter().all(|m| m["source"] == "orderflow.order"));
 
-    let projected = project_batch(&fixture.store, &views.views, &batch).await;
+    let projected = project_batch(
+        &fixture.store,
+        &views.views,
+        &InMemoryDeadLetters::default(),
+        &batch,
+        Deadline::none(),
+    )
+    .await;
     assert!(projected.batch_item_failures.is_empty(), "{projected:?}");
     let order_id = OrderId::parse(stored[0].data["order_id"].as_str().expect("id")).expect("id");
     let view = views
@@ -105,67 +120,48 @@ async fn a_duplicated_and_a_replayed_batch_change_nothing() {
     let order_id = OrderId::parse(stored[0].data["order_id"].as_str().expect("id")).expect("id");
 
     assert!(
-        project_batch(&fixture.store, &views.views, &batch)
-            .await
-            .batch_item_failures
-            .is_empty()
+        project_batch(
+            &fixture.store,
+            &views.views,
+            &InMemoryDeadLetters::default(),
+            &batch,
+            Deadline::none()
+        )
+        .await
+        .batch_item_failures
+        .is_empty()
     );
     let first = views.views.get(&order_id).await.expect("get");
     // Lambda delivers the same batch again (a retry), then each record once more on its own.
     assert!(
-        project_batch(&fixture.store, &views.views, &batch)
-            .await
-            .batch_item_failures
-            .is_empty()
+        project_batch(
+            &fixture.store,
+            &views.views,
+            &InMemoryDeadLetters::default(),
+            &batch,
+            Deadline::none()
+        )
+        .await
+        .batch_item_failures
+        .is_empty()
     );
     for record in &batch.records {
         let mut single = batch.clone();
         single.records = vec![record.clone()];
         assert!(
-            project_batch(&fixture.store, &views.views, &single)
-                .await
-                .batch_item_failures
-                .is_empty()
+            project_batch(
+                &fixture.store,
+                &views.views,
+                &InMemoryDeadLetters::default(),
+                &single,
+                Deadline::none()
+            )
+            .await
+            .batch_item_failures
+            .is_empty()
         );
     }
     assert_eq!(views.views.get(&order_id).await.expect("get"), first);
-}
-
-#[tokio::test]
-async fn a_poison_record_in_a_real_batch_is_reported_and_the_rest_is_processed() {
-    let emulator = emulator().await;
-    let fixture = emulator.event_store("poison").await;
-    let views = emulator.order_views("poison").await;
-    let bus = emulator.bus_to_queue("poison", &[]).await;
-    let stored = place_and_cancel(&fixture, "cust-poison").await;
-    // A record no reader understands: an event type from the future.
-    fixture
-        .put_unreadable_event("order#poison-1", "OrderTeleported")
-        .await;
-    let (batch, sequence_numbers) = stream_batch(&fixture, 3).await;
-    let poison_sequence = sequence_numbers[2].clone();
-
-    let projected = project_batch(&fixture.store, &views.views, &batch).await;
-    let failed: Vec<_> = projected
-        .batch_item_failures
-        .iter()
-        .filter_map(|f| f.item_identifier.clone())
-        .collect();
-    assert_eq!(failed, std::slice::from_ref(&poison_sequence));
-    let order_id = OrderId::parse(stored[0].data["order_id"].as_str().expect("id")).expect("id");
-    assert!(views.views.get(&order_id).await.expect("get").is_some());
-
-    let publisher = EventBridgePublisher::new(emulator.eventbridge(), &bus.bus_name);
-    let published = publish_batch(&publisher, &batch).await;
-    let failed: Vec<_> = published
-        .batch_item_failures
-        .iter()
-        .filter_map(|f| f.item_identifier.clone())
-        .collect();
-    assert_eq!(failed, [poison_sequence]);
-    emulator
-        .receive_all(&bus.queue_url, 2, Duration::from_secs(10))
-        .await;
 }
 
 #[tokio::test]

@@ -14,6 +14,8 @@ use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use serde_json::{Value, json};
 use shared::adapters::dynamo_views::DynamoOrderViews;
 use shared::adapters::eventbridge::EventBridgePublisher;
+use shared::adapters::memory::InMemoryDeadLetters;
+use stream_pipeline::Deadline;
 use stream_pipeline::StreamEvent;
 use stream_pipeline::projector::project_batch;
 use stream_pipeline::publisher::publish_batch;
@@ -206,11 +208,23 @@ impl Saga {
         let batch: StreamEvent =
             serde_json::from_value(lambda_event(&records, &arn)).expect("a stream event");
         let publisher = EventBridgePublisher::new(self.emulator.eventbridge(), &self.bus_name);
-        let published = publish_batch(&publisher, &batch).await;
-        let projected = project_batch(&self.events.store, &self.views, &batch).await;
+        // A saga stores no poison: a poison record would fail the assertion below.
+        let poison = InMemoryDeadLetters::default();
+        let published = publish_batch(&publisher, &poison, &batch, Deadline::none()).await;
+        let projected = project_batch(
+            &self.events.store,
+            &self.views,
+            &poison,
+            &batch,
+            Deadline::none(),
+        )
+        .await;
         assert!(
-            published.batch_item_failures.is_empty() && projected.batch_item_failures.is_empty(),
-            "stream readers failed: {published:?} {projected:?}"
+            published.batch_item_failures.is_empty()
+                && projected.batch_item_failures.is_empty()
+                && poison.letters().is_empty(),
+            "stream readers failed: {published:?} {projected:?} {:?}",
+            poison.letters()
         );
         records.len()
     }

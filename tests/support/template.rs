@@ -2,7 +2,8 @@
 //! function in the template and every function's binary exists; each function's environment is
 //! exactly what its `Config::from_env` reads; every handler queue redrives to a DLQ; every event
 //! source mapping has failure handling; every rule target has a DLQ and a retry policy; every DLQ
-//! has an alarm; HTTP routes match the routers.
+//! has an alarm; every function has errors and throttles alarms and a log group with retention;
+//! every handler queue an age alarm; HTTP routes match the routers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -201,10 +202,14 @@ fn every_handler_queue_redrives_to_a_dead_letter_queue_with_an_alarm() {
         .flat_map(|events| events.into_iter().map(|(_, e)| e))
         .filter_map(|e| target(&e["Properties"]["DeadLetterConfig"]["Arn"]))
         .collect();
+    let poison = poison_queues(&resources);
+    let invoke_failures = invoke_failure_queues(&resources);
     for (id, queue) in &queues {
         let is_dlq = dead_letter.contains(*id)
             || stream_failures.contains(*id)
-            || schedule_dead_letters.contains(*id);
+            || schedule_dead_letters.contains(*id)
+            || poison.contains(*id)
+            || invoke_failures.contains(*id);
         if is_dlq {
             assert!(
                 alarmed.contains(*id),
@@ -259,11 +264,15 @@ fn every_event_source_mapping_has_failure_handling() {
             Some(true),
             "{id}"
         );
-        assert!(
-            p["MaximumRetryAttempts"].as_u64().is_some_and(|n| n <= 100),
+        // The retry budget (README, "Failure handling"): transient failures are retried without a
+        // count limit until the record is 6 hours old, leaving 18 of the stream's 24 hours to read
+        // back what was given up; poison never retries (the functions set it aside).
+        assert_eq!(p["MaximumRetryAttempts"].as_i64(), Some(-1), "{id}");
+        assert_eq!(
+            p["MaximumRecordAgeInSeconds"].as_i64(),
+            Some(6 * 3600),
             "{id}"
         );
-        assert!(p["MaximumRecordAgeInSeconds"].as_u64().is_some(), "{id}");
         assert!(
             target(&p["DestinationConfig"]["OnFailure"]["Destination"]).is_some(),
             "{id}"
@@ -618,6 +627,173 @@ fn alarms_can_reach_the_ops_topic_and_watch_the_stream_readers_and_the_api() {
                 .as_deref(),
             Some("OpsAlarmsTopic"),
             "{id}: an alarm that tells nobody"
+        );
+    }
+}
+
+/// The queues the stream readers set poison records aside in (their `*_POISON_QUEUE_URL`).
+fn poison_queues(resources: &BTreeMap<String, Value>) -> BTreeSet<String> {
+    of_type(resources, "AWS::Serverless::Function")
+        .iter()
+        .filter_map(|(_, f)| f["Properties"]["Environment"]["Variables"].as_mapping())
+        .flat_map(|variables| variables.iter())
+        .filter(|(name, _)| {
+            name.as_str()
+                .is_some_and(|n| n.ends_with("_POISON_QUEUE_URL"))
+        })
+        .filter_map(|(_, value)| target(value))
+        .collect()
+}
+
+/// The queues functions' failed asynchronous invocations go to (`EventInvokeConfig`).
+fn invoke_failure_queues(resources: &BTreeMap<String, Value>) -> BTreeSet<String> {
+    of_type(resources, "AWS::Serverless::Function")
+        .iter()
+        .filter_map(|(_, f)| {
+            target(&f["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"])
+        })
+        .collect()
+}
+
+/// The logical ids each alarm on `metric` watches (through its dimensions).
+fn watched(resources: &BTreeMap<String, Value>, metric: &str) -> BTreeSet<String> {
+    of_type(resources, "AWS::CloudWatch::Alarm")
+        .iter()
+        .filter(|(_, a)| a["Properties"]["MetricName"].as_str() == Some(metric))
+        .filter_map(|(_, a)| {
+            a["Properties"]["Dimensions"]
+                .as_sequence()?
+                .iter()
+                .find_map(|d| target(&d["Value"]))
+        })
+        .collect()
+}
+
+/// The text of a `!Sub "…"`.
+fn sub_text(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Sub" => tagged.value.as_str(),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_function_has_errors_and_throttles_alarms_and_a_log_group_with_retention() {
+    let resources = resources(&template());
+    let functions = of_type(&resources, "AWS::Serverless::Function");
+    assert_eq!(functions.len(), 17);
+    let (errors, throttles) = (
+        watched(&resources, "Errors"),
+        watched(&resources, "Throttles"),
+    );
+    for (id, function) in &functions {
+        assert!(errors.contains(*id), "{id}: no alarm on its errors");
+        assert!(throttles.contains(*id), "{id}: no alarm on its throttles");
+        let name = sub_text(&function["Properties"]["FunctionName"])
+            .unwrap_or_else(|| panic!("{id}: FunctionName is not a !Sub"));
+        let group_id = target(&function["Properties"]["LoggingConfig"]["LogGroup"])
+            .unwrap_or_else(|| panic!("{id}: LoggingConfig names no log group of the template"));
+        let group = &resources[&group_id];
+        assert_eq!(group["Type"].as_str(), Some("AWS::Logs::LogGroup"), "{id}");
+        assert_eq!(
+            sub_text(&group["Properties"]["LogGroupName"]),
+            Some(format!("/aws/lambda/{name}").as_str()),
+            "{id}: the log group Lambda would create, so that none is created beside it"
+        );
+        assert!(
+            group["Properties"]["RetentionInDays"]
+                .as_u64()
+                .is_some_and(|days| (1..=365).contains(&days)),
+            "{id}: logs kept forever"
+        );
+    }
+}
+
+#[test]
+fn every_handler_queue_has_an_age_alarm() {
+    let resources = resources(&template());
+    let handler_queues: Vec<&str> = of_type(&resources, "AWS::SQS::Queue")
+        .into_iter()
+        .filter(|(_, q)| !q["Properties"]["RedrivePolicy"].is_null())
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(handler_queues.len(), 12);
+    let aged = watched(&resources, "ApproximateAgeOfOldestMessage");
+    for id in handler_queues {
+        assert!(aged.contains(id), "{id}: no alarm on its oldest message");
+    }
+}
+
+#[test]
+fn the_overdue_checks_failed_runs_reach_a_queue_with_an_alarm() {
+    let resources = resources(&template());
+    let config = &resources["DeliveryOverdueCheckFunction"]["Properties"]["EventInvokeConfig"];
+    assert!(
+        config["MaximumRetryAttempts"]
+            .as_u64()
+            .is_some_and(|n| n <= 2),
+        "asynchronous retries"
+    );
+    let on_failure = &config["DestinationConfig"]["OnFailure"];
+    assert_eq!(
+        on_failure["Type"].as_str(),
+        Some("SQS"),
+        "SAM grants the send"
+    );
+    let queue = target(&on_failure["Destination"]).expect("an on-failure destination");
+    assert_eq!(
+        resources[&queue]["Type"].as_str(),
+        Some("AWS::SQS::Queue"),
+        "{queue}"
+    );
+    assert!(
+        watched(&resources, "ApproximateNumberOfMessagesVisible").contains(&queue),
+        "{queue}: no alarm on its depth"
+    );
+}
+
+#[test]
+fn the_stream_readers_set_poison_aside_in_queues_only_they_may_send_to() {
+    let resources = resources(&template());
+    for (function, variable) in [
+        ("EventPublisherFunction", "PUBLISHER_POISON_QUEUE_URL"),
+        ("ProjectorFunction", "PROJECTOR_POISON_QUEUE_URL"),
+    ] {
+        let properties = &resources[function]["Properties"];
+        let queue = target(&properties["Environment"]["Variables"][variable])
+            .unwrap_or_else(|| panic!("{function}: {variable} is not a queue of the template"));
+        assert_eq!(resources[&queue]["Type"].as_str(), Some("AWS::SQS::Queue"));
+        let sends: Vec<Option<String>> = properties["Policies"][0]["Statement"]
+            .as_sequence()
+            .expect("statements")
+            .iter()
+            .filter(|s| s["Action"][0].as_str() == Some("sqs:SendMessage"))
+            .map(|s| target(&s["Resource"]))
+            .collect();
+        assert!(
+            sends.contains(&Some(queue.clone())),
+            "{function} may not send to {queue}"
+        );
+    }
+}
+
+#[test]
+fn the_stream_readers_timeouts_cover_their_first_step() {
+    let resources = resources(&template());
+    let globals = template()["Globals"]["Function"]["Timeout"]
+        .as_u64()
+        .expect("a global timeout");
+    for (function, step) in [
+        ("EventPublisherFunction", stream_pipeline::publish_budget()),
+        ("ProjectorFunction", stream_pipeline::view_budget()),
+    ] {
+        let timeout = resources[function]["Properties"]["Timeout"]
+            .as_u64()
+            .unwrap_or(globals);
+        let needed = stream_pipeline::timeout_needed(step);
+        assert!(
+            std::time::Duration::from_secs(timeout) >= needed,
+            "{function}: Timeout {timeout} s, its first step may take {needed:?}"
         );
     }
 }

@@ -23,16 +23,16 @@ use chrono::{TimeZone, Utc};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use shared::adapters::eventbridge::EventBridgePublisher;
-use shared::adapters::memory::{InMemoryEventStore, InMemoryOrderViews};
+use shared::adapters::memory::{InMemoryDeadLetters, InMemoryEventStore, InMemoryOrderViews};
 use shared::address::{Address, UncheckedAddress};
 use shared::domain::order::{CancellationReason, OrderCancelled, OrderEvent, OrderPlaced};
 use shared::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
 use shared::ids::{CustomerId, OrderId, Sku, StreamId};
 use shared::money::{Cents, Currency};
 use shared::ports::{AppendRequest, EventStore, StoreError};
-use stream_pipeline::StreamEvent;
 use stream_pipeline::projector::project_batch;
 use stream_pipeline::publisher::publish_batch;
+use stream_pipeline::{Deadline, StreamEvent};
 
 const RECORDS: usize = 100;
 
@@ -161,10 +161,11 @@ fn bench(c: &mut Criterion) {
     let events = events();
     let batch = batch(&events);
 
+    let letters = InMemoryDeadLetters::default();
     // AWS calls per record, measured once on one batch.
     let calls = Arc::new(AtomicUsize::new(0));
     let counted = publisher(calls.clone());
-    let response = runtime.block_on(publish_batch(&counted, &batch));
+    let response = runtime.block_on(publish_batch(&counted, &letters, &batch, Deadline::none()));
     assert!(response.batch_item_failures.is_empty());
     let put_events = calls.load(Ordering::Relaxed);
     let store = CountingStore::default();
@@ -172,11 +173,23 @@ fn bench(c: &mut Criterion) {
         store.inner.insert_raw(event.clone());
     }
     let views = InMemoryOrderViews::default();
-    let response = runtime.block_on(project_batch(&store, &views, &batch));
+    let response = runtime.block_on(project_batch(
+        &store,
+        &views,
+        &letters,
+        &batch,
+        Deadline::none(),
+    ));
     assert!(response.batch_item_failures.is_empty());
     let (writes, loads) = (views.writes(), store.loads.load(Ordering::Relaxed));
     let replay_writes = {
-        runtime.block_on(project_batch(&store, &views, &batch));
+        runtime.block_on(project_batch(
+            &store,
+            &views,
+            &letters,
+            &batch,
+            Deadline::none(),
+        ));
         views.writes() - writes
     };
     println!(
@@ -188,17 +201,33 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(RECORDS as u64));
     let quiet = publisher(Arc::new(AtomicUsize::new(0)));
     group.bench_function("publisher/100_records", |b| {
-        b.iter(|| runtime.block_on(publish_batch(&quiet, &batch)))
+        b.iter(|| runtime.block_on(publish_batch(&quiet, &letters, &batch, Deadline::none())))
     });
     group.bench_function("projector/100_records_new_views", |b| {
         b.iter_batched(
             InMemoryOrderViews::default,
-            |views| runtime.block_on(project_batch(&store, &views, &batch)),
+            |views| {
+                runtime.block_on(project_batch(
+                    &store,
+                    &views,
+                    &letters,
+                    &batch,
+                    Deadline::none(),
+                ))
+            },
             BatchSize::SmallInput,
         )
     });
     group.bench_function("projector/100_records_replayed", |b| {
-        b.iter(|| runtime.block_on(project_batch(&store, &views, &batch)))
+        b.iter(|| {
+            runtime.block_on(project_batch(
+                &store,
+                &views,
+                &letters,
+                &batch,
+                Deadline::none(),
+            ))
+        })
     });
     group.finish();
 }

@@ -1,4 +1,6 @@
 //! Configuration of the two functions: exactly the environment variables `template.yaml` declares.
+//! Each poison queue has a variable of its own name: the local stack gives every function one
+//! environment file, in which one name cannot hold two queues.
 
 pub use shared::config::ConfigError;
 use shared::config::{env, required};
@@ -8,11 +10,13 @@ use shared::config::{env, required};
 pub struct PublisherConfig {
     /// `EVENT_BUS_NAME`: the bus every stored event goes to.
     pub event_bus_name: String,
+    /// `PUBLISHER_POISON_QUEUE_URL`: where poison records are set aside.
+    pub poison_queue_url: String,
 }
 
 impl PublisherConfig {
     /// The variables it reads (checked against `template.yaml`).
-    pub const ENV_VARS: &'static [&'static str] = &["EVENT_BUS_NAME"];
+    pub const ENV_VARS: &'static [&'static str] = &["EVENT_BUS_NAME", "PUBLISHER_POISON_QUEUE_URL"];
 
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -23,6 +27,7 @@ impl PublisherConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
             event_bus_name: required(&lookup, "EVENT_BUS_NAME")?,
+            poison_queue_url: required(&lookup, "PUBLISHER_POISON_QUEUE_URL")?,
         })
     }
 }
@@ -34,11 +39,14 @@ pub struct ProjectorConfig {
     pub events_table: String,
     /// `VIEWS_TABLE`: the order views.
     pub views_table: String,
+    /// `PROJECTOR_POISON_QUEUE_URL`: where poison records are set aside.
+    pub poison_queue_url: String,
 }
 
 impl ProjectorConfig {
     /// The variables it reads (checked against `template.yaml`).
-    pub const ENV_VARS: &'static [&'static str] = &["EVENTS_TABLE", "VIEWS_TABLE"];
+    pub const ENV_VARS: &'static [&'static str] =
+        &["EVENTS_TABLE", "VIEWS_TABLE", "PROJECTOR_POISON_QUEUE_URL"];
 
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -50,6 +58,7 @@ impl ProjectorConfig {
         Ok(Self {
             events_table: required(&lookup, "EVENTS_TABLE")?,
             views_table: required(&lookup, "VIEWS_TABLE")?,
+            poison_queue_url: required(&lookup, "PROJECTOR_POISON_QUEUE_URL")?,
         })
     }
 }
@@ -60,9 +69,16 @@ mod tests {
 
     #[test]
     fn each_function_reads_its_variables_and_names_a_missing_one() {
-        let publisher =
-            PublisherConfig::from_lookup(|n| (n == "EVENT_BUS_NAME").then(|| "bus".into()));
-        assert_eq!(publisher.unwrap().event_bus_name, "bus");
+        let publisher = PublisherConfig::from_lookup(|n| Some(format!("{n}-value"))).unwrap();
+        assert_eq!(publisher.event_bus_name, "EVENT_BUS_NAME-value");
+        assert_eq!(
+            publisher.poison_queue_url,
+            "PUBLISHER_POISON_QUEUE_URL-value"
+        );
+        assert_eq!(
+            PublisherConfig::from_lookup(|n| (n == "EVENT_BUS_NAME").then(|| "bus".into())),
+            Err(ConfigError::Missing("PUBLISHER_POISON_QUEUE_URL"))
+        );
         assert_eq!(
             PublisherConfig::from_lookup(|_| None),
             Err(ConfigError::Missing("EVENT_BUS_NAME"))
@@ -70,6 +86,10 @@ mod tests {
         let projector = ProjectorConfig::from_lookup(|n| Some(format!("{n}-value"))).unwrap();
         assert_eq!(projector.events_table, "EVENTS_TABLE-value");
         assert_eq!(projector.views_table, "VIEWS_TABLE-value");
+        assert_eq!(
+            projector.poison_queue_url,
+            "PROJECTOR_POISON_QUEUE_URL-value"
+        );
         assert_eq!(
             ProjectorConfig::from_lookup(|n| (n == "EVENTS_TABLE").then(|| "e".into())),
             Err(ConfigError::Missing("VIEWS_TABLE"))

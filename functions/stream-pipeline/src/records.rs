@@ -3,11 +3,13 @@
 //!
 //! Only `INSERT` records carry new events: the events table is append-only, so a `MODIFY` or
 //! `REMOVE` is not an event and is passed over (logged). A record whose image cannot be read as an
-//! envelope, or whose event type or schema version is unknown, is poison: it can never succeed, and
-//! the caller reports it as a failure so that it ends in the on-failure destination.
+//! envelope, or whose event type or schema version is unknown, is poison: it can never succeed, so
+//! the caller sets it aside whole ([`poison`], to its dead-letter queue) and goes on.
 
+use aws_lambda_events::event::dynamodb::EventRecord;
 use shared::envelope::StoredEvent;
 use shared::events::DecodeError;
+use shared::ports::PoisonRecord;
 use shared::upcasting::upcast;
 use tracing::warn;
 
@@ -20,6 +22,34 @@ pub struct StreamItem {
     pub item_identifier: String,
     /// The stored event (upcast), or why it cannot be read.
     pub event: Result<StoredEvent, DecodeError>,
+    /// Its index in the batch's records (to set the whole record aside when it is poison).
+    pub position: usize,
+}
+
+/// Record `item` of `batch` as a poison record of `consumer`, with its whole image.
+pub fn poison(
+    batch: &StreamEvent,
+    item: &StreamItem,
+    consumer: &str,
+    reason: String,
+) -> PoisonRecord {
+    let record: Option<&EventRecord> = batch.records.get(item.position);
+    let json = |value: Option<&serde_dynamo::Item>| {
+        value
+            .and_then(|item| serde_json::to_value(item).ok())
+            .unwrap_or(serde_json::Value::Null)
+    };
+    PoisonRecord {
+        consumer: consumer.to_owned(),
+        reason,
+        event_source_arn: record
+            .and_then(|r| r.event_source_arn.clone())
+            .unwrap_or_default(),
+        sequence_number: item.item_identifier.clone(),
+        event_name: record.map(|r| r.event_name.clone()).unwrap_or_default(),
+        keys: json(record.map(|r| &r.change.keys)),
+        new_image: json(record.map(|r| &r.change.new_image)),
+    }
 }
 
 /// The batch's `INSERT` records in stream order.
@@ -27,7 +57,8 @@ pub fn inserted(batch: &StreamEvent) -> Vec<StreamItem> {
     batch
         .records
         .iter()
-        .filter_map(|record| {
+        .enumerate()
+        .filter_map(|(position, record)| {
             let item_identifier = record
                 .change
                 .sequence_number
@@ -50,6 +81,7 @@ pub fn inserted(batch: &StreamEvent) -> Vec<StreamItem> {
             Some(StreamItem {
                 item_identifier,
                 event,
+                position,
             })
         })
         .collect()
@@ -125,6 +157,30 @@ mod tests {
             inserted(&no_envelope)[2].event,
             Err(DecodeError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn a_poison_record_keeps_the_whole_image_as_received() {
+        let poisoned = batch_with(1, |image| image["schema_version"] = json!({"N": "7"}));
+        let items = inserted(&poisoned);
+        let reason = items[1].event.as_ref().unwrap_err().to_string();
+        let record = poison(&poisoned, &items[1], "event-publisher", reason.clone());
+        let fixture: serde_json::Value = serde_json::from_str(BATCH).unwrap();
+        let mut image = fixture["Records"][1]["dynamodb"]["NewImage"].clone();
+        image["schema_version"] = json!({"N": "7"});
+        assert_eq!(
+            record.new_image, image,
+            "DynamoDB JSON, as the stream sent it"
+        );
+        assert_eq!(record.keys, fixture["Records"][1]["dynamodb"]["Keys"]);
+        assert_eq!(record.sequence_number, "4421584500000000017450439002");
+        assert_eq!(record.event_name, "INSERT");
+        assert_eq!(
+            record.event_source_arn,
+            fixture["Records"][1]["eventSourceARN"].as_str().unwrap()
+        );
+        assert_eq!(record.reason, reason);
+        assert_eq!(record.consumer, "event-publisher");
     }
 
     #[test]

@@ -13,8 +13,9 @@ use crate::domain::catalogue::CatalogueEntry;
 use crate::envelope::StoredEvent;
 use crate::ids::{CustomerId, OrderId, Sku, StreamId};
 use crate::ports::{
-    AppendRequest, Catalogue, Claim, EffectMarkers, EventPublisher, EventStore, IdempotencyRecord,
-    IdempotencyStore, Notification, Notifier, NotifyError, PublishError, StoreError,
+    AppendRequest, Catalogue, Claim, DeadLetterError, DeadLetters, EffectMarkers, EventPublisher,
+    EventStore, IdempotencyRecord, IdempotencyStore, Notification, Notifier, NotifyError,
+    PoisonRecord, PublishError, StoreError,
 };
 use crate::read_model::{
     DeliveryBoard, OrderPage, OrderView, OrderViews, OverdueDelivery, ViewError,
@@ -337,6 +338,36 @@ impl Notifier for InMemoryNotifier {
             return Err(NotifyError("injected fault".into()));
         }
         lock(&self.sent).push(notification.clone());
+        Ok(())
+    }
+}
+
+/// Keeps the poison records set aside; can be told to fail.
+#[derive(Debug, Clone, Default)]
+pub struct InMemoryDeadLetters {
+    letters: Arc<Mutex<Vec<PoisonRecord>>>,
+    faults: Arc<Faults>,
+}
+
+impl InMemoryDeadLetters {
+    /// Every poison record set aside so far, in order.
+    pub fn letters(&self) -> Vec<PoisonRecord> {
+        lock(&self.letters).clone()
+    }
+
+    /// Makes the next `count` sends fail as if the queue were unreachable.
+    pub fn fail_next(&self, count: u32) {
+        self.faults.set(count);
+    }
+}
+
+#[async_trait]
+impl DeadLetters for InMemoryDeadLetters {
+    async fn dead_letter(&self, record: &PoisonRecord) -> Result<(), DeadLetterError> {
+        if self.faults.take() {
+            return Err(DeadLetterError("injected fault".into()));
+        }
+        lock(&self.letters).push(record.clone());
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ pub mod eventbridge;
 pub mod memory;
 pub mod sdk;
 pub mod sns;
+pub mod sqs;
 
 use std::collections::BTreeMap;
 

@@ -6,7 +6,9 @@
 //!
 //! Left out on purpose, because moto ignores or cannot serve them: queue policies, encryption
 //! settings (`SqsManagedSseEnabled`, `KmsMasterKeyId`, `SSESpecification`), point-in-time
-//! recovery, alarms, and rule targets that are not queues or topics.
+//! recovery, alarms, log groups (the functions log to the terminal), a function's
+//! `EventInvokeConfig` (the local scheduler keeps the schedule's own retries), and rule targets that
+//! are not queues or topics.
 
 use std::collections::BTreeMap;
 
@@ -623,7 +625,11 @@ impl Resources {
         for (id, _) in template.of_type("AWS::Cognito::UserPool") {
             resources.user_pools.push(user_pool(resolver, id)?);
         }
-        for kind in ["AWS::SQS::QueuePolicy", "AWS::CloudWatch::Alarm"] {
+        for kind in [
+            "AWS::SQS::QueuePolicy",
+            "AWS::CloudWatch::Alarm",
+            "AWS::Logs::LogGroup",
+        ] {
             let count = template.of_type(kind).count();
             if count > 0 {
                 skipped.push(format!("{count} × {kind} (moto ignores them)"));
@@ -827,6 +833,41 @@ mod tests {
             "arn:aws:sns:us-east-1:123456789012:orderflow-local-customer-notifications"
         );
         assert_eq!(env["DELIVERY_SLA_HOURS"], "48");
+        // Each stream reader's poison queue, under a name of its own: one env file serves both.
+        for (variable, queue) in [
+            (
+                "PUBLISHER_POISON_QUEUE_URL",
+                "orderflow-local-event-publisher-poison",
+            ),
+            (
+                "PROJECTOR_POISON_QUEUE_URL",
+                "orderflow-local-projector-poison",
+            ),
+        ] {
+            assert!(
+                env[variable].ends_with(&format!("/123456789012/{queue}")),
+                "{variable}: {}",
+                env[variable]
+            );
+            assert!(
+                resources.queues.iter().any(|q| q.name == queue),
+                "{queue} is created"
+            );
+        }
+        assert!(
+            resources
+                .queues
+                .iter()
+                .any(|q| q.name == "orderflow-local-delivery-overdue-check-failures")
+        );
+        assert!(
+            resources
+                .skipped
+                .iter()
+                .any(|s| s.contains("AWS::Logs::LogGroup")),
+            "{:?}",
+            resources.skipped
+        );
         let dynamodb = BTreeMap::from([(
             "AWS_ENDPOINT_URL_DYNAMODB".to_owned(),
             "http://127.0.0.1:8000".to_owned(),

@@ -1043,8 +1043,9 @@ Resources:
                 RetryPolicy {
                     report_batch_item_failures: true,
                     bisect_on_function_error: true,
-                    max_retry_attempts: Some(10),
-                    max_record_age: Some(Duration::from_secs(3600)),
+                    // MaximumRetryAttempts: -1 is no count limit; the record-age budget is 6 h.
+                    max_retry_attempts: None,
+                    max_record_age: Some(Duration::from_secs(6 * 3600)),
                 }
             );
             assert!(mapping.enabled);

@@ -12,7 +12,8 @@
 //!   (`RetryAttemptsExhausted`);
 //! - records older than `MaximumRecordAgeInSeconds` are given up before they are sent
 //!   (`RecordAgeExceeded`);
-//! - `-1` (absent here) means no limit for either.
+//! - `-1` (absent here) means no limit for either: the template's stream mappings retry without a
+//!   count limit, within a record-age budget (README, "Failure handling").
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -374,6 +375,25 @@ mod tests {
             let step = plan.record(&policy(false, None), 3, &Outcome::FunctionError);
             assert_eq!(step.discarded, 0);
         }
+    }
+
+    #[test]
+    fn without_a_count_limit_a_failing_batch_is_given_up_only_when_it_is_too_old() {
+        let policy = RetryPolicy {
+            max_retry_attempts: None,
+            max_record_age: Some(Duration::from_secs(6 * 3600)),
+            ..policy(true, None)
+        };
+        let mut plan = ShardPlan::new();
+        for _ in 0..1000 {
+            let step = plan.record(&policy, 4, &Outcome::PartialFailure { first_failed: 0 });
+            assert_eq!((step.processed, step.discarded), (0, 0));
+            assert_eq!(plan.next_len(4, 100), 4, "the same records, again");
+        }
+        let now = 100_000;
+        let arrived = [now - 6 * 3600, now - 6 * 3600 - 1];
+        assert_eq!(ShardPlan::expired(&policy, now, &arrived[..1]), 0);
+        assert_eq!(ShardPlan::expired(&policy, now, &arrived[1..]), 1);
     }
 
     #[test]

@@ -3,9 +3,10 @@
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::adapters::eventbridge::EventBridgePublisher;
-use stream_pipeline::StreamEvent;
+use shared::adapters::sqs::SqsDeadLetters;
 use stream_pipeline::config::PublisherConfig;
 use stream_pipeline::publisher::publish_batch;
+use stream_pipeline::{Deadline, StreamEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -16,10 +17,12 @@ async fn main() -> Result<(), Error> {
         aws_sdk_eventbridge::Client::new(&aws),
         &config.event_bus_name,
     );
-    let publisher = &publisher;
+    let poison = SqsDeadLetters::new(aws_sdk_sqs::Client::new(&aws), &config.poison_queue_url);
+    let (publisher, poison) = (&publisher, &poison);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<StreamEvent>| async move {
-            Ok::<_, Error>(publish_batch(publisher, &event.payload).await)
+            let deadline = Deadline::of_invocation(event.context.deadline());
+            Ok::<_, Error>(publish_batch(publisher, poison, &event.payload, deadline).await)
         },
     ))
     .await

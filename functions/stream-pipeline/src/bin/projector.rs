@@ -4,9 +4,10 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::adapters::dynamo::DynamoEventStore;
 use shared::adapters::dynamo_views::DynamoOrderViews;
-use stream_pipeline::StreamEvent;
+use shared::adapters::sqs::SqsDeadLetters;
 use stream_pipeline::config::ProjectorConfig;
 use stream_pipeline::projector::project_batch;
+use stream_pipeline::{Deadline, StreamEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -16,10 +17,12 @@ async fn main() -> Result<(), Error> {
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
     let store = DynamoEventStore::reader(dynamodb.clone(), &config.events_table);
     let views = DynamoOrderViews::new(dynamodb, &config.views_table);
-    let (store, views) = (&store, &views);
+    let poison = SqsDeadLetters::new(aws_sdk_sqs::Client::new(&aws), &config.poison_queue_url);
+    let (store, views, poison) = (&store, &views, &poison);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<StreamEvent>| async move {
-            Ok::<_, Error>(project_batch(store, views, &event.payload).await)
+            let deadline = Deadline::of_invocation(event.context.deadline());
+            Ok::<_, Error>(project_batch(store, views, poison, &event.payload, deadline).await)
         },
     ))
     .await
