@@ -56,7 +56,8 @@ impl ProjectionError {
         match self {
             Self::Poison(_) => false,
             Self::Store(error) => error.is_retryable(),
-            Self::View(ViewError::InvalidCursor) => false,
+            // Writing the same too-large view again fails again: dead-letter the record.
+            Self::View(ViewError::InvalidCursor | ViewError::TooLarge(_)) => false,
             Self::View(ViewError::Conflict(_) | ViewError::Unavailable(_)) => true,
             Self::MissingEvents { .. } => true,
         }
@@ -693,6 +694,7 @@ mod tests {
         assert!(error.is_retryable());
         assert!(ProjectionError::Store(StoreError::Unavailable("down".into())).is_retryable());
         assert!(!ProjectionError::View(ViewError::InvalidCursor).is_retryable());
+        assert!(!ProjectionError::View(ViewError::TooLarge(order_id())).is_retryable());
         // The retry succeeds.
         assert_eq!(
             project(&store, &views, &order[0]).await,

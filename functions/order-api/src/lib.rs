@@ -125,6 +125,11 @@ pub(crate) fn view_problem(error: &ViewError) -> Problem {
             error!(%error, "read model unavailable");
             Problem::unavailable()
         }
+        // Only a write can be too large; the API writes no view.
+        ViewError::TooLarge(_) => {
+            error!(%error, "read model refused a view");
+            Problem::internal()
+        }
     }
 }
 
