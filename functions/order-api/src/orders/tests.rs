@@ -560,7 +560,11 @@ async fn the_history_is_paged_in_history_order_and_every_event_shows_once() {
     assert_eq!(pages.concat(), expected, "the order of the whole history");
 
     let by_support = every_page(&h.app, &id, 100, |r| as_support(r, "s-1")).await;
-    assert_eq!(by_support, [expected.clone()], "one page holds up to 100");
+    assert_eq!(
+        by_support,
+        std::slice::from_ref(&expected),
+        "one page holds up to 100"
+    );
     let by_default = send(&h.app, get(&format!("/orders/{id}/events"))).await;
     assert_eq!(
         by_default.body["events"].as_array().unwrap().len(),
