@@ -105,6 +105,23 @@ pub trait EventStore: Send + Sync {
 
     /// Loads a whole stream, oldest first, upcast to current schema versions.
     async fn load(&self, stream_id: &StreamId) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Loads at most `limit` events of a stream that come after version `after_version`, oldest
+    /// first, upcast: one page of a long stream, so a reader never holds more than it shows.
+    ///
+    /// The adapters read only what they return. This default loads the whole stream and keeps
+    /// the page: enough for test doubles, not for a store.
+    async fn load_from(
+        &self,
+        stream_id: &StreamId,
+        after_version: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut events = self.load(stream_id).await?;
+        events.retain(|event| event.version > after_version);
+        events.truncate(limit as usize);
+        Ok(events)
+    }
 }
 
 /// Request idempotency records (API) and processed-event markers (consumers).

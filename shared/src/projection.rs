@@ -56,7 +56,8 @@ impl ProjectionError {
         match self {
             Self::Poison(_) => false,
             Self::Store(error) => error.is_retryable(),
-            Self::View(ViewError::InvalidCursor) => false,
+            // Writing the same too-large view again fails again: dead-letter the record.
+            Self::View(ViewError::InvalidCursor | ViewError::TooLarge(_)) => false,
             Self::View(ViewError::Conflict(_) | ViewError::Unavailable(_)) => true,
             Self::MissingEvents { .. } => true,
         }
@@ -133,15 +134,18 @@ pub async fn project_order_view_events(
     }
 }
 
-/// Applies the stored events of `stream_id` up to version `until` that `view` lacks; fails if
-/// the store cannot close the gap up to `until` (when `until` is bounded).
+/// Applies the stored events of `stream_id` up to version `until` that `view` lacks (reading only
+/// those, not the stream from its start); fails if the store cannot close the gap up to `until`
+/// (when `until` is bounded).
 async fn catch_up(
     store: &dyn EventStore,
     view: &mut OrderView,
     stream_id: &StreamId,
     until: u64,
 ) -> Result<(), ProjectionError> {
-    let history = store.load(stream_id).await?;
+    let applied = view.version_of(stream_id);
+    let missing = u32::try_from(until.saturating_sub(applied)).unwrap_or(u32::MAX);
+    let history = store.load_from(stream_id, applied, missing).await?;
     for stored in history.iter().filter(|e| e.version <= until) {
         view.apply(stored).map_err(|source| StoreError::Corrupt {
             stream_id: stream_id.clone(),
@@ -693,6 +697,7 @@ mod tests {
         assert!(error.is_retryable());
         assert!(ProjectionError::Store(StoreError::Unavailable("down".into())).is_retryable());
         assert!(!ProjectionError::View(ViewError::InvalidCursor).is_retryable());
+        assert!(!ProjectionError::View(ViewError::TooLarge(order_id())).is_retryable());
         // The retry succeeds.
         assert_eq!(
             project(&store, &views, &order[0]).await,

@@ -7,6 +7,17 @@
 //! names its `order_id`). The row keeps the last applied version per stream in
 //! [`OrderView::versions`], and is written with a condition on what was read, so duplicates and
 //! replays are no-ops and nothing is applied twice.
+//!
+//! A view is bounded by construction, whatever the number of events (a DynamoDB item holds at
+//! most 400 KB, and a view that cannot be written would block its stream shard): the timeline
+//! keeps its first [`TIMELINE_HEAD`] and its latest [`TIMELINE_TAIL`] entries and counts the ones
+//! left out between them ([`OrderView::timeline_omitted`]) — the full history is at
+//! `GET /orders/{id}/events`; coupons are one per delay, at most [`MAX_DELAYS`]; and a view follows
+//! one order stream, one delivery stream and at most [`MAX_DELAYS`] coupon streams (an event of
+//! one stream more is refused as malformed, so its record is dead-lettered, not retried). Every
+//! other field comes from a single event whose size the domain bounds (at most
+//! [`crate::domain::order::MAX_ITEMS`] lines, reasons of at most
+//! [`crate::domain::delivery::MAX_REASON_LEN`] characters).
 
 use std::collections::BTreeMap;
 
@@ -15,15 +26,27 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::coupon::CouponEvent;
-use crate::domain::delivery::{DeliveryEvent, DeliveryStatus};
+use crate::domain::delivery::{DeliveryEvent, DeliveryStatus, MAX_DELAYS};
 use crate::domain::order::{CancellationReason, LineItem, OrderEvent, OrderStatus};
 use crate::envelope::StoredEvent;
 use crate::events::{DecodeError, DomainEvent};
 use crate::ids::{CouponId, CustomerId, DeliveryId, OrderId, StreamId};
 use crate::money::{Cents, Currency, Money};
 
-/// Most orders one page of a customer's list may hold.
+/// Most orders one page of a customer's list may hold (and most events one page of an order's
+/// history).
 pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// How many of the oldest timeline entries a view keeps (how the order began).
+pub const TIMELINE_HEAD: usize = 10;
+
+/// How many of the latest timeline entries a view keeps (where the order is now).
+pub const TIMELINE_TAIL: usize = 40;
+
+/// Most timeline entries a view holds: an order that lives by the rules has about twenty events
+/// (placed, shipped, completed or cancelled; scheduled, dispatched, up to [`MAX_DELAYS`] delays,
+/// a refused cancellation, the outcome; a coupon per delay), so nothing real is ever left out.
+pub const MAX_TIMELINE: usize = TIMELINE_HEAD + TIMELINE_TAIL;
 
 /// What a customer (or support) sees of one order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,10 +69,18 @@ pub struct OrderView {
     pub cancellation_reason: Option<String>,
     /// Its delivery, once scheduled.
     pub delivery: Option<DeliveryView>,
-    /// Compensation coupons issued for delays.
+    /// Compensation coupons issued for delays, by delay: one per delay, so at most
+    /// [`MAX_DELAYS`] (those of the earliest delays, should more ever be issued).
     pub coupons: Vec<CouponView>,
-    /// Every applied event, oldest first.
+    /// The applied events, oldest first: the first [`TIMELINE_HEAD`] and the latest
+    /// [`TIMELINE_TAIL`] of them; the ones between are counted in
+    /// [`timeline_omitted`](Self::timeline_omitted). The full history is at
+    /// `GET /orders/{id}/events`.
     pub timeline: Vec<TimelineEntry>,
+    /// How many applied events the timeline leaves out (between its head and its tail).
+    /// Absent from views stored before the timeline was bounded: 0.
+    #[serde(default)]
+    pub timeline_omitted: u64,
     /// The last applied version per stream id (`order#…`, `delivery#…`, `coupon#…`).
     pub versions: BTreeMap<String, u64>,
 }
@@ -117,6 +148,10 @@ pub enum ViewError {
     /// The row changed since it was read: read again, apply again.
     #[error("view of order {0} changed concurrently")]
     Conflict(OrderId),
+    /// The row is beyond what the storage holds in one item (DynamoDB: 400 KB). Not retryable:
+    /// writing it again fails again, so dead-letter the record instead of blocking its shard.
+    #[error("view of order {0} is too large to store")]
+    TooLarge(OrderId),
     /// The storage service failed or is out of reach: retryable.
     #[error("read model unavailable: {0}")]
     Unavailable(String),
@@ -191,6 +226,7 @@ impl OrderView {
             delivery: None,
             coupons: Vec::new(),
             timeline: Vec::new(),
+            timeline_omitted: 0,
             versions: BTreeMap::new(),
         }
     }
@@ -207,7 +243,13 @@ impl OrderView {
     /// interleave: each field is fed by one stream (applied in its own order), coupons are kept
     /// sorted, and the timeline is sorted by `occurred_at`, then stream and version.
     ///
-    /// Fails, changing nothing, when the event cannot be decoded or belongs to another order.
+    /// The timeline keeps its first [`TIMELINE_HEAD`] and its last [`TIMELINE_TAIL`] entries by
+    /// that order: an entry that falls between them is dropped and counted. That is still a
+    /// function of the set of applied events — adding an entry can only push another one away
+    /// from the ends, never bring a dropped one back.
+    ///
+    /// Fails, changing nothing, when the event cannot be decoded, belongs to another order or
+    /// opens one stream more than an order has (see [`max_streams`]).
     pub fn apply(&mut self, event: &StoredEvent) -> Result<bool, DecodeError> {
         let decoded = event.decode_any()?;
         let order_id = order_id(&decoded);
@@ -223,6 +265,7 @@ impl OrderView {
         if event.version <= self.version_of(&event.stream_id) {
             return Ok(false);
         }
+        self.admit_stream(event)?;
         let summary = match decoded {
             DomainEvent::Order(e) => self.apply_order(e, event.occurred_at),
             DomainEvent::Delivery(e) => self.apply_delivery(e),
@@ -241,9 +284,41 @@ impl OrderView {
             .timeline
             .partition_point(|e| timeline_key(e) <= timeline_key(&entry));
         self.timeline.insert(position, entry);
+        if self.timeline.len() > MAX_TIMELINE {
+            // The head and the tail were complete before this entry: the one now between them
+            // is the oldest entry past the head.
+            self.timeline.remove(TIMELINE_HEAD);
+            self.timeline_omitted += 1;
+        }
         self.versions
             .insert(event.stream_id.to_string(), event.version);
         Ok(true)
+    }
+
+    /// Refuses the first event of a stream beyond what an order has (see [`max_streams`]), so
+    /// [`versions`](Self::versions) stays bounded.
+    fn admit_stream(&self, event: &StoredEvent) -> Result<(), DecodeError> {
+        if self.versions.contains_key(event.stream_id.as_str()) {
+            return Ok(());
+        }
+        let kind = event.stream_id.kind();
+        let followed = self
+            .versions
+            .keys()
+            .filter(|stream| stream.split_once('#').map(|(k, _)| k) == Some(kind))
+            .count();
+        let most = max_streams(kind);
+        if followed < most {
+            return Ok(());
+        }
+        Err(DecodeError::Malformed {
+            event_type: event.event_type.clone(),
+            reason: format!(
+                "the view of order {} follows {followed} {kind} stream(s), the most an order has \
+                 ({most}); {} is one more",
+                self.order_id, event.stream_id
+            ),
+        })
     }
 
     fn apply_order(&mut self, event: OrderEvent, occurred_at: DateTime<Utc>) -> String {
@@ -369,8 +444,21 @@ impl OrderView {
             self.coupons.sort_by(|a, b| {
                 (a.delay_number, &a.coupon_id).cmp(&(b.delay_number, &b.coupon_id))
             });
+            // One coupon per delay; a stream with more than its one coupon breaks the rules, and
+            // keeping the earliest delays' is again a function of the set.
+            self.coupons.truncate(MAX_DELAYS as usize);
         }
         summary
+    }
+}
+
+/// How many streams of `kind` one order's view follows: its order stream, its delivery's and a
+/// coupon stream per delay. Streams of any other kind concern no order.
+pub fn max_streams(kind: &str) -> usize {
+    match kind {
+        "order" | "delivery" => 1,
+        "coupon" => MAX_DELAYS as usize,
+        _ => 0,
     }
 }
 
@@ -991,6 +1079,233 @@ mod tests {
             Some((DeliveryStatus::Completed, 1))
         );
         assert_eq!(expected.coupons.len(), 2);
+    }
+
+    /// The size of the item the DynamoDB adapter would write for `view`.
+    fn stored_size(view: &OrderView) -> usize {
+        crate::adapters::dynamo_views::item_size(view).unwrap()
+    }
+
+    /// "Well under" DynamoDB's 400 KB item limit.
+    const WELL_UNDER: usize = 64 * 1024;
+
+    /// `count` events of the delivery stream after its scheduling (versions 2 …), a minute apart
+    /// from `minute`: delays and refused cancellations in turn.
+    fn delivery_events(count: u64, minute: i64) -> Vec<StoredEvent> {
+        (2..count + 2)
+            .map(|version| {
+                let at = minute + version as i64;
+                if version % 2 == 0 {
+                    delayed(version, at, u32::try_from(version / 2).unwrap())
+                } else {
+                    cancellation_refused(version, at)
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_fullest_order_the_rules_allow_is_stored_whole_and_well_under_the_item_limit() {
+        use crate::domain::delivery::MAX_REASON_LEN;
+        use crate::domain::order::MAX_ITEMS;
+        use crate::ids::MAX_ID_LEN;
+
+        let mut placed = placed(0);
+        let line =
+            json!({"sku": "S".repeat(MAX_ID_LEN), "quantity": 1_000, "unit_price": 100_000_000});
+        placed.data["items"] = json!(vec![line; MAX_ITEMS]);
+        let mut all = vec![placed, shipped(2, 30)];
+        all.push(cancelled(
+            3,
+            40,
+            CancellationReason::DeliveryFailed {
+                detail: "x".repeat(MAX_REASON_LEN),
+            },
+        ));
+        all.extend([scheduled(1), dispatched(2, 2)]);
+        for delay in 1..=MAX_DELAYS {
+            let version = u64::from(delay) + 2;
+            all.push(delayed(version, 2 + i64::from(delay), delay));
+            all.push(coupon(delay, 3 + i64::from(delay)));
+        }
+        let next = u64::from(MAX_DELAYS) + 3;
+        all.extend([
+            cancellation_refused(next, 20),
+            delivery_failed(next + 1, 21),
+        ]);
+
+        let view = view_of(&all);
+        assert_eq!(view.items.len(), MAX_ITEMS);
+        assert_eq!(view.timeline.len(), all.len(), "nothing real is left out");
+        assert_eq!(view.timeline_omitted, 0);
+        assert_eq!(view.coupons.len(), MAX_DELAYS as usize);
+        let size = stored_size(&view);
+        println!("the fullest order's view item: {size} bytes");
+        assert!(size < WELL_UNDER, "{size} bytes");
+    }
+
+    #[test]
+    fn ten_thousand_events_keep_the_view_bounded_with_its_first_and_latest_entries() {
+        let mut view = view_of([&placed(0), &scheduled(1)]);
+        for event in delivery_events(10_000, 1) {
+            assert_eq!(view.apply(&event), Ok(true));
+        }
+        // Coupon streams beyond one per delay are refused (dead-lettered), not followed.
+        let mut refused = 0;
+        for delay in 1..=10_000 {
+            match view.apply(&coupon(delay, 20_000 + i64::from(delay))) {
+                Ok(true) => {}
+                Err(DecodeError::Malformed { reason, .. }) => {
+                    assert!(reason.contains("coupon stream(s)"), "{reason}");
+                    refused += 1;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(refused, 10_000 - MAX_DELAYS);
+        let applied = 2 + 10_000 + u64::from(MAX_DELAYS);
+        let size = stored_size(&view);
+        println!("the view item after {applied} events: {size} bytes");
+        assert!(size < WELL_UNDER, "{size} bytes");
+
+        assert_eq!(view.timeline.len(), MAX_TIMELINE);
+        assert_eq!(view.timeline_omitted, applied - MAX_TIMELINE as u64);
+        assert_eq!(
+            summaries(&view)[..2],
+            [
+                "Order placed: 2 line(s), total 44.97 EUR",
+                "Delivery scheduled, promised by 2026-11-23 10:00 UTC"
+            ]
+        );
+        let last = view.timeline.last().unwrap();
+        assert_eq!(
+            (last.stream_id.as_str(), last.event_type.as_str()),
+            ("coupon#c-d-o1-5", "CouponIssued")
+        );
+        assert_eq!(view.coupons.len(), MAX_DELAYS as usize);
+        assert_eq!(view.versions.len(), 2 + MAX_DELAYS as usize);
+        assert_eq!(view.version_of(&delivery_stream()), 10_001);
+        assert_eq!(view.delivery.as_ref().map(|d| d.delays), Some(5_000));
+    }
+
+    #[test]
+    fn a_coupon_stream_with_more_than_its_coupon_adds_no_coupons_past_one_per_delay() {
+        let mut view = view_of([&placed(0)]);
+        let stream = coupon_stream(1);
+        for version in 1..=50u32 {
+            let mut event = coupon(version, i64::from(version));
+            event.stream_id = stream.clone();
+            event.version = u64::from(version);
+            assert_eq!(view.apply(&event), Ok(true));
+        }
+        assert_eq!(view.coupons.len(), MAX_DELAYS as usize);
+        assert_eq!(
+            view.coupons
+                .iter()
+                .map(|c| c.delay_number)
+                .collect::<Vec<_>>(),
+            (1..=MAX_DELAYS).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_stream_of_a_kind_no_order_has_is_refused() {
+        let mut view = view_of([&placed(0)]);
+        let mut stray = shipped(2, 1);
+        stray.stream_id = StreamId::new("order", "o1-copy");
+        let before = view.clone();
+        assert!(matches!(
+            view.apply(&stray),
+            Err(DecodeError::Malformed { .. })
+        ));
+        stray.stream_id = StreamId::new("audit", "o1");
+        assert!(matches!(
+            view.apply(&stray),
+            Err(DecodeError::Malformed { .. })
+        ));
+        assert_eq!(view, before);
+    }
+
+    /// A shuffle of `streams` that keeps each stream's own order, drawn from `seed`.
+    fn interleaving(streams: &[Vec<StoredEvent>], mut seed: u64) -> Vec<StoredEvent> {
+        let mut next: Vec<usize> = vec![0; streams.len()];
+        let mut all = Vec::new();
+        loop {
+            let open: Vec<usize> = (0..streams.len())
+                .filter(|&i| next[i] < streams[i].len())
+                .collect();
+            if open.is_empty() {
+                return all;
+            }
+            // A linear congruential generator (Knuth's MMIX constants) is random enough here.
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let stream = open[(seed >> 33) as usize % open.len()];
+            all.push(streams[stream][next[stream]].clone());
+            next[stream] += 1;
+        }
+    }
+
+    #[test]
+    fn a_bounded_timeline_is_the_same_in_any_order_across_streams_and_keeps_both_ends() {
+        let mut delivery = vec![scheduled(1)];
+        delivery.extend(delivery_events(120, 1));
+        let streams = [
+            vec![placed(0), shipped(2, 3), completed(3, 500)],
+            delivery,
+            (1..=MAX_DELAYS)
+                .map(|d| coupon(d, 4 * i64::from(d)))
+                .collect(),
+        ];
+        let mut everything: Vec<StoredEvent> = streams.concat();
+        everything.sort_by(|a, b| {
+            (a.occurred_at, a.stream_id.as_str(), a.version).cmp(&(
+                b.occurred_at,
+                b.stream_id.as_str(),
+                b.version,
+            ))
+        });
+        let keys = |entries: &mut dyn Iterator<Item = (&str, u64)>| {
+            entries.map(|(s, v)| (s.to_owned(), v)).collect::<Vec<_>>()
+        };
+        let expected_keys = keys(
+            &mut everything[..TIMELINE_HEAD]
+                .iter()
+                .chain(&everything[everything.len() - TIMELINE_TAIL..])
+                .map(|e| (e.stream_id.as_str(), e.version)),
+        );
+
+        let expected = view_of(&everything);
+        assert_eq!(
+            keys(
+                &mut expected
+                    .timeline
+                    .iter()
+                    .map(|e| (e.stream_id.as_str(), e.version))
+            ),
+            expected_keys
+        );
+        assert_eq!(
+            expected.timeline_omitted,
+            (everything.len() - MAX_TIMELINE) as u64
+        );
+        for seed in 0..200 {
+            assert_eq!(
+                view_of(&interleaving(&streams, seed)),
+                expected,
+                "seed {seed}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_view_stored_before_the_timeline_was_bounded_reads_with_nothing_omitted() {
+        let view = view_of([&placed(0)]);
+        let mut stored = serde_json::to_value(&view).unwrap();
+        stored.as_object_mut().unwrap().remove("timeline_omitted");
+        let read: OrderView = serde_json::from_value(stored).unwrap();
+        assert_eq!(read, view);
     }
 
     #[test]

@@ -415,6 +415,30 @@ async fn a_stream_larger_than_one_megabyte_loads_completely_and_in_order() {
 }
 
 #[tokio::test]
+async fn a_stream_is_read_a_page_at_a_time_after_a_version() {
+    let fixture = emulator().await.event_store("load-from").await;
+    let stream = StreamId::new("order", "paged-stream");
+    append_padded(&fixture.store, &stream, 25, 10).await;
+    let versions =
+        |events: Vec<StoredEvent>| -> Vec<u64> { events.iter().map(|e| e.version).collect() };
+    let page = |after, limit| fixture.store.load_from(&stream, after, limit);
+    assert_eq!(versions(page(0, 3).await.expect("page")), [1, 2, 3]);
+    assert_eq!(versions(page(20, 3).await.expect("page")), [21, 22, 23]);
+    assert_eq!(versions(page(23, 10).await.expect("page")), [24, 25]);
+    assert!(page(25, 10).await.expect("page").is_empty());
+    // Query pages smaller than the page asked for still fill it.
+    let small = fixture.store.clone().with_page_size(2);
+    assert_eq!(
+        versions(small.load_from(&stream, 10, 5).await.expect("page")),
+        [11, 12, 13, 14, 15]
+    );
+    assert_eq!(
+        small.load_from(&stream, 0, 100).await.expect("page"),
+        fixture.store.load(&stream).await.expect("load")
+    );
+}
+
+#[tokio::test]
 async fn an_unreadable_stored_event_is_reported_as_corrupt_not_skipped() {
     let fixture = emulator().await.event_store("corrupt").await;
     let stream = StreamId::new("order", "corrupt-1");

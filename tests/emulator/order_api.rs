@@ -150,6 +150,95 @@ async fn an_order_reads_back_at_once_and_then_from_the_read_model() {
 }
 
 #[tokio::test]
+async fn an_orders_history_pages_through_the_events_table_in_order() {
+    use shared::domain::delivery::{
+        DeliveryCancellationRefused, DeliveryEvent, DeliveryScheduled, DeliveryStatus,
+    };
+    use shared::envelope::{Actor, EventContext, StoredEvent};
+    use shared::ids::{CustomerId, DeliveryId, OrderId};
+    use shared::ports::AppendRequest;
+
+    let stack = stack("api-history").await;
+    let id = order_id(&place(&stack, "cust-api-history", None).await);
+    let order_id = OrderId::parse(&id).expect("id");
+    let delivery_id = DeliveryId::for_order(&order_id);
+    let customer_id = CustomerId::parse("cust-api-history").expect("id");
+    let placed = stack
+        .store
+        .load(&StreamId::new("order", &id))
+        .await
+        .expect("loading")
+        .remove(0);
+    let address = serde_json::from_value(placed.data["delivery_address"].clone()).expect("address");
+    let delivery = StreamId::new("delivery", &delivery_id);
+    let mut events = vec![DeliveryEvent::DeliveryScheduled(DeliveryScheduled {
+        delivery_id: delivery_id.clone(),
+        order_id: order_id.clone(),
+        customer_id: customer_id.clone(),
+        delivery_address: address,
+        promised_by: placed.occurred_at + chrono::Duration::days(1),
+    })];
+    events.extend((0..24).map(|_| {
+        DeliveryEvent::DeliveryCancellationRefused(DeliveryCancellationRefused {
+            delivery_id: delivery_id.clone(),
+            order_id: order_id.clone(),
+            customer_id: customer_id.clone(),
+            status: DeliveryStatus::Dispatched,
+        })
+    }));
+    let context = EventContext::caused_by(
+        &placed,
+        Actor::system("test"),
+        placed.occurred_at + chrono::Duration::seconds(1),
+    );
+    stack
+        .store
+        .append(AppendRequest {
+            stream_id: delivery.clone(),
+            expected_version: 0,
+            events: StoredEvent::stamp(&delivery, 0, &events, &context),
+            idempotency: None,
+        })
+        .await
+        .expect("appending");
+
+    let get = |path: &str| as_customer(request("GET", path, None, &[]), "cust-api-history");
+    let mut shown = Vec::new();
+    let mut bodies = String::new();
+    let mut path = format!("/orders/{id}/events?limit=10");
+    loop {
+        let page = send(&stack.app, get(&path)).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        bodies.push_str(&page.body.to_string());
+        let events = page.body["events"].as_array().expect("events");
+        assert!(events.len() <= 10);
+        shown.extend(events.iter().map(|e| {
+            (
+                e["stream_id"].as_str().unwrap_or_default().to_owned(),
+                e["version"].as_u64().unwrap_or_default(),
+            )
+        }));
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/orders/{id}/events?limit=10&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let mut expected = vec![(format!("order#{id}"), 1)];
+    expected.extend((1..=25).map(|v| (format!("delivery#d-{id}"), v)));
+    assert_eq!(
+        shown, expected,
+        "every event once, oldest first, over 3 pages"
+    );
+    assert!(
+        !bodies.contains("Sample Street"),
+        "the customer's history carries no address"
+    );
+
+    let bad = send(&stack.app, get(&format!("/orders/{id}/events?cursor=abcd"))).await;
+    bad.assert_problem(400, "cursor");
+}
+
+#[tokio::test]
 async fn a_customers_orders_page_through_the_index_newest_first() {
     let stack = stack("api-list").await;
     let mut ids = Vec::new();

@@ -151,6 +151,52 @@ async fn a_view_round_trips_and_is_stored_as_native_attributes() {
 }
 
 #[tokio::test]
+async fn a_view_beyond_the_item_limit_is_too_large_not_unavailable() {
+    use shared::read_model::TimelineEntry;
+
+    let fixture = emulator().await.order_views("views-too-large").await;
+    let order = place_order("cust-too-large", 1);
+    let mut view = placed_view(&order, 0);
+    // No projection writes such a view (the timeline is bounded): this one is built by hand to
+    // see what DynamoDB says to an item over 400 KB.
+    let entry = view.timeline[0].clone();
+    view.timeline = (0..500)
+        .map(|n| TimelineEntry {
+            summary: format!("{n}: {}", "x".repeat(1_000)),
+            ..entry.clone()
+        })
+        .collect();
+    let size = shared::adapters::dynamo_views::item_size(&view).expect("a size");
+    assert!(
+        size > shared::adapters::dynamo_views::MAX_ITEM_BYTES,
+        "{size}"
+    );
+
+    let error = fixture
+        .views
+        .save(&view, None)
+        .await
+        .expect_err("too large for one item");
+    assert_eq!(error, ViewError::TooLarge(order.order_id.clone()));
+    assert!(
+        !shared::projection::ProjectionError::View(error).is_retryable(),
+        "dead-letter the record"
+    );
+    assert_eq!(fixture.views.get(&order.order_id).await, Ok(None));
+
+    // Over a stored row (the conditional put) too.
+    let stored = placed_view(&order, 0);
+    fixture.views.save(&stored, None).await.expect("creating");
+    let mut grown = view.clone();
+    grown.versions = stored.versions.clone();
+    grown.versions.insert("delivery#d-x".into(), 1);
+    assert_eq!(
+        fixture.views.save(&grown, Some(&stored)).await,
+        Err(ViewError::TooLarge(order.order_id.clone()))
+    );
+}
+
+#[tokio::test]
 async fn a_save_over_a_changed_view_is_a_conflict() {
     let fixture = emulator().await.order_views("views-conflict").await;
     let order = place_order("cust-conflict", 1);

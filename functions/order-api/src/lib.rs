@@ -16,6 +16,7 @@
 //! | `testing` | (feature `testing`) real API Gateway v2 request fixtures and an in-memory app, for handler and integration tests |
 //! | [`reactions`] | `order-on-delivery-dispatched` / `-completed` / `-failed` (SQS handlers) |
 //! | [`orders`] | `GET /orders/{id}`, `GET /orders/{id}/events`, `POST /orders/{id}/cancel`, `GET /customers/{id}/orders` |
+//! | [`history`] | an order's history page by page, bounded reads, opaque cursors |
 //!
 //! [`App::handle`] never fails: every outcome, including a dependency failure, is an HTTP
 //! response. Every log line of a request carries its correlation id, which also goes into every
@@ -23,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod history;
 pub mod orders;
 pub mod place;
 pub mod reactions;
@@ -124,6 +126,11 @@ pub(crate) fn view_problem(error: &ViewError) -> Problem {
         ViewError::Conflict(_) | ViewError::Unavailable(_) => {
             error!(%error, "read model unavailable");
             Problem::unavailable()
+        }
+        // Only a write can be too large; the API writes no view.
+        ViewError::TooLarge(_) => {
+            error!(%error, "read model refused a view");
+            Problem::internal()
         }
     }
 }

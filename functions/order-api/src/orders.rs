@@ -3,8 +3,10 @@
 //! - `GET /orders/{id}`: the order view from the read model. Right after `POST /orders` the
 //!   projector may not have caught up; then the view is folded from the event store with the same
 //!   projection code, so a client reads its own writes.
-//! - `GET /orders/{id}/events`: the order's history (order, delivery and coupon streams), upcast.
-//!   Support sees all of it; the customer sees it without the delivery address.
+//! - `GET /orders/{id}/events?limit=&cursor=`: the order's history (order, delivery and coupon
+//!   streams), upcast, oldest first, a page at a time ([`crate::history`]): an order's history
+//!   has no bound, a response and a read must. Support sees all of it; the customer sees it
+//!   without the delivery address.
 //! - `POST /orders/{id}/cancel`: the customer cancels; load-decide-append retried a bounded number
 //!   of times on version conflicts, then 409.
 //! - `GET /customers/{id}/orders` (`me` for the caller): newest first, paginated with an opaque
@@ -19,22 +21,25 @@ use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 use shared::address::strip_addresses;
 use shared::domain::DomainError;
-use shared::domain::delivery::DeliveryEvent;
 use shared::domain::order::{CancellationReason, Order, OrderCommand};
 use shared::envelope::{CorrelationId, EventContext, StoredEvent};
 use shared::http::caller::{Caller, Group};
-use shared::ids::{CouponId, CustomerId, DeliveryId, OrderId, StreamId};
+use shared::ids::{CustomerId, OrderId, StreamId};
 use shared::read_model::{MAX_PAGE_SIZE, OrderView};
 use shared::repository::{self, CommandError};
 use shared::validation::ValidationError;
 use tracing::{error, info};
 
+use crate::history::{self, Position};
 use crate::input::query;
 use crate::problem::{Problem, json_response};
 use crate::{App, Handled, view_problem};
 
 /// Page size of `GET /customers/{id}/orders` when `limit` is not given.
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
+/// Page size of `GET /orders/{id}/events` when `limit` is not given: the most, so a client that
+/// reads one page sees the whole history of any order that kept the rules (about twenty events).
+pub const DEFAULT_HISTORY_PAGE_SIZE: u32 = MAX_PAGE_SIZE;
 /// The longest cursor accepted.
 pub const MAX_CURSOR_LEN: usize = 2048;
 
@@ -102,25 +107,67 @@ pub async fn order_events(
 ) -> Handled {
     let caller = Caller::from_request(request)?;
     let order_id = order_id(raw_id)?;
-    let mut history = history(app, &order_id).await?;
-    let owner = history.iter().find_map(|event| {
-        (event.event_type == "OrderPlaced")
-            .then(|| event.data.get("customer_id")?.as_str().map(str::to_owned))
-            .flatten()
-    });
-    let owner = owner.and_then(|id| CustomerId::parse(id).ok());
+    let limit = page_limit(request, DEFAULT_HISTORY_PAGE_SIZE)?;
+    let from = match cursor(request)? {
+        None => Position::start(),
+        Some(raw) => Position::from_cursor(raw, &order_id).map_err(|_| invalid_cursor())?,
+    };
+    let page = history::page(app.store.as_ref(), &order_id, &from, limit)
+        .await
+        .map_err(|e| Problem::from_store(&e, "order"))?;
+    let owner = page
+        .opening
+        .as_ref()
+        .filter(|event| event.event_type == "OrderPlaced")
+        .and_then(|event| event.data.get("customer_id")?.as_str())
+        .and_then(|id| CustomerId::parse(id).ok());
+    let mut events = page.events;
     if caller.is(Group::Support) {
         // Support sees the whole history, addresses included.
     } else if owns(&caller, owner.as_ref()) {
-        strip_addresses(&mut history);
+        strip_addresses(&mut events);
     } else {
         return Err(not_found(&order_id));
     }
     let body = json!({
         "order_id": order_id.as_str(),
-        "events": history,
+        "events": events,
+        "next_cursor": page.next.as_ref().map(Position::to_cursor),
     });
     Ok(json_response(StatusCode::OK, &body, correlation_id))
+}
+
+/// The `limit` query parameter: 1 to [`MAX_PAGE_SIZE`], `default` when absent.
+fn page_limit(request: &Request, default: u32) -> Result<u32, Problem> {
+    match query(request, "limit") {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|limit| (1..=MAX_PAGE_SIZE).contains(limit))
+            .ok_or_else(|| {
+                Problem::invalid(ValidationError::new(
+                    "limit",
+                    format_args!("must be a whole number from 1 to {MAX_PAGE_SIZE}"),
+                ))
+            }),
+    }
+}
+
+/// The `cursor` query parameter, if given: checked for length here, for meaning by the reader.
+fn cursor(request: &Request) -> Result<Option<&str>, Problem> {
+    let cursor = query(request, "cursor");
+    if cursor.is_some_and(|c| c.is_empty() || c.len() > MAX_CURSOR_LEN) {
+        return Err(invalid_cursor());
+    }
+    Ok(cursor)
+}
+
+fn invalid_cursor() -> Problem {
+    Problem::invalid(ValidationError::new(
+        "cursor",
+        "must be a cursor returned by a previous page",
+    ))
 }
 
 /// `POST /orders/{id}/cancel`.
@@ -206,26 +253,8 @@ pub async fn customer_orders(
         }
         id
     };
-    let limit = match query(request, "limit") {
-        None => DEFAULT_PAGE_SIZE,
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|limit| (1..=MAX_PAGE_SIZE).contains(limit))
-            .ok_or_else(|| {
-                Problem::invalid(ValidationError::new(
-                    "limit",
-                    format_args!("must be a whole number from 1 to {MAX_PAGE_SIZE}"),
-                ))
-            })?,
-    };
-    let cursor = query(request, "cursor");
-    if cursor.is_some_and(|c| c.is_empty() || c.len() > MAX_CURSOR_LEN) {
-        return Err(Problem::invalid(ValidationError::new(
-            "cursor",
-            "must be a cursor returned by a previous page",
-        )));
-    }
+    let limit = page_limit(request, DEFAULT_PAGE_SIZE)?;
+    let cursor = cursor(request)?;
     let page = app
         .views
         .list_for_customer(&customer_id, limit, cursor)
@@ -240,35 +269,13 @@ pub async fn customer_orders(
     Ok(json_response(StatusCode::OK, &body, correlation_id))
 }
 
-/// Every stored event of an order: its own stream, its delivery's and its coupons', oldest first.
+/// Every stored event of an order, in history order (for a view the projector has not written
+/// yet: a young order, whose history is short).
 async fn history(app: &App, order_id: &OrderId) -> Result<Vec<StoredEvent>, Problem> {
-    let load = |stream: StreamId| async move {
-        app.store
-            .load(&stream)
-            .await
-            .map_err(|e| Problem::from_store(&e, "order"))
-    };
-    let mut events = load(StreamId::new("order", order_id)).await?;
-    if events.is_empty() {
-        return Ok(events);
-    }
-    let delivery_id = DeliveryId::for_order(order_id);
-    let delivery = load(StreamId::new("delivery", &delivery_id)).await?;
-    for event in &delivery {
-        if let Ok(DeliveryEvent::DeliveryDelayed(delayed)) = event.decode::<DeliveryEvent>() {
-            let coupon = CouponId::for_delay(&delivery_id, delayed.delay_number);
-            events.extend(load(StreamId::new("coupon", &coupon)).await?);
-        }
-    }
-    events.extend(delivery);
-    events.sort_by(|a, b| {
-        (a.occurred_at, a.stream_id.as_str(), a.version).cmp(&(
-            b.occurred_at,
-            b.stream_id.as_str(),
-            b.version,
-        ))
-    });
-    Ok(events)
+    history::page(app.store.as_ref(), order_id, &Position::start(), u32::MAX)
+        .await
+        .map(|page| page.events)
+        .map_err(|e| Problem::from_store(&e, "order"))
 }
 
 /// The view of an order folded from its history (the projector's code, run on demand).

@@ -197,17 +197,33 @@ impl EventStore for DynamoEventStore {
 
     #[instrument(skip(self), fields(stream_id = %stream_id))]
     async fn load(&self, stream_id: &StreamId) -> Result<Vec<StoredEvent>, StoreError> {
+        self.load_from(stream_id, 0, u32::MAX).await
+    }
+
+    /// One `Query` on the key (`stream_id` and `version > after_version`) with `Limit`, so DynamoDB
+    /// reads no more than the page (more queries only when a 1 MB response page cuts it short).
+    #[instrument(skip(self), fields(stream_id = %stream_id))]
+    async fn load_from(
+        &self,
+        stream_id: &StreamId,
+        after_version: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let limit = limit as usize;
         let mut events = Vec::new();
         let mut start_key: Option<Item> = None;
-        loop {
+        while events.len() < limit {
+            let wanted = i32::try_from(limit - events.len()).unwrap_or(i32::MAX);
             let page = self
                 .client
                 .query()
                 .table_name(&self.events_table)
-                .key_condition_expression("stream_id = :stream")
+                .key_condition_expression("stream_id = :stream AND #version > :after")
+                .expression_attribute_names("#version", "version")
                 .expression_attribute_values(":stream", AttributeValue::S(stream_id.to_string()))
+                .expression_attribute_values(":after", AttributeValue::N(after_version.to_string()))
                 .consistent_read(true)
-                .set_limit(self.page_size)
+                .limit(self.page_size.map_or(wanted, |size| size.min(wanted)))
                 .set_exclusive_start_key(start_key.take())
                 .send()
                 .await
@@ -220,6 +236,7 @@ impl EventStore for DynamoEventStore {
                 _ => break,
             }
         }
+        events.truncate(limit);
         Ok(events)
     }
 }

@@ -7,7 +7,10 @@
 //!
 //! A save is one conditional `PutItem`: a new row only if none exists (`attribute_not_exists(pk)`),
 //! a replacement only if the stored `versions` map is still the one that was read. A failed
-//! condition is [`ViewError::Conflict`]: read again, apply again.
+//! condition is [`ViewError::Conflict`]: read again, apply again. An item beyond DynamoDB's
+//! 400 KB is [`ViewError::TooLarge`], which is not retryable: the same view would fail again, so
+//! the record goes to the dead-letter queue instead of blocking its shard. Views are bounded by
+//! construction ([`crate::read_model`]); [`item_size`] measures what a save would write.
 //!
 //! GSI reads are eventually consistent on AWS: a list may miss a view saved a moment ago.
 
@@ -72,6 +75,55 @@ fn to_item(view: &OrderView) -> Result<Item, ViewError> {
         );
     }
     Ok(item)
+}
+
+/// DynamoDB's limit on one item, in bytes.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// The size DynamoDB counts for the item a save of `view` writes, by its published rules
+/// (attribute names and values in UTF-8 bytes; numbers by significant digits; 3 bytes per list or
+/// map plus 1 per element), rounded up where the rules are approximate.
+pub fn item_size(view: &OrderView) -> Result<usize, ViewError> {
+    Ok(to_item(view)?
+        .iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum())
+}
+
+fn value_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => number_size(n),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Ss(all) => all.iter().map(String::len).sum(),
+        AttributeValue::Ns(all) => all.iter().map(|n| number_size(n)).sum(),
+        AttributeValue::Bs(all) => all.iter().map(|b| b.as_ref().len()).sum(),
+        AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(name, v)| 1 + name.len() + value_size(v))
+                .sum::<usize>()
+        }
+        // BOOL, NULL and anything newer: 1 byte.
+        _ => 1,
+    }
+}
+
+/// About 1 byte per 2 significant digits, plus 1 (at most 21 bytes).
+fn number_size(n: &str) -> usize {
+    let digits = n.bytes().filter(u8::is_ascii_digit).count();
+    (digits.div_ceil(2) + 1).min(21)
+}
+
+/// Whether DynamoDB refused a write because the item is too large (a `ValidationException`
+/// whose message says so; other validation failures are not about size).
+fn is_item_too_large(code: Option<&str>, message: Option<&str>) -> bool {
+    code == Some("ValidationException")
+        && message.is_some_and(|m| {
+            let m = m.to_ascii_lowercase();
+            m.contains("item size") || m.contains("exceeded the maximum allowed size")
+        })
 }
 
 fn from_item(item: Item) -> Result<OrderView, ViewError> {
@@ -231,6 +283,11 @@ impl OrderViews for DynamoOrderViews {
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
                 Err(ViewError::Conflict(view.order_id.clone()))
             }
+            Err(SdkError::ServiceError(e))
+                if is_item_too_large(e.err().code(), e.err().message()) =>
+            {
+                Err(ViewError::TooLarge(view.order_id.clone()))
+            }
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -317,6 +374,46 @@ mod tests {
         assert!(!item.contains_key("customer_id"));
         assert!(!item.contains_key("placed_key"));
         assert_eq!(from_item(item).unwrap(), view);
+    }
+
+    #[test]
+    fn the_item_size_counts_names_values_and_nesting_as_dynamodb_does() {
+        let view = placed_view();
+        let item = to_item(&view).unwrap();
+        // pk "order#o1" (2 + 8), customer_id "c1" (11 + 2), placed_key (10 + 27),
+        // order_id "o1" (8 + 2), items [] (5 + 3), coupons [] (7 + 3), timeline [] (8 + 3),
+        // timeline_omitted 0 (16 + 2), versions {"order#o1": 1} (8 + 3 + 1 + 8 + 2),
+        // placed_at (9 + 20).
+        assert_eq!(item.len(), 10, "{item:?}");
+        assert_eq!(
+            item_size(&view).unwrap(),
+            10 + 13 + 37 + 10 + 8 + 10 + 11 + 18 + 22 + 29
+        );
+        assert_eq!(number_size("12345"), 4);
+        assert_eq!(number_size("-1.5"), 2);
+    }
+
+    #[test]
+    fn only_a_validation_error_about_the_size_is_too_large() {
+        let too_large = [
+            "Item size has exceeded the maximum allowed size",
+            "Item size to update has exceeded the maximum allowed size",
+        ];
+        for message in too_large {
+            assert!(is_item_too_large(
+                Some("ValidationException"),
+                Some(message)
+            ));
+        }
+        assert!(!is_item_too_large(
+            Some("ValidationException"),
+            Some("One or more parameter values were invalid: Missing the key pk in the item")
+        ));
+        assert!(!is_item_too_large(
+            Some("ThrottlingException"),
+            Some(too_large[0])
+        ));
+        assert!(!is_item_too_large(None, None));
     }
 
     #[test]

@@ -263,10 +263,26 @@ impl EventStore for InMemoryEventStore {
     }
 
     async fn load(&self, stream_id: &StreamId) -> Result<Vec<StoredEvent>, StoreError> {
-        let stored = lock(&self.streams)
+        self.load_from(stream_id, 0, u32::MAX).await
+    }
+
+    async fn load_from(
+        &self,
+        stream_id: &StreamId,
+        after_version: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let stored: Vec<StoredEvent> = lock(&self.streams)
             .by_stream
             .get(stream_id)
-            .cloned()
+            .map(|events| {
+                events
+                    .iter()
+                    .filter(|event| event.version > after_version)
+                    .take(limit as usize)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         stored
             .into_iter()
@@ -522,6 +538,50 @@ mod tests {
 
     fn ids(page: &OrderPage) -> Vec<&str> {
         page.orders.iter().map(|v| v.order_id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_stream_is_loaded_page_by_page_after_a_version() {
+        use crate::domain::order::{OrderEvent, OrderShipped};
+        use crate::envelope::{Actor, CorrelationId, EventContext};
+        use crate::ids::DeliveryId;
+
+        let store = InMemoryEventStore::new();
+        let order_id = OrderId::parse("o1").unwrap();
+        let stream = StreamId::new("order", &order_id);
+        let shipped = OrderEvent::OrderShipped(OrderShipped {
+            order_id: order_id.clone(),
+            customer_id: CustomerId::parse("c1").unwrap(),
+            delivery_id: DeliveryId::for_order(&order_id),
+        });
+        let context = EventContext {
+            correlation_id: CorrelationId::parse("req-1").unwrap(),
+            causation_id: "req-1".into(),
+            actor: Actor::system("test"),
+            occurred_at: Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap(),
+        };
+        store
+            .append(AppendRequest {
+                stream_id: stream.clone(),
+                expected_version: 0,
+                events: StoredEvent::stamp(&stream, 0, &vec![shipped; 5], &context),
+                idempotency: None,
+            })
+            .await
+            .unwrap();
+        let versions =
+            |events: Vec<StoredEvent>| -> Vec<u64> { events.iter().map(|e| e.version).collect() };
+        let page = |after, limit| store.load_from(&stream, after, limit);
+        assert_eq!(versions(page(0, 2).await.unwrap()), [1, 2]);
+        assert_eq!(versions(page(2, 2).await.unwrap()), [3, 4]);
+        assert_eq!(versions(page(4, 2).await.unwrap()), [5]);
+        assert_eq!(versions(page(5, 2).await.unwrap()), Vec::<u64>::new());
+        assert_eq!(
+            versions(store.load(&stream).await.unwrap()),
+            [1, 2, 3, 4, 5]
+        );
+        let nothing = StreamId::new("order", "o2");
+        assert!(store.load_from(&nothing, 0, 10).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -66,18 +66,19 @@ pub(crate) fn page_size(limit: u32) -> u32 {
 }
 
 /// Pagination cursors: where the next page starts, as an opaque text (hex of a JSON object of
-/// strings) that callers hand back unchanged.
-pub(crate) mod cursor {
+/// strings) that callers hand back unchanged. Public for the readers that page over several
+/// streams themselves (an order's history).
+pub mod cursor {
     use super::{BTreeMap, ViewError};
 
     /// Encodes a position.
-    pub(crate) fn encode(position: &BTreeMap<String, String>) -> String {
+    pub fn encode(position: &BTreeMap<String, String>) -> String {
         let json = serde_json::to_string(position).unwrap_or_default();
         json.bytes().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Decodes a cursor made by [`encode`]; anything else is [`ViewError::InvalidCursor`].
-    pub(crate) fn decode(cursor: &str) -> Result<BTreeMap<String, String>, ViewError> {
+    pub fn decode(cursor: &str) -> Result<BTreeMap<String, String>, ViewError> {
         if cursor.is_empty() || !cursor.len().is_multiple_of(2) || cursor.len() > 4_096 {
             return Err(ViewError::InvalidCursor);
         }

@@ -5,7 +5,7 @@ use chrono::Duration;
 use serde_json::{Value, json};
 use shared::domain::order::{OrderEvent, OrderShipped};
 use shared::envelope::StoredEvent;
-use shared::ids::StreamId;
+use shared::ids::{DeliveryId, StreamId};
 use shared::ports::{AppendRequest, EventStore, StoreError};
 use shared::projection::project_order_view;
 use shared::read_model::OrderViews;
@@ -417,4 +417,276 @@ async fn a_request_without_the_authorizers_claims_is_401_on_every_route() {
         assert_eq!(answer.headers["www-authenticate"], "Bearer");
     }
     assert_eq!(h.store.all_events().len(), 1);
+}
+
+/// Appends `count` events to the placed order `id`'s delivery stream (scheduled, then refused
+/// cancellations) and a coupon for each of its `delays`, a minute apart from the placement.
+async fn long_history(h: &Harness, id: &str, count: u64, delays: u32) {
+    use shared::domain::coupon::{CouponEvent, CouponIssued};
+    use shared::domain::delivery::{
+        DeliveryCancellationRefused, DeliveryEvent, DeliveryScheduled, DeliveryStatus,
+    };
+    use shared::ids::CouponId;
+
+    let order_id = OrderId::parse(id).unwrap();
+    let delivery_id = DeliveryId::for_order(&order_id);
+    let placed = h.store.load(&StreamId::new("order", id)).await.unwrap()[0].clone();
+    let customer_id = CustomerId::parse(placed.data["customer_id"].as_str().unwrap()).unwrap();
+    let address = serde_json::from_value(placed.data["delivery_address"].clone()).unwrap();
+    let at = |minute: u64| {
+        EventContext::caused_by(
+            &placed,
+            Actor::system("test"),
+            placed.occurred_at + Duration::minutes(minute as i64),
+        )
+    };
+    let delivery = StreamId::new("delivery", &delivery_id);
+    let mut events = StoredEvent::stamp(
+        &delivery,
+        0,
+        &[DeliveryEvent::DeliveryScheduled(DeliveryScheduled {
+            delivery_id: delivery_id.clone(),
+            order_id: order_id.clone(),
+            customer_id: customer_id.clone(),
+            delivery_address: address,
+            promised_by: placed.occurred_at + Duration::days(1),
+        })],
+        &at(1),
+    );
+    for version in 1..count {
+        events.extend(StoredEvent::stamp(
+            &delivery,
+            version,
+            &[DeliveryEvent::DeliveryCancellationRefused(
+                DeliveryCancellationRefused {
+                    delivery_id: delivery_id.clone(),
+                    order_id: order_id.clone(),
+                    customer_id: customer_id.clone(),
+                    status: DeliveryStatus::Dispatched,
+                },
+            )],
+            &at(version + 1),
+        ));
+    }
+    for event in events {
+        h.store.insert_raw(event);
+    }
+    for delay in 1..=delays {
+        let coupon_id = CouponId::for_delay(&delivery_id, delay);
+        let stream = StreamId::new("coupon", &coupon_id);
+        let issued = CouponEvent::CouponIssued(CouponIssued {
+            coupon_id,
+            customer_id: customer_id.clone(),
+            order_id: order_id.clone(),
+            delivery_id: delivery_id.clone(),
+            delay_number: delay,
+            discount_percent: 10,
+        });
+        // Coupons fall between delivery events (and one at the very same minute as one).
+        let minute = u64::from(delay) * 3 + 1;
+        for event in StoredEvent::stamp(&stream, 0, &[issued], &at(minute)) {
+            h.store.insert_raw(event);
+        }
+    }
+}
+
+/// Follows `next_cursor` from the first page of `id`'s history with `limit`, as `caller` sends
+/// it; returns the event ids of every page in turn.
+async fn every_page(
+    app: &App,
+    id: &str,
+    limit: u32,
+    caller: impl Fn(lambda_http::Request) -> lambda_http::Request,
+) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            None => format!("/orders/{id}/events?limit={limit}"),
+            Some(cursor) => format!("/orders/{id}/events?limit={limit}&cursor={cursor}"),
+        };
+        let answer = send(app, caller(get(&path))).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let events = answer.body["events"].as_array().unwrap();
+        assert!(events.len() <= limit as usize);
+        pages.push(
+            events
+                .iter()
+                .map(|e| e["event_id"].as_str().unwrap().to_owned())
+                .collect(),
+        );
+        match answer.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => {
+                assert_eq!(answer.body["next_cursor"], Value::Null);
+                return pages;
+            }
+        }
+    }
+}
+
+/// Every stored event of the order `id`, in the order the whole history is shown.
+async fn expected_history(h: &Harness, id: &str) -> Vec<String> {
+    let order_id = OrderId::parse(id).unwrap();
+    let mut all: Vec<StoredEvent> = h
+        .store
+        .all_events()
+        .into_iter()
+        .filter(|e| shared::read_model::order_id_of(e).is_ok_and(|of| of == order_id))
+        .collect();
+    all.sort_by(|a, b| {
+        (a.occurred_at, a.stream_id.as_str(), a.version).cmp(&(
+            b.occurred_at,
+            b.stream_id.as_str(),
+            b.version,
+        ))
+    });
+    all.into_iter().map(|e| e.event_id).collect()
+}
+
+#[tokio::test]
+async fn the_history_is_paged_in_history_order_and_every_event_shows_once() {
+    let h = harness();
+    let id = place(&h, "cust-42").await;
+    place(&h, "cust-42").await;
+    long_history(&h, &id, 60, 5).await;
+    ship(&h, &id).await;
+    let expected = expected_history(&h, &id).await;
+    assert_eq!(expected.len(), 1 + 60 + 5 + 1);
+
+    let pages = every_page(&h.app, &id, 7, |r| r).await;
+    assert_eq!(pages.len(), expected.len().div_ceil(7));
+    assert!(pages[..pages.len() - 1].iter().all(|p| p.len() == 7));
+    assert_eq!(pages.concat(), expected, "the order of the whole history");
+
+    let by_support = every_page(&h.app, &id, 100, |r| as_support(r, "s-1")).await;
+    assert_eq!(
+        by_support,
+        std::slice::from_ref(&expected),
+        "one page holds up to 100"
+    );
+    let by_default = send(&h.app, get(&format!("/orders/{id}/events"))).await;
+    assert_eq!(
+        by_default.body["events"].as_array().unwrap().len(),
+        expected.len()
+    );
+    assert_eq!(by_default.body["next_cursor"], Value::Null);
+}
+
+#[tokio::test]
+async fn every_page_of_a_customers_history_is_theirs_only_and_without_the_address() {
+    let h = harness();
+    let id = place(&h, "cust-42").await;
+    long_history(&h, &id, 30, 2).await;
+    let first = send(&h.app, get(&format!("/orders/{id}/events?limit=10"))).await;
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    let second_path = format!("/orders/{id}/events?limit=10&cursor={cursor}");
+
+    let second = send(&h.app, get(&second_path)).await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(second.body["events"].as_array().unwrap().len(), 10);
+    let scheduled = send(&h.app, get(&format!("/orders/{id}/events?limit=2"))).await;
+    assert_eq!(
+        scheduled.body["events"][1]["event_type"],
+        "DeliveryScheduled"
+    );
+    assert!(!scheduled.body.to_string().contains("Sample Street"));
+
+    // A later page carries no OrderPlaced; whose order it is still decides.
+    let theirs = send(&h.app, as_customer(get(&second_path), "cust-99")).await;
+    assert_eq!(theirs.status, 404, "{}", theirs.body);
+    let support = send(&h.app, as_support(get(&second_path), "s-1")).await;
+    assert_eq!(support.body, second.body);
+    let with_address = send(
+        &h.app,
+        as_support(get(&format!("/orders/{id}/events?limit=2")), "s-1"),
+    )
+    .await;
+    assert!(with_address.body.to_string().contains("Sample Street"));
+}
+
+#[tokio::test]
+async fn history_parameters_are_checked() {
+    let h = harness();
+    let id = place(&h, "cust-42").await;
+    let other = place(&h, "cust-42").await;
+    long_history(&h, &other, 5, 0).await;
+    for limit in ["0", "101", "abc", "-1", "2.5", ""] {
+        send(&h.app, get(&format!("/orders/{id}/events?limit={limit}")))
+            .await
+            .assert_problem(400, "limit");
+    }
+    let elsewhere = send(&h.app, get(&format!("/orders/{other}/events?limit=1"))).await;
+    let foreign = elsewhere.body["next_cursor"].as_str().unwrap().to_owned();
+    let too_long = "a".repeat(MAX_CURSOR_LEN + 2);
+    for cursor in ["garbage", "7b7d", "", foreign.as_str(), too_long.as_str()] {
+        send(&h.app, get(&format!("/orders/{id}/events?cursor={cursor}")))
+            .await
+            .assert_problem(400, "cursor");
+    }
+}
+
+/// A store that counts the events its reads return, and refuses whole-stream loads.
+struct CountingStore {
+    inner: shared::adapters::memory::InMemoryEventStore,
+    read: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl EventStore for CountingStore {
+    async fn append(&self, request: AppendRequest) -> Result<(), StoreError> {
+        self.inner.append(request).await
+    }
+    async fn load(&self, stream_id: &StreamId) -> Result<Vec<StoredEvent>, StoreError> {
+        panic!("{stream_id} loaded whole")
+    }
+    async fn load_from(
+        &self,
+        stream_id: &StreamId,
+        after_version: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let events = self
+            .inner
+            .load_from(stream_id, after_version, limit)
+            .await?;
+        self.read
+            .fetch_add(events.len(), std::sync::atomic::Ordering::SeqCst);
+        Ok(events)
+    }
+}
+
+#[tokio::test]
+async fn a_page_of_a_ten_thousand_event_history_reads_about_a_page() {
+    let h = harness();
+    let id = place(&h, "cust-42").await;
+    long_history(&h, &id, 10_000, 5).await;
+    let counting = std::sync::Arc::new(CountingStore {
+        inner: h.store.clone(),
+        read: Default::default(),
+    });
+    let mut app = h.app.clone();
+    app.store = counting.clone();
+    let first = send(&app, get(&format!("/orders/{id}/events"))).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.body["events"].as_array().unwrap().len(), 100);
+    let read = counting.read.swap(0, std::sync::atomic::Ordering::SeqCst);
+    assert!(read <= 1 + 101 + 5, "{read} events read for a page of 100");
+
+    let cursor = first.body["next_cursor"].as_str().unwrap();
+    let second = send(&app, get(&format!("/orders/{id}/events?cursor={cursor}"))).await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    // The first page: the placement, the five coupons and delivery events v1 to v94.
+    let last = &first.body["events"][99];
+    assert_eq!(
+        (&last["stream_id"], &last["version"]),
+        (&json!(format!("delivery#d-{id}")), &json!(94))
+    );
+    let next = &second.body["events"][0];
+    assert_eq!(
+        (&next["stream_id"], &next["version"]),
+        (&last["stream_id"], &json!(95))
+    );
+    let read = counting.read.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(read <= 1 + 101, "{read} events read for the second page");
 }
