@@ -7,6 +7,7 @@
 #![allow(clippy::expect_used)]
 
 mod bridge_stream_poller;
+mod chaos_proxy;
 mod courier_api;
 mod event_bridge;
 mod event_store;
