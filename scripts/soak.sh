@@ -14,7 +14,9 @@
 # Options: --orders N, --concurrency C (default 16), --faults P (percent of AWS API requests the
 # proxy fails: errors, throttles, 503s, resets, stalls and lost answers; 0: no proxy), --duplicates /
 # --no-duplicates (every SQS and stream batch delivered twice, or not), --crashes P (percent of
-# batches whose answer is dropped after the function's side effects), --seed S.
+# batches whose answer is dropped after the function's side effects), --poison K (records no
+# consumer can read, written into the events table: each must reach both stream readers' poison
+# queues, default 3), --seed S.
 # Logs: target/soak-report.txt (the figures), target/chaos-soak.jsonl (each injected fault),
 # target/bridge-soak.log, target/lambda-watch-soak.log.
 set -euo pipefail
@@ -26,8 +28,8 @@ source "$ORDERFLOW_ROOT/scripts/sam.sh"
 source "$ORDERFLOW_ROOT/scripts/local.sh"
 cd "$ORDERFLOW_ROOT"
 
-orders=300 concurrency=16 faults=5 duplicates=true crashes=2 seed=1
-usage="usage: scripts/soak.sh [--orders N] [--concurrency C] [--faults P] [--duplicates|--no-duplicates] [--crashes P] [--seed S]"
+orders=300 concurrency=16 faults=5 duplicates=true crashes=2 seed=1 poison=3
+usage="usage: scripts/soak.sh [--orders N] [--concurrency C] [--faults P] [--duplicates|--no-duplicates] [--crashes P] [--poison K] [--seed S]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --orders) orders="${2:?$usage}"; shift 2 ;;
@@ -37,6 +39,7 @@ while [ $# -gt 0 ]; do
     --no-duplicates) duplicates=false; shift ;;
     --crashes) crashes="${2:?$usage}"; shift 2 ;;
     --seed) seed="${2:?$usage}"; shift 2 ;;
+    --poison) poison="${2:?$usage}"; shift 2 ;;
     *) die "$usage" ;;
   esac
 done
@@ -64,7 +67,7 @@ log "stack ready in $((SECONDS - started)) s: API $API"
 
 # The soak's own calls (signing users in) go through the proxy like everything else; the audit
 # reads around it (--read-dynamodb, --read-sqs: the emulators themselves).
-soak_args=(--api "$API" --orders "$orders" --concurrency "$concurrency" --seed "$seed"
+soak_args=(--api "$API" --orders "$orders" --concurrency "$concurrency" --seed "$seed" --poison "$poison"
   --read-dynamodb "${AWS_ENDPOINT_URL_DYNAMODB:-$AWS_ENDPOINT_URL}" --read-sqs "$AWS_ENDPOINT_URL"
   --fault-stats "$FAULT_STATS" --log "$LAMBDA_LOG" --log "$BRIDGE_LOG")
 if [ -n "${PROXY_URL:-}" ]; then

@@ -36,7 +36,7 @@ use tools::identity::Identity;
 use tools::load::Settings;
 use tools::replay::{Progress, rebuild_views, republish};
 
-const USAGE: &str = "usage: orderflow <create-tables | catalogue load FILE | token --user NAME [--group customers|couriers|support] | demo [--api URL [--inbox QUEUE]] | load --api URL [--orders N] [--concurrency C] [--rate R] | soak --api URL [--orders N] [--concurrency C] [--seed S] [--read-dynamodb URL] [--read-sqs URL] [--journal FILE] [--proxy-stats URL] [--fault-stats FILE] [--log FILE]... | rebuild-views [--into TABLE] | republish --from RFC3339 --to RFC3339>";
+const USAGE: &str = "usage: orderflow <create-tables | catalogue load FILE | token --user NAME [--group customers|couriers|support] | demo [--api URL [--inbox QUEUE]] | load --api URL [--orders N] [--concurrency C] [--rate R] | soak --api URL [--orders N] [--concurrency C] [--seed S] [--read-dynamodb URL] [--read-sqs URL] [--journal FILE] [--proxy-stats URL] [--fault-stats FILE] [--log FILE]... [--poison K] | rebuild-views [--into TABLE] | republish --from RFC3339 --to RFC3339>";
 
 struct Names {
     events: String,
@@ -106,7 +106,8 @@ fn load_settings(args: &[String]) -> Result<Settings> {
 
 /// `orderflow soak`'s options; refuses options it does not know.
 fn soak_options(args: &[String], names: &Names) -> Result<tools::soak::stack::Options> {
-    const KNOWN: [&str; 11] = [
+    const KNOWN: [&str; 12] = [
+        "--poison",
         "--api",
         "--orders",
         "--concurrency",
@@ -154,6 +155,7 @@ fn soak_options(args: &[String], names: &Names) -> Result<tools::soak::stack::Op
         proxy_stats: option(args, "--proxy-stats")?,
         fault_stats: option(args, "--fault-stats")?.map(std::path::PathBuf::from),
         logs,
+        poison: number(args, "--poison")?.unwrap_or(0),
     })
 }
 

@@ -8,7 +8,9 @@
 //! - exactly one notification per (customer-visible event, customer) — a second one only where the
 //!   proxy's journal shows that SNS's answer to that publish was lost (the one duplicate window
 //!   left, counted apart);
-//! - the dead-letter and on-failure queues hold nothing (the soak injects no poison);
+//! - each stream reader's poison queue holds exactly the poison records the run wrote (each at
+//!   least once: a batch delivered twice sets its poison aside twice), every other dead-letter and
+//!   on-failure queue nothing;
 //! - no function or bridge log holds a panic.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -60,6 +62,12 @@ pub struct Observed {
     pub journal: Option<PathBuf>,
     /// Logs to search for panics (functions, bridge).
     pub logs: Vec<PathBuf>,
+    /// DynamoDB, directly (to remove the poison records once they are accounted for).
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// The events table.
+    pub events_table: String,
+    /// The stream ids of the poison records the run wrote.
+    pub poison: Vec<String>,
 }
 
 /// What an order's lifecycle implies at the end: the last order event, the last delivery event,
@@ -103,6 +111,7 @@ pub async fn audit(
     let started = Instant::now();
     settle_views(placed, observed).await;
     settle_queues(observed).await?;
+    check_poison(observed, report).await?;
     let events = scan(&observed.store).await?;
     report
         .audited
@@ -216,9 +225,99 @@ async fn depth(observed: &Observed, url: &str) -> Result<u64> {
         + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
 }
 
-/// Whether a queue holds what failed for good (a DLQ or an on-failure destination).
+/// Whether a queue holds what failed for good (a DLQ, an on-failure destination, a poison queue).
 fn holds_failures(name: &str) -> bool {
-    name.ends_with("-dlq") || name.contains("failures") || name.contains("poison")
+    name.ends_with("-dlq") || name.contains("failures") || is_poison_queue(name)
+}
+
+/// Whether a queue is a stream reader's poison queue.
+fn is_poison_queue(name: &str) -> bool {
+    name.ends_with("-poison")
+}
+
+/// Reads every message of a poison queue (until it stays empty for [`QUIET`]) and deletes it:
+/// the stream ids its records name, with how often.
+async fn drain_poison(observed: &Observed, url: &str) -> Result<BTreeMap<String, usize>> {
+    let mut named: BTreeMap<String, usize> = BTreeMap::new();
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < QUIET {
+        let received = observed
+            .sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .map_err(aws_sdk_sqs::Error::from)
+            .with_context(|| format!("reading {url}"))?;
+        for message in received.messages() {
+            quiet_since = Instant::now();
+            let record: Value =
+                serde_json::from_str(message.body().unwrap_or_default()).unwrap_or(Value::Null);
+            let stream_id = record["keys"]["stream_id"]["S"]
+                .as_str()
+                .unwrap_or("(unreadable)")
+                .to_owned();
+            *named.entry(stream_id).or_default() += 1;
+            observed
+                .sqs
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .map_err(aws_sdk_sqs::Error::from)
+                .with_context(|| format!("deleting from {url}"))?;
+        }
+    }
+    Ok(named)
+}
+
+/// Each poison queue holds exactly the run's poison records (each at least once); then they are
+/// removed from the events table so the store's scan reads only events.
+async fn check_poison(observed: &Observed, report: &mut Report) -> Result<()> {
+    let injected: BTreeSet<&str> = observed.poison.iter().map(String::as_str).collect();
+    let mut set_aside = 0u64;
+    for (name, url) in stage_queues(observed).await? {
+        if !is_poison_queue(&name) {
+            continue;
+        }
+        let named = drain_poison(observed, &url).await?;
+        set_aside += named.values().sum::<usize>() as u64;
+        let found: BTreeSet<&str> = named.keys().map(String::as_str).collect();
+        if found != injected {
+            report.violations.push(Violation::new(
+                "dead-letter and on-failure queues hold only injected poison",
+                format!("{name} holds {:?}; the run wrote {:?}", named, injected),
+            ));
+        }
+    }
+    report
+        .audited
+        .insert("poison records written".into(), injected.len() as u64);
+    report
+        .audited
+        .insert("poison records set aside (all queues)".into(), set_aside);
+    for stream_id in &observed.poison {
+        observed
+            .dynamodb
+            .delete_item()
+            .table_name(&observed.events_table)
+            .key(
+                "stream_id",
+                aws_sdk_dynamodb::types::AttributeValue::S(stream_id.clone()),
+            )
+            .key(
+                "version",
+                aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
+            )
+            .send()
+            .await
+            .map_err(aws_sdk_dynamodb::Error::from)
+            .with_context(|| format!("removing the poison record {stream_id}"))?;
+    }
+    Ok(())
 }
 
 /// Waits until every handler queue of the stage has stayed empty for [`QUIET`].

@@ -46,6 +46,8 @@ pub struct Options {
     pub fault_stats: Option<PathBuf>,
     /// Logs to search for panics.
     pub logs: Vec<PathBuf>,
+    /// How many poison records to write into the events table (around the proxy).
+    pub poison: usize,
 }
 
 /// How many customers and couriers a soak signs in.
@@ -109,6 +111,7 @@ pub async fn soak(config: &SdkConfig, options: &Options) -> Result<Report> {
         aws_sdk_sns::Client::from_conf(builder.build())
     };
     let inbox_url = inbox(&sqs, &sns, &run, &options.topic_arn, &customers).await?;
+    let poison = inject_poison(&dynamodb, &options.events_table, &run, options.poison).await?;
 
     eprintln!(
         "soak {run}: {} orders, {} at once, seed {}, through {}",
@@ -119,18 +122,22 @@ pub async fn soak(config: &SdkConfig, options: &Options) -> Result<Report> {
         "  driven in {:.1} s; letting the stack settle, then auditing",
         report.drive_time.as_secs_f64()
     );
+    let dynamodb_for_poison = dynamodb.clone();
     let observed = Observed {
         store: DynamoEventStore::new(
             dynamodb.clone(),
             &options.events_table,
             &options.idempotency_table,
         ),
-        views: DynamoOrderViews::new(dynamodb, &options.views_table),
+        views: DynamoOrderViews::new(dynamodb.clone(), &options.views_table),
         sqs: sqs.clone(),
         inbox_url: inbox_url.clone(),
         stage: options.stage.clone(),
         journal: options.journal.clone(),
         logs: options.logs.clone(),
+        dynamodb: dynamodb_for_poison,
+        events_table: options.events_table.clone(),
+        poison,
     };
     let audited = audit(&placed, &customers, &observed, &mut report).await;
     if let Err(error) = sqs.delete_queue().queue_url(&inbox_url).send().await {
@@ -149,6 +156,45 @@ pub async fn soak(config: &SdkConfig, options: &Options) -> Result<Report> {
             .and_then(|text| serde_json::from_str(&text).ok());
     }
     Ok(report)
+}
+
+/// Writes `count` records no consumer can read (an event type that does not exist) into the events
+/// table, as a bad deployment or a hand edit would: the stream readers must set each aside in
+/// their poison queues and go on. Returns their stream ids.
+async fn inject_poison(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    run: &str,
+    count: usize,
+) -> Result<Vec<String>> {
+    let mut injected = Vec::with_capacity(count);
+    for n in 1..=count {
+        let stream_id = format!("order#{run}-poison-{n}");
+        let record = json!({
+            "stream_id": stream_id,
+            "version": 1,
+            "event_id": uuid::Uuid::new_v4().to_string(),
+            "event_type": "OrderTeleported",
+            "schema_version": 1,
+            "occurred_at": chrono::Utc::now().to_rfc3339(),
+            "correlation_id": format!("{run}-poison-{n}"),
+            "causation_id": format!("{run}-poison-{n}"),
+            "actor": "system/soak",
+            "data": {"order_id": format!("{run}-poison-{n}")},
+        });
+        let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+            serde_dynamo::to_item(record).context("a poison record as an item")?;
+        dynamodb
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(aws_sdk_dynamodb::Error::from)
+            .with_context(|| format!("writing the poison record {stream_id}"))?;
+        injected.push(stream_id);
+    }
+    Ok(injected)
 }
 
 /// A queue of the run's own, subscribed to the customers' topic for the run's customers.
