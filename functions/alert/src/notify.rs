@@ -94,7 +94,7 @@ impl NotificationHandler {
         let key = marker_key(self.name, &event.event_id);
         let holder = uuid::Uuid::now_v7().to_string();
         let now = deps.clock.now();
-        let claim = deps
+        let claim = match deps
             .markers
             .claim(
                 &key,
@@ -104,7 +104,17 @@ impl NotificationHandler {
                 (now + MARKER_TTL).timestamp(),
             )
             .await
-            .map_err(marker_store_failed)?;
+        {
+            Ok(claim) => claim,
+            Err(error) => {
+                // The claim may have been applied with its answer lost: take it back, or every
+                // redelivery within the lease is told another delivery is notifying.
+                if let Err(release) = deps.markers.release(&key, &holder).await {
+                    warn!(reason = %release, "a claim that may have been applied was not released: it lapses after its lease");
+                }
+                return Err(marker_store_failed(error));
+            }
+        };
         match claim {
             Claim::Completed => {
                 info!("the customer was notified of this event already: skipped");
@@ -478,6 +488,25 @@ mod tests {
                 .load(std::sync::atomic::Ordering::Relaxed),
             COMPLETE_ATTEMPTS
         );
+    }
+
+    #[tokio::test]
+    async fn a_claim_applied_whose_answer_was_lost_is_taken_back_for_the_redelivery() {
+        let (handler, event) = every_handler().remove(0);
+        let world = World::new();
+        let lost = testing::LostClaimAnswers(&world.idempotency);
+        let deps = AlertDeps {
+            markers: &lost,
+            ..world.alert()
+        };
+        assert!(matches!(
+            handler.handle(&deps, event.clone()).await,
+            Err(HandlerError::Retryable(_))
+        ));
+        assert!(world.notifier.sent().is_empty());
+        // The redelivery claims the marker at once, not after the lease.
+        assert_eq!(handler.handle(&world.alert(), event).await, Ok(()));
+        assert_eq!(world.notifier.sent().len(), 1);
     }
 
     #[tokio::test]

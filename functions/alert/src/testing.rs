@@ -367,3 +367,38 @@ impl EffectMarkers for BrokenMarkers {
         Ok(())
     }
 }
+
+/// Markers whose claims are applied but answered with an error, as when the store's answer is
+/// lost; completions and releases go through.
+pub struct LostClaimAnswers<'a>(pub &'a InMemoryIdempotencyStore);
+
+#[async_trait]
+impl EffectMarkers for LostClaimAnswers<'_> {
+    async fn claim(
+        &self,
+        key: &str,
+        holder: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+        expires_at: i64,
+    ) -> Result<Claim, StoreError> {
+        self.0
+            .claim(key, holder, now_ms, lease_until_ms, expires_at)
+            .await?;
+        Err(StoreError::Unavailable("the answer was lost".into()))
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        holder: &str,
+        response: serde_json::Value,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        self.0.complete(key, holder, response, expires_at).await
+    }
+
+    async fn release(&self, key: &str, holder: &str) -> Result<(), StoreError> {
+        self.0.release(key, holder).await
+    }
+}
