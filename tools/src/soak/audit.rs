@@ -54,8 +54,6 @@ pub struct Observed {
     pub views: DynamoOrderViews,
     /// SQS, directly.
     pub sqs: aws_sdk_sqs::Client,
-    /// The queue subscribed to the customers' topic for the run's customers.
-    pub inbox_url: String,
     /// The stage (its queues are `orderflow-<stage>-…`).
     pub stage: String,
     /// The proxy's fault journal, if it ran.
@@ -106,6 +104,7 @@ pub async fn audit(
     placed: &[Placed],
     customers: &BTreeSet<String>,
     observed: &Observed,
+    inbox: InboxCollector,
     report: &mut Report,
 ) -> Result<()> {
     let started = Instant::now();
@@ -127,7 +126,8 @@ pub async fn audit(
     check_orders(placed, customers, &streams, report);
     check_views(placed, observed, report).await;
     let lost = lost_publishes(observed.journal.as_ref())?;
-    check_notifications(placed, &streams, observed, &lost, report).await?;
+    let seen = inbox.finish().await?;
+    check_notifications(placed, &streams, seen, &lost, report)?;
     check_dead_letters(observed, report).await?;
     check_logs(observed, report);
     report.audit_time = started.elapsed();
@@ -577,15 +577,44 @@ fn lost_publishes(journal: Option<&PathBuf>) -> Result<HashMap<String, usize>> {
     Ok(lost)
 }
 
-/// Reads the inbox until it stays empty for [`QUIET`]: notifications by (event id, customer).
-async fn drain_inbox(observed: &Observed) -> Result<HashMap<(String, String), usize>> {
-    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+/// Notifications by (event id, customer).
+pub type Seen = HashMap<(String, String), usize>;
+
+/// Reads the soak's inbox for the whole run (so the queue never grows: moto's receive walks the
+/// whole queue), deleting what it counts; [`InboxCollector::finish`] reads on until the inbox stays
+/// empty for [`QUIET`].
+#[derive(Debug)]
+pub struct InboxCollector {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Result<Seen>>,
+}
+
+impl InboxCollector {
+    /// Starts reading the inbox at `url`.
+    pub fn start(sqs: aws_sdk_sqs::Client, url: String) -> Self {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(collect(sqs, url, stop.clone()));
+        Self { stop, task }
+    }
+
+    /// Stops once the inbox stays empty for [`QUIET`]; what it counted.
+    pub async fn finish(self) -> Result<Seen> {
+        self.stop.cancel();
+        self.task.await.context("the inbox reader")?
+    }
+}
+
+async fn collect(
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<Seen> {
+    let mut seen = Seen::new();
     let mut quiet_since = Instant::now();
-    while quiet_since.elapsed() < QUIET {
-        let received = observed
-            .sqs
+    while !(stop.is_cancelled() && quiet_since.elapsed() >= QUIET) {
+        let received = sqs
             .receive_message()
-            .queue_url(&observed.inbox_url)
+            .queue_url(&url)
             .max_number_of_messages(10)
             .wait_time_seconds(1)
             .send()
@@ -605,10 +634,8 @@ async fn drain_inbox(observed: &Observed) -> Result<HashMap<(String, String), us
             *seen
                 .entry((attribute("event_id"), attribute("customer_id")))
                 .or_default() += 1;
-            observed
-                .sqs
-                .delete_message()
-                .queue_url(&observed.inbox_url)
+            sqs.delete_message()
+                .queue_url(&url)
                 .receipt_handle(message.receipt_handle().unwrap_or_default())
                 .send()
                 .await
@@ -619,14 +646,13 @@ async fn drain_inbox(observed: &Observed) -> Result<HashMap<(String, String), us
     Ok(seen)
 }
 
-async fn check_notifications(
+fn check_notifications(
     placed: &[Placed],
     streams: &BTreeMap<String, Vec<&StoredEvent>>,
-    observed: &Observed,
+    mut seen: Seen,
     lost: &HashMap<String, usize>,
     report: &mut Report,
 ) -> Result<()> {
-    let mut seen = drain_inbox(observed).await?;
     let mut expected = 0u64;
     let mut explained = 0u64;
     for order in placed {

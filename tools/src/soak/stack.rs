@@ -12,7 +12,7 @@ use shared::adapters::dynamo::DynamoEventStore;
 use shared::adapters::dynamo_views::DynamoOrderViews;
 use shared::identity::Group;
 
-use super::audit::{Observed, audit};
+use super::audit::{InboxCollector, Observed, audit};
 use super::{Actors, Report, Settings, drive};
 use crate::demo_api::SignedIn;
 use crate::identity::Identity;
@@ -112,6 +112,7 @@ pub async fn soak(config: &SdkConfig, options: &Options) -> Result<Report> {
     };
     let inbox_url = inbox(&sqs, &sns, &run, &options.topic_arn, &customers).await?;
     let poison = inject_poison(&dynamodb, &options.events_table, &run, options.poison).await?;
+    let collector = InboxCollector::start(sqs.clone(), inbox_url.clone());
 
     eprintln!(
         "soak {run}: {} orders, {} at once, seed {}, through {}",
@@ -131,7 +132,6 @@ pub async fn soak(config: &SdkConfig, options: &Options) -> Result<Report> {
         ),
         views: DynamoOrderViews::new(dynamodb.clone(), &options.views_table),
         sqs: sqs.clone(),
-        inbox_url: inbox_url.clone(),
         stage: options.stage.clone(),
         journal: options.journal.clone(),
         logs: options.logs.clone(),
@@ -139,7 +139,7 @@ pub async fn soak(config: &SdkConfig, options: &Options) -> Result<Report> {
         events_table: options.events_table.clone(),
         poison,
     };
-    let audited = audit(&placed, &customers, &observed, &mut report).await;
+    let audited = audit(&placed, &customers, &observed, collector, &mut report).await;
     if let Err(error) = sqs.delete_queue().queue_url(&inbox_url).send().await {
         eprintln!(
             "  the soak's inbox could not be deleted: {}",
