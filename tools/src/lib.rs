@@ -26,4 +26,5 @@ pub mod http_client;
 pub mod identity;
 pub mod load;
 pub mod replay;
+pub mod signal;
 pub mod soak;

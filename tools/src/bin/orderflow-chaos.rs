@@ -45,26 +45,9 @@ async fn run(options: CliOptions) -> Result<()> {
             .with_context(|| format!("writing {}", file.display()))?;
     }
     eprintln!("orderflow-chaos: listening on {}", proxy.url());
-    wait_for_signal().await;
+    tools::signal::stop_requested().await;
     let summary = proxy.summary();
     proxy.stop().await.context("flushing the journal")?;
     eprintln!("orderflow-chaos: requests and faults by service\n{summary}");
     Ok(())
-}
-
-/// Returns on SIGINT or SIGTERM.
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let terminate = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
 }

@@ -119,10 +119,7 @@ impl BatchFaults {
         let Some(path) = &self.settings.stats_file else {
             return;
         };
-        let partial = path.with_extension("partial");
-        let written = std::fs::write(&partial, self.stats().to_string())
-            .and_then(|()| std::fs::rename(&partial, path));
-        if let Err(error) = written {
+        if let Err(error) = super::run::write_atomically(path, &self.stats().to_string()) {
             warn!(path = %path.display(), %error, "could not write the fault counts");
         }
     }

@@ -75,7 +75,7 @@ pub struct RunSettings {
 }
 
 /// Writes `contents` to `path` atomically (a reader never sees half of it).
-fn write_atomically(path: &Path, contents: &str) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, contents: &str) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
