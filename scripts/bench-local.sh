@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Benchmarks the whole local stack (DynamoDB Local + moto + orderflow-bridge + the functions under
-# `cargo lambda watch`; see scripts/run.sh) through its HTTP API:
+# Benchmarks the whole local stack (DynamoDB Local + moto + orderflow-bridge + the functions, each
+# instance a process of the one bootstrap; see scripts/run.sh) through its HTTP API:
 #
 #   build the workspace's binaries (the optimised `local` profile of Cargo.toml) → start the stack
 #   (stage `bench`) → warm up with 5 orders, one at a time (each function's first invoke starts
@@ -15,9 +15,9 @@
 #   scripts/bench-local.sh --orders 200 --concurrency 4 --rate 2
 #
 # Everything listens on 127.0.0.1 and is stopped by PID on exit. Logs: target/bridge-bench.log,
-# target/lambda-watch-bench.log, target/moto-*.log. ORDERFLOW_PROFILE=dev measures debug builds
+# target/functions-bench.log, target/moto-*.log. ORDERFLOW_PROFILE=dev measures debug builds
 # instead; ORDERFLOW_FUNCTION_INSTANCES=N (default 2) runs N instances of each function;
-# ORDERFLOW_BENCH_WATCH_ARGS adds arguments to `cargo lambda watch`; ORDERFLOW_BENCH_PREFILL=N places
+# ORDERFLOW_BENCH_PREFILL=N places
 # N orders through the stack (and waits until each is scheduled) before the measured load, to
 # measure it over a store that already holds them.
 set -euo pipefail
@@ -35,7 +35,7 @@ export ORDERFLOW_PROFILE="${ORDERFLOW_PROFILE:-local}"
 export ORDERFLOW_FUNCTION_INSTANCES="${ORDERFLOW_FUNCTION_INSTANCES:-2}"
 WARM_UP_ORDERS=5
 export BRIDGE_LOG="$ORDERFLOW_ROOT/target/bridge-bench.log"
-export LAMBDA_LOG="$ORDERFLOW_ROOT/target/lambda-watch-bench.log"
+export LAMBDA_LOG="$ORDERFLOW_ROOT/target/functions-bench.log"
 
 stop_stack_on_exit
 
@@ -104,8 +104,7 @@ bridge_warnings() {
 log "building every binary of the workspace (profile $(stack_profile))"
 build_stack
 built=$SECONDS
-# shellcheck disable=SC2086 # ORDERFLOW_BENCH_WATCH_ARGS is a list of words
-start_stack "$STAGE" "$ENV_FILE" --ignore-changes ${ORDERFLOW_BENCH_WATCH_ARGS:-}
+start_stack "$STAGE" "$ENV_FILE"
 log "stack ready in $((SECONDS - built)) s: API $API (bridge pid $BRIDGE_PID, functions pid $LAMBDA_PID)"
 
 log "warm-up: $WARM_UP_ORDERS orders, one at a time"

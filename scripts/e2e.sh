@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The end-to-end suite through the whole local stack: brings the system up on 127.0.0.1 exactly as
-# scripts/run.sh does (DynamoDB Local and moto, every resource of template.yaml for the stage `e2e`, the function
-# binaries under `cargo lambda watch`, the bridge), runs `cargo test --test e2e` against it (HTTP
+# scripts/run.sh does (DynamoDB Local and moto, every resource of template.yaml for the stage `e2e`, the
+# functions — processes of the one deployed bootstrap — and the bridge), runs `cargo test --test e2e` against it (HTTP
 # in; read model, stored events, notifications and dead-letter queues observed out), and stops
 # everything it started, by PID, on every exit path.
 #
@@ -9,7 +9,7 @@
 #   scripts/e2e.sh saga            # extra arguments go to the test binary (a name filter …)
 #   scripts/e2e.sh --localstack    # the same against LocalStack on the host (scripts/with-localstack.sh)
 #
-# Logs: target/bridge-e2e.log, target/lambda-watch-e2e.log, target/moto-PORT.log,
+# Logs: target/bridge-e2e.log, target/functions-e2e.log, target/moto-PORT.log,
 # target/dynamodb-local-PID.log.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -36,8 +36,7 @@ ensure_moto
 ensure_dynamodb_local
 log "building the function binaries and the end-to-end suite"
 build_stack
-# The test binary runs directly, not under `cargo test`: cargo lambda watch starts each function
-# with cargo, which must not wait for a lock this script's cargo holds.
+# The test binary runs directly, not under `cargo test` (no cargo lock held while it runs).
 E2E_BIN="$(cargo test --locked --workspace --test e2e --no-run --message-format=json |
   "$VENV/bin/python" -c '
 import json, sys
@@ -47,7 +46,7 @@ for line in sys.stdin:
         print(m["executable"])
 ')"
 [ -x "$E2E_BIN" ] || die "cargo did not build the e2e test binary"
-start_stack "$STAGE" "$ENV_FILE" --ignore-changes
+start_stack "$STAGE" "$ENV_FILE"
 log "stack ready in $((SECONDS - started)) s: API $API"
 
 set -a

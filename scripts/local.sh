@@ -1,18 +1,7 @@
 #!/usr/bin/env bash
 # Helpers for running the whole system locally (scripts/run.sh), sourced after lib.sh and sam.sh:
-# cargo-lambda in the project virtualenv, `cargo lambda watch` in its own session, waiting for
-# servers and files, and stopping a process with every one of its descendants — by PID.
-
-# Installs just cargo-lambda (the version scripts/sam.sh pins) into .venv, once.
-ensure_cargo_lambda() {
-  ensure_moto
-  if [ -x "$VENV/bin/cargo-lambda" ]; then
-    return 0
-  fi
-  log "installing cargo-lambda==$CARGO_LAMBDA_VERSION into $VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION" ||
-    die "pip could not install cargo-lambda==$CARGO_LAMBDA_VERSION into $VENV"
-}
+# the functions (orderflow-bridge functions) in their own session, waiting for servers and files,
+# and stopping a process with every one of its descendants — by PID.
 
 # Waits until something accepts connections on 127.0.0.1:$1, for at most $2 seconds; fails early
 # if the process $3 (optional) exits. (A bare connection: nothing is invoked, nothing is logged.)
@@ -90,37 +79,39 @@ build_stack() {
   cargo build --locked --quiet --workspace --bins --profile "$(stack_profile)"
 }
 
-# Starts `cargo lambda watch` on 127.0.0.1:$1 with the env file $2 (extra arguments follow) in a
-# session of its own, logging to $LAMBDA_LOG; exports LAMBDA_PID. Stop it with stop_tree.
+# Starts the functions (orderflow-bridge functions: every function of template.yaml as processes of
+# the one bootstrap, target/<profile>/orderflow-lambda, with the env file $1, behind the Lambda
+# Invoke API on 127.0.0.1) in a session of its own, logging to $LAMBDA_LOG; writes the API's URL
+# to $2 once every instance is initialised. Exports LAMBDA_PID. Stop it with stop_tree.
 start_functions() {
-  local port="$1" env_file="$2"
-  shift 2
-  LAMBDA_LOG="${LAMBDA_LOG:-$ORDERFLOW_ROOT/target/lambda-watch.log}"
-  setsid "$VENV/bin/cargo-lambda" lambda watch -A 127.0.0.1 -P "$port" --env-file "$env_file" \
-    --profile "$(stack_profile)" --concurrency "${ORDERFLOW_FUNCTION_INSTANCES:-1}" "$@" \
-    >"$LAMBDA_LOG" 2>&1 </dev/null &
+  local env_file="$1" ready_file="$2"
+  LAMBDA_LOG="${LAMBDA_LOG:-$ORDERFLOW_ROOT/target/functions.log}"
+  rm -f "$ready_file"
+  setsid "$(stack_bin_dir)/orderflow-bridge" functions --template "$ORDERFLOW_ROOT/template.yaml" \
+    --stage "$ORDERFLOW_STAGE" --bootstrap "$(stack_bin_dir)/orderflow-lambda" --env-file "$env_file" \
+    --function-instances "${ORDERFLOW_FUNCTION_INSTANCES:-1}" --listen-port 0 \
+    --ready-file "$ready_file" >"$LAMBDA_LOG" 2>&1 </dev/null &
   LAMBDA_PID=$!
   export LAMBDA_PID LAMBDA_LOG
 }
 
 # Brings the whole stack up on 127.0.0.1 from template.yaml, as scripts/run.sh and scripts/e2e.sh
 # use it: the emulators (DynamoDB Local and moto), the resources (orderflow-bridge setup, stage $1,
-# env file $2), the functions under `cargo lambda watch` (extra arguments follow) and the bridge.
-# Expects the workspace's binaries built (build_stack). ORDERFLOW_PROFILE picks their profile;
-# ORDERFLOW_FUNCTION_INSTANCES (default 1) how many instances of each function `cargo lambda
-# watch` runs at once, and so how many batches of one queue the bridge keeps in flight. The
+# env file $2), the functions (start_functions: the deployed bootstrap, one process per instance)
+# and the bridge. Expects the workspace's binaries built (build_stack). ORDERFLOW_PROFILE picks
+# their profile; ORDERFLOW_FUNCTION_INSTANCES (default 1) how many instances of each function run
+# at once, and so how many batches of one queue the bridge keeps in flight. The
 # emulators are started here (start_emulators), unless ORDERFLOW_EMULATOR=localstack says
 # LocalStack runs at AWS_ENDPOINT_URL (scripts/with-localstack.sh; moto then serves only Cognito
 # beside it). Loads the sample catalogue. Exports ORDERFLOW_STAGE, API (the HTTP API's base URL), BRIDGE_PID, BRIDGE_LOG, LAMBDA_PID, LAMBDA_LOG and
 # the emulators' variables (start_emulators). Logs: target/bridge-STAGE.log,
-# target/lambda-watch-STAGE.log, target/moto-PORT.log, target/dynamodb-local-PID.log. stop_stack stops everything it started, by PID.
+# target/functions-STAGE.log, target/moto-PORT.log, target/dynamodb-local-PID.log. stop_stack stops everything it started, by PID.
 start_stack() {
-  local stage="$1" env_file="$2" functions_port ready_file
-  shift 2
+  local stage="$1" env_file="$2" functions_url ready_file functions_ready
   ready_file="$ORDERFLOW_ROOT/target/bridge-$stage.ready"
+  functions_ready="$ORDERFLOW_ROOT/target/functions-$stage.ready"
   BRIDGE_LOG="${BRIDGE_LOG:-$ORDERFLOW_ROOT/target/bridge-$stage.log}"
-  LAMBDA_LOG="${LAMBDA_LOG:-$ORDERFLOW_ROOT/target/lambda-watch-$stage.log}"
-  ensure_cargo_lambda
+  LAMBDA_LOG="${LAMBDA_LOG:-$ORDERFLOW_ROOT/target/functions-$stage.log}"
   if [ "${ORDERFLOW_EMULATOR:-moto}" = localstack ]; then
     # scripts/with-localstack.sh started LocalStack and set AWS_ENDPOINT_URL (run.sh --localstack).
     [ -n "${AWS_ENDPOINT_URL:-}" ] || die "ORDERFLOW_EMULATOR=localstack but AWS_ENDPOINT_URL is not set: use scripts/run.sh --localstack"
@@ -147,13 +138,13 @@ start_stack() {
     proxied_env_file "$env_file" >"$functions_env"
   fi
 
-  functions_port="$(free_port)"
-  start_functions "$functions_port" "$functions_env" "$@"
-  log "cargo lambda watch on 127.0.0.1:$functions_port (pid $LAMBDA_PID, log $LAMBDA_LOG)"
-  if ! wait_for_port "$functions_port" 120 "$LAMBDA_PID"; then
+  start_functions "$functions_env" "$functions_ready"
+  if ! wait_for_file "$functions_ready" 90 "$LAMBDA_PID"; then
     show_log "$LAMBDA_LOG"
-    die "cargo lambda watch did not start"
+    die "the functions did not start"
   fi
+  functions_url="$(head -1 "$functions_ready")"
+  log "functions behind the Lambda Invoke API at $functions_url (pid $LAMBDA_PID, log $LAMBDA_LOG)"
 
   rm -f "$ready_file"
   # shellcheck disable=SC2086 # ORDERFLOW_BRIDGE_ARGS: a soak's fault options, split on spaces
@@ -163,7 +154,7 @@ start_stack() {
         AWS_ENDPOINT_URL_DYNAMODB_STREAMS="$PROXY_URL" AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER="$PROXY_URL"
     fi
     exec "$(stack_bin_dir)/orderflow-bridge" run --template "$ORDERFLOW_ROOT/template.yaml" \
-      --stage "$stage" --functions "http://127.0.0.1:$functions_port" --api-port 0 \
+      --stage "$stage" --functions "$functions_url" --api-port 0 \
       --function-instances "${ORDERFLOW_FUNCTION_INSTANCES:-1}" ${ORDERFLOW_BRIDGE_ARGS:-} \
       --ready-file "$ready_file" >/dev/null 2>"$BRIDGE_LOG"
   ) &
@@ -218,7 +209,7 @@ stop_stack() {
   fi
   if [ -n "${LAMBDA_PID:-}" ]; then
     stop_tree "$LAMBDA_PID" 10
-    log "cargo lambda watch (pid $LAMBDA_PID) and its functions stopped"
+    log "the functions (pid $LAMBDA_PID) stopped"
     LAMBDA_PID=""
   fi
   if [ -n "${PROXY_PID:-}" ]; then

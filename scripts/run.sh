@@ -3,7 +3,7 @@
 #
 #   DynamoDB Local (DynamoDB, Streams) + moto server (SQS, SNS, EventBridge)
 #                           ←  orderflow-bridge setup  (tables, bus, rules, queues, topics; env file)
-#   cargo lambda watch      ←  the function binaries, behind the Lambda Invoke API
+#   orderflow-bridge functions ← the functions (the one bootstrap), behind the Lambda Invoke API
 #   orderflow-bridge run    ←  API Gateway routes, SQS and DynamoDB-stream event source mappings,
 #                              schedules
 #
@@ -16,7 +16,7 @@
 #   scripts/run.sh --localstack # LocalStack on the host instead of moto (scripts/with-localstack.sh:
 #                               # installed on first use, in a private network namespace)
 #
-# Logs: target/bridge-local.log (the bridge), target/lambda-watch-local.log (the functions),
+# Logs: target/bridge-local.log (the bridge), target/functions-local.log (the functions),
 # target/moto-*.log, target/dynamodb-local-*.log.
 # ORDERFLOW_SCHEDULE_SECONDS=N runs the overdue check every N s instead of every 5 minutes.
 set -euo pipefail
@@ -53,10 +53,7 @@ started=$SECONDS
 log "building every binary of the workspace (the functions' first invokes are then quick)"
 build_stack
 built=$SECONDS
-watch_args=()
-# A one-off run does not rebuild functions when files change under it.
-$once && watch_args+=(--ignore-changes)
-start_stack "$STAGE" "$ENV_FILE" "${watch_args[@]}"
+start_stack "$STAGE" "$ENV_FILE"
 log "stack ready in $((SECONDS - built)) s after the build ($((SECONDS - started)) s in all): API $API (bridge pid $BRIDGE_PID, log $BRIDGE_LOG)"
 
 log "demo: orders, couriers and notifications through $API"

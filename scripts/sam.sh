@@ -25,20 +25,25 @@ validate_template() {
     die "sam validate --lint failed"
 }
 
-# `sam build` offline, every function from the shared target/ (build_in_source in samconfig.toml),
-# with the native compiler (provided.al2023 on x86_64), as scripts/test.sh checks it: cargo-lambda's
-# release optimisations off (scripts/cargo-lambda-check.toml), so that the 17 functions build in minutes,
-# not ~35 min. A deployment runs `sam build` itself, optimisations on. Prints how long it took.
+# `sam build` offline, exactly as a deployment builds: cargo-lambda's release optimisations on
+# (thin LTO, one codegen unit, panic=abort, stripped), in the source tree (build_in_source in
+# samconfig.toml), with the native compiler (provided.al2023 on x86_64). Every function of
+# template.yaml ships the one bootstrap (binary orderflow-lambda; its `Handler` picks the function):
+# the functions share one CodeUri and one Metadata, so SAM builds it once and copies the artifact
+# into each function's directory. Checks that every function has its artifact and prints how long
+# the build took and how large the bootstrap is.
 sam_build_check() {
   ensure_sam
   local started=$SECONDS
-  SAM_CLI_TELEMETRY=0 CARGO_LAMBDA_COMPILER=cargo \
-    CARGO_LAMBDA_GLOBAL="$ORDERFLOW_ROOT/scripts/cargo-lambda-check.toml" PATH="$VENV/bin:$PATH" \
+  SAM_CLI_TELEMETRY=0 CARGO_LAMBDA_COMPILER=cargo PATH="$VENV/bin:$PATH" \
     "$VENV/bin/sam" build || die "sam build failed"
-  local built functions
-  built="$(find "$ORDERFLOW_ROOT/.aws-sam/build" -name bootstrap -type f | wc -l)"
+  local built functions size
+  built="$(find "$ORDERFLOW_ROOT/.aws-sam/build" -mindepth 2 -maxdepth 2 -name bootstrap -type f | wc -l)"
   functions="$(grep -c 'BuildMethod: rust-cargolambda' "$ORDERFLOW_ROOT/template.yaml")"
-  log "sam build took $((SECONDS - started)) s: $built function artifacts in .aws-sam/build"
+  size="$(find "$ORDERFLOW_ROOT/.aws-sam/build" -mindepth 2 -maxdepth 2 -name bootstrap -type f -printf '%s\n' | sort -u)"
+  log "sam build took $((SECONDS - started)) s: $built function artifacts in .aws-sam/build, bootstrap $size bytes"
   [ "$built" -eq "$functions" ] ||
     die "sam build produced $built bootstrap binaries, template.yaml has $functions functions"
+  [ "$(printf '%s\n' "$size" | wc -l)" -eq 1 ] ||
+    die "the functions' bootstraps differ in size ($size): they should be one build, copied"
 }

@@ -18,7 +18,7 @@
 # consumer can read, written into the events table: each must reach both stream readers' poison
 # queues, default 3), --seed S.
 # Logs: target/soak-report.txt (the figures), target/chaos-soak.jsonl (each injected fault),
-# target/bridge-soak.log, target/lambda-watch-soak.log.
+# target/bridge-soak.log, target/functions-soak.log.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -62,7 +62,7 @@ $duplicates && bridge_args="$bridge_args --duplicate-percent 100"
 export ORDERFLOW_BRIDGE_ARGS="$bridge_args"
 # Several instances of each function, as Lambda scales out: batches of one queue run at once.
 export ORDERFLOW_FUNCTION_INSTANCES="${ORDERFLOW_FUNCTION_INSTANCES:-2}"
-start_stack "$STAGE" "$ENV_FILE" --ignore-changes
+start_stack "$STAGE" "$ENV_FILE"
 log "stack ready in $((SECONDS - started)) s: API $API"
 
 # The soak's own calls (signing users in) go through the proxy like everything else; the audit

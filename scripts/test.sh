@@ -72,7 +72,7 @@ step "cargo test: doc tests"
 cargo test --workspace --doc --locked 2>&1 | tee -a "$results"
 stop_emulators
 
-# The end-to-end suite through the whole local stack (moto, the functions under cargo lambda watch,
+# The end-to-end suite through the whole local stack (moto, the functions as processes of the one bootstrap,
 # the bridge), started and stopped by scripts/e2e.sh.
 e2e_results="$(mktemp)"
 trap 'stop_emulators; rm -f "$results" "$localstack_results" "$e2e_results"' EXIT

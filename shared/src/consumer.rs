@@ -100,6 +100,33 @@ pub fn event_from_sqs_body(body: &str) -> Result<StoredEvent, DecodeError> {
     upcast(event)
 }
 
+/// The one convention of every function fed by a queue (one event type, routed by its rule): it
+/// handles one decoded event at a time; the batch around it (decoding, `batchItemFailures`, how
+/// many at once) is [`handle_queue_batch`]'s, the same for all of them.
+#[async_trait::async_trait]
+pub trait EventHandler: Send + Sync {
+    /// The function's name (its Lambda, its actor, its log field).
+    fn name(&self) -> &'static str;
+
+    /// How many of a batch's events it handles at once: 1 (in order) unless its work is mostly
+    /// waiting on other services (see [`handle_sqs_batch_concurrently`]).
+    fn events_at_once(&self) -> usize {
+        1
+    }
+
+    /// Handles one event.
+    async fn handle(&self, event: StoredEvent) -> Result<(), HandlerError>;
+}
+
+/// Runs an [`EventHandler`] over an SQS batch, naming the messages that failed.
+pub async fn handle_queue_batch(handler: &dyn EventHandler, batch: &SqsEvent) -> SqsBatchResponse {
+    let handle = |event| handler.handle(event);
+    match handler.events_at_once() {
+        0 | 1 => handle_sqs_batch(handler.name(), batch, handle).await,
+        at_once => handle_sqs_batch_concurrently(handler.name(), batch, at_once, handle).await,
+    }
+}
+
 /// Runs `handler` on every message of `batch`, in order, and names the failed ones.
 pub async fn handle_sqs_batch<F, Fut>(
     handler_name: &str,

@@ -43,6 +43,7 @@ pub mod ports;
 pub mod projection;
 pub mod read_model;
 pub mod repository;
+pub mod schedule;
 pub mod testing;
 pub mod upcasting;
 pub mod validation;

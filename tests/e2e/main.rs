@@ -1,5 +1,5 @@
 //! End to end, through the whole system running locally (`scripts/e2e.sh`): real HTTP through the
-//! bridge's API Gateway to the functions under `cargo lambda watch`, the events table's stream
+//! bridge's API Gateway to the functions (processes of the one bootstrap), the events table's stream
 //! played to the publisher and the projector, the bus's rules filling the queues the bridge feeds
 //! to each handler, SNS to a queue of the test's own. Nothing in process but the observer: every
 //! command goes in over HTTP (the customer's and the couriers' APIs); the read model, the stored

@@ -134,7 +134,7 @@ async fn the_stream_poller_reads_on_after_a_cancelled_transaction_detached_its_i
             name: "Projector.Stream".into(),
             function: FunctionSpec {
                 logical_id: "Projector".into(),
-                binary: "projector".into(),
+                handler: "projector".into(),
                 name: "projector".into(),
                 timeout: Duration::from_secs(10),
             },

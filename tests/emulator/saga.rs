@@ -2,14 +2,8 @@
 //! handler → events table → stream → publisher → bus …, an SQS queue subscribed to the SNS topic
 //! observing the customer notifications (see `integration_tests::saga`).
 
-use std::sync::Arc;
-
-use integration_tests::saga::{Handler, MAX_RECEIVE_COUNT, Saga};
+use integration_tests::saga::{MAX_RECEIVE_COUNT, Saga};
 use integration_tests::{customer_request, emulator, place, place_order};
-use shared::adapters::clock::SystemClock;
-use shared::adapters::dynamo::{DynamoEventStore, DynamoIdempotencyStore};
-use shared::adapters::sns::SnsNotifier;
-use shared::consumer::handle_sqs_batch;
 use shared::domain::delivery::{Delivery, DeliveryCommand};
 use shared::domain::order::{CancellationReason, Order, OrderCommand, PlaceOrder};
 use shared::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
@@ -18,137 +12,10 @@ use shared::ports::EventStore;
 use shared::read_model::OrderViews;
 use shared::repository;
 
-/// Wraps an async handler call in the boxed form the harness takes; the listed `Arc`s are cloned
-/// into each call.
-macro_rules! handler {
-    ([$($shared:ident),*] |$event:ident| $body:expr) => {{
-        let handler: Handler = Box::new(move |$event| {
-            $(let $shared = $shared.clone();)*
-            Box::pin(async move { $body })
-        });
-        handler
-    }};
-}
-
-/// Every handler of the three contexts, wired to the saga's tables, bus and topic.
+/// Every queue function and both stream readers of the registry, wired to the saga's tables, bus
+/// and topic.
 async fn saga(test: &str) -> Saga {
-    let mut saga = Saga::new(emulator().await, test).await;
-    let client = saga.emulator.dynamodb();
-    let store = Arc::new(DynamoEventStore::reader(
-        client.clone(),
-        &saga.events.events_table,
-    ));
-    let markers = Arc::new(DynamoIdempotencyStore::new(
-        client,
-        &saga.events.idempotency_table,
-    ));
-    let notifier = Arc::new(SnsNotifier::new(
-        aws_sdk_sns::Client::new(&saga.emulator.config),
-        &saga.topic_arn,
-    ));
-
-    for (name, detail_type) in [
-        (delivery::reactions::ON_ORDER_PLACED, "OrderPlaced"),
-        (delivery::reactions::ON_ORDER_CANCELLED, "OrderCancelled"),
-    ] {
-        let store = store.clone();
-        saga.handler(
-            name,
-            detail_type,
-            handler!(
-                [store] | batch | {
-                    let reactions = delivery::reactions::Reactions {
-                        store: store.as_ref(),
-                        clock: &SystemClock,
-                        sla: chrono::Duration::hours(48),
-                    };
-                    handle_sqs_batch(name, &batch, |e| async {
-                        if name == delivery::reactions::ON_ORDER_PLACED {
-                            reactions.on_order_placed(e).await
-                        } else {
-                            reactions.on_order_cancelled(e).await
-                        }
-                    })
-                    .await
-                }
-            ),
-        )
-        .await;
-    }
-    for (name, detail_type) in [
-        (
-            order_api::reactions::ON_DELIVERY_DISPATCHED,
-            "DeliveryDispatched",
-        ),
-        (
-            order_api::reactions::ON_DELIVERY_COMPLETED,
-            "DeliveryCompleted",
-        ),
-        (order_api::reactions::ON_DELIVERY_FAILED, "DeliveryFailed"),
-    ] {
-        let store = store.clone();
-        saga.handler(
-            name,
-            detail_type,
-            handler!(
-                [store] | batch | {
-                    let reactions = order_api::reactions::Reactions {
-                        store: store.as_ref(),
-                        clock: &SystemClock,
-                    };
-                    handle_sqs_batch(name, &batch, |e| reactions.react(name, e)).await
-                }
-            ),
-        )
-        .await;
-    }
-    alert_handlers(&mut saga, store, markers, notifier).await;
-    saga
-}
-
-/// The alert context: six notification handlers and the coupon handler.
-async fn alert_handlers(
-    saga: &mut Saga,
-    store: Arc<DynamoEventStore>,
-    markers: Arc<DynamoIdempotencyStore>,
-    notifier: Arc<SnsNotifier>,
-) {
-    for notification in alert::NOTIFICATION_HANDLERS {
-        let (markers, notifier) = (markers.clone(), notifier.clone());
-        let handler = *notification;
-        saga.handler(
-            handler.name,
-            handler.event_type,
-            handler!(
-                [markers, notifier] | batch | {
-                    let deps = alert::notify::AlertDeps {
-                        notifier: notifier.as_ref(),
-                        markers: markers.as_ref(),
-                        clock: &SystemClock,
-                    };
-                    handle_sqs_batch(handler.name, &batch, |e| handler.handle(&deps, e)).await
-                }
-            ),
-        )
-        .await;
-    }
-    saga.handler(
-        alert::coupon_on_delivery_delayed::NAME,
-        alert::coupon_on_delivery_delayed::EVENT_TYPE,
-        handler!(
-            [store] | batch | {
-                let deps = alert::coupon_on_delivery_delayed::CouponDeps {
-                    store: store.as_ref(),
-                    clock: &SystemClock,
-                };
-                handle_sqs_batch(alert::coupon_on_delivery_delayed::NAME, &batch, |e| {
-                    alert::coupon_on_delivery_delayed::handle(&deps, e)
-                })
-                .await
-            }
-        ),
-    )
-    .await;
+    Saga::new(emulator().await, test).await
 }
 
 /// Places an order as a customer would and returns it with its `OrderPlaced`.

@@ -3,29 +3,27 @@
 //! and a pump that plays Lambda's event source mappings in-process: stream records to the
 //! publisher and the projector, queue messages to each handler as SQS events, deleting what
 //! succeeded and leaving what failed for the queue's redrive policy.
+//!
+//! Its functions are the function registry's (`functions/registry`): every queue function and both
+//! stream readers, each built as its bootstrap builds it, from the SDK configuration and an
+//! environment naming this saga's tables, bus, topic and poison queues. (The HTTP functions and
+//! the scheduled check are not wired: the tests act as customers and couriers through the
+//! aggregates.)
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
-use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use function_registry::{FUNCTIONS, Handler, Trigger, Wiring};
 use serde_json::{Value, json};
 use shared::adapters::dynamo_views::DynamoOrderViews;
-use shared::adapters::eventbridge::EventBridgePublisher;
-use shared::adapters::memory::InMemoryDeadLetters;
-use stream_pipeline::Deadline;
-use stream_pipeline::StreamEvent;
-use stream_pipeline::projector::project_batch;
-use stream_pipeline::publisher::publish_batch;
+use shared::consumer::{EventHandler, handle_queue_batch};
+use stream_pipeline::{Deadline, StreamEvent, StreamHandler};
 
 use crate::streams::lambda_event;
 use crate::{Emulator, EventStoreFixture, unique_name};
-
-/// A handler as its Lambda runtime calls it.
-pub type Handler =
-    Box<dyn Fn(SqsEvent) -> Pin<Box<dyn Future<Output = SqsBatchResponse> + Send>> + Send + Sync>;
 
 /// Receives after which a message goes to the handler's DLQ.
 pub const MAX_RECEIVE_COUNT: i32 = 3;
@@ -55,15 +53,19 @@ pub struct Saga {
     pub notifications_url: String,
     /// Each handler's queues, by handler name.
     pub queues: BTreeMap<String, HandlerQueue>,
-    handlers: BTreeMap<String, Handler>,
+    /// The stream readers' poison queues (publisher's, projector's): a saga stores no poison.
+    pub poison_urls: Vec<String>,
+    handlers: BTreeMap<String, Arc<dyn EventHandler>>,
+    readers: Vec<(&'static str, Arc<dyn StreamHandler>)>,
     shard_iterators: HashMap<String, Option<String>>,
 }
 
 impl Saga {
-    /// Creates the tables, bus, topic and the notifications queue; handlers come with [`Saga::handler`].
+    /// Creates the tables, bus, topic, the notifications queue and the poison queues, and wires
+    /// every queue function and both stream readers of the registry to them.
     pub async fn new(emulator: Emulator, test: &str) -> Self {
         let events = emulator.event_store(test).await;
-        let views = emulator.order_views(test).await.views;
+        let views = emulator.order_views(test).await;
         let bus_name = unique_name(&format!("{test}-bus"));
         emulator
             .eventbridge()
@@ -90,21 +92,59 @@ impl Saga {
             .send()
             .await
             .expect("subscribe");
-        Self {
+        let (publisher_poison, _) =
+            create_queue(&emulator, &format!("{test}-pub-poison"), None).await;
+        let (projector_poison, _) =
+            create_queue(&emulator, &format!("{test}-proj-poison"), None).await;
+        let environment: BTreeMap<&str, String> = BTreeMap::from([
+            ("EVENTS_TABLE", events.events_table.clone()),
+            ("IDEMPOTENCY_TABLE", events.idempotency_table.clone()),
+            ("VIEWS_TABLE", views.table.clone()),
+            ("EVENT_BUS_NAME", bus_name.clone()),
+            ("TOPIC_ARN", topic_arn.clone()),
+            ("PUBLISHER_POISON_QUEUE_URL", publisher_poison.clone()),
+            ("PROJECTOR_POISON_QUEUE_URL", projector_poison.clone()),
+        ]);
+        let mut saga = Self {
             emulator,
             events,
-            views,
+            views: views.views,
             bus_name,
             topic_arn,
             notifications_url,
             queues: BTreeMap::new(),
+            poison_urls: vec![publisher_poison, projector_poison],
             handlers: BTreeMap::new(),
+            readers: Vec::new(),
             shard_iterators: HashMap::new(),
+        };
+        let lookup = |name: &str| environment.get(name).cloned();
+        let event_driven = FUNCTIONS
+            .iter()
+            .filter(|f| matches!(f.trigger, Trigger::Queue { .. } | Trigger::EventsStream));
+        for function in event_driven {
+            let handler = function
+                .handler(Wiring {
+                    aws: &saga.emulator.config,
+                    lookup: &lookup,
+                })
+                .unwrap_or_else(|e| panic!("{}: {e}", function.name));
+            match (function.trigger, handler) {
+                (Trigger::Queue { event_type }, Handler::Queue(handler)) => {
+                    saga.handler(function.name, event_type, handler).await;
+                }
+                (Trigger::EventsStream, Handler::Stream(reader)) => {
+                    saga.readers.push((function.name, reader));
+                }
+                (trigger, _) => panic!("{}: a handler not of its {trigger:?}", function.name),
+            }
         }
+        assert_eq!(saga.readers.len(), 2, "the publisher and the projector");
+        saga
     }
 
     /// Adds a handler fed by its own queue, which a rule for `detail_type` fills.
-    pub async fn handler(&mut self, name: &str, detail_type: &str, handler: Handler) {
+    async fn handler(&mut self, name: &str, detail_type: &str, handler: Arc<dyn EventHandler>) {
         let (dlq_url, dlq_arn) = create_queue(&self.emulator, &format!("{name}-dlq"), None).await;
         let (queue_url, queue_arn) = create_queue(&self.emulator, name, Some(&dlq_arn)).await;
         let events = self.emulator.eventbridge();
@@ -207,25 +247,28 @@ impl Saga {
         }
         let batch: StreamEvent =
             serde_json::from_value(lambda_event(&records, &arn)).expect("a stream event");
-        let publisher = EventBridgePublisher::new(self.emulator.eventbridge(), &self.bus_name);
-        // A saga stores no poison: a poison record would fail the assertion below.
-        let poison = InMemoryDeadLetters::default();
-        let published = publish_batch(&publisher, &poison, &batch, Deadline::none()).await;
-        let projected = project_batch(
-            &self.events.store,
-            &self.views,
-            &poison,
-            &batch,
-            Deadline::none(),
-        )
-        .await;
-        assert!(
-            published.batch_item_failures.is_empty()
-                && projected.batch_item_failures.is_empty()
-                && poison.letters().is_empty(),
-            "stream readers failed: {published:?} {projected:?} {:?}",
-            poison.letters()
-        );
+        for (name, reader) in &self.readers {
+            let response = reader.handle(&batch, Deadline::none()).await;
+            assert!(
+                response.batch_item_failures.is_empty(),
+                "{name} failed: {response:?}"
+            );
+        }
+        // A saga stores no poison.
+        for url in &self.poison_urls {
+            let poisoned = self
+                .emulator
+                .sqs()
+                .receive_message()
+                .queue_url(url)
+                .send()
+                .await
+                .expect("receive_message");
+            assert!(
+                poisoned.messages().is_empty(),
+                "poison set aside: {poisoned:?}"
+            );
+        }
         records.len()
     }
 
@@ -274,8 +317,7 @@ impl Saga {
                 .collect();
             let event: SqsEvent =
                 serde_json::from_value(json!({ "Records": records })).expect("an SQS event");
-            let handler = &self.handlers[name];
-            let response = handler(event).await;
+            let response = handle_queue_batch(self.handlers[name].as_ref(), &event).await;
             let failed: Vec<&str> = response
                 .batch_item_failures
                 .iter()

@@ -1,5 +1,5 @@
 //! The whole system running locally (`scripts/e2e.sh` brings it up: DynamoDB Local and moto, every resource of
-//! `template.yaml`, the function binaries under `cargo lambda watch`, the bridge), as the
+//! `template.yaml`, the functions (processes of the one bootstrap), the bridge), as the
 //! end-to-end suite sees it: commands go in over real HTTP through the bridge's API Gateway; the
 //! read model, the stored events, the customer notifications (a queue of the test's own,
 //! subscribed to the topic for one customer) and the dead-letter queues are observed out, over
@@ -66,7 +66,7 @@ pub struct Stack {
     pub events_table: String,
     /// The customer-notifications topic.
     pub topic_arn: String,
-    /// Where the functions' logs go (`cargo lambda watch`'s output).
+    /// Where the functions' logs go (`orderflow-bridge functions`' output).
     pub function_log: PathBuf,
     http: HttpClient,
     identity: Identity,

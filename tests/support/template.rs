@@ -1,14 +1,15 @@
-//! `template.yaml` and the workspace agree (DESIGN §7, layer 5): every Lambda binary has exactly one
-//! function in the template and every function's binary exists; each function's environment is
-//! exactly what its `Config::from_env` reads; every handler queue redrives to a DLQ; every event
+//! `template.yaml` and the function registry (`functions/registry`) agree (DESIGN §7, layer 5): the
+//! template declares exactly the registry's functions, each shipping the one bootstrap, with the
+//! environment it reads, the services it uses and the trigger the registry names (routes, the
+//! queue of its event type, the events stream, a schedule); every handler queue redrives to a DLQ; every event
 //! source mapping has failure handling; every rule target has a DLQ and a retry policy; every DLQ
 //! has an alarm; every function has errors and throttles alarms and a log group with retention;
 //! every handler queue an age alarm; HTTP routes match the routers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 
+use function_registry::{FUNCTIONS, Trigger};
 use serde_norway::Value;
 
 fn workspace_root() -> &'static Path {
@@ -50,126 +51,196 @@ fn target(value: &Value) -> Option<String> {
     }
 }
 
-/// Every binary of the workspace's Lambda crates (`cargo metadata`).
-fn lambda_binaries() -> BTreeSet<String> {
-    let output = Command::new(env!("CARGO"))
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
-        .current_dir(workspace_root())
-        .output()
-        .expect("cargo metadata runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    metadata["packages"]
-        .as_array()
-        .expect("packages")
-        .iter()
-        .filter(|p| {
-            p["manifest_path"]
-                .as_str()
-                .is_some_and(|m| m.contains("/functions/"))
-        })
-        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
-        .filter(|t| {
-            t["kind"]
-                .as_array()
-                .is_some_and(|k| k.iter().any(|k| k == "bin"))
-        })
-        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+/// The function resource of the registry's `name`: the one whose `Handler` names it.
+fn function_resource<'a>(
+    resources: &'a BTreeMap<String, Value>,
+    name: &str,
+) -> Option<(&'a str, &'a Value)> {
+    of_type(resources, "AWS::Serverless::Function")
+        .into_iter()
+        .find(|(_, f)| f["Properties"]["Handler"].as_str() == Some(name))
+}
+
+/// The services a function's inline policies name (their actions' prefixes).
+fn policy_services(function: &Value) -> BTreeSet<String> {
+    let mut services = BTreeSet::new();
+    for policy in function["Properties"]["Policies"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+    {
+        let statements = policy["Statement"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("an inline policy: {policy:?}"));
+        for statement in statements {
+            let actions = match &statement["Action"] {
+                Value::String(action) => vec![action.clone()],
+                Value::Sequence(actions) => actions
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+                other => panic!("an action list: {other:?}"),
+            };
+            for action in actions {
+                services.insert(action.split(':').next().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    services
+}
+
+/// The function's events of SAM type `kind`.
+fn events_of<'a>(function: &'a Value, kind: &str) -> Vec<&'a Value> {
+    function["Properties"]["Events"]
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .filter(|(_, event)| event["Type"].as_str() == Some(kind))
+        .map(|(_, event)| &event["Properties"])
         .collect()
 }
 
-/// What each binary's configuration reads.
-fn env_vars() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
-    let mut vars: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    let mut put = |bin: &'static str, names: &[&'static str]| {
-        vars.insert(bin, names.iter().copied().collect());
-    };
-    put("order-api", order_api::config::ENV_VARS);
-    for bin in [
-        order_api::reactions::ON_DELIVERY_DISPATCHED,
-        order_api::reactions::ON_DELIVERY_COMPLETED,
-        order_api::reactions::ON_DELIVERY_FAILED,
-    ] {
-        put(bin, order_api::reactions::ENV_VARS);
-    }
-    put(
-        "event-publisher",
-        stream_pipeline::config::PublisherConfig::ENV_VARS,
-    );
-    put(
-        "projector",
-        stream_pipeline::config::ProjectorConfig::ENV_VARS,
-    );
-    put("courier-api", delivery::courier::config::ENV_VARS);
-    put(
-        "delivery-on-order-placed",
-        delivery::config::ReactionConfig::ENV_VARS,
-    );
-    put(
-        "delivery-on-order-cancelled",
-        delivery::config::ReactionConfig::ENV_VARS,
-    );
-    put(
-        "delivery-overdue-check",
-        delivery::config::OverdueConfig::ENV_VARS,
-    );
-    for function in alert::FUNCTIONS {
-        put(function.name, function.env_vars);
-    }
-    vars
-}
-
 #[test]
-fn every_lambda_binary_is_one_function_in_the_template_and_back() {
+fn the_template_declares_exactly_the_registrys_functions_all_from_one_bootstrap() {
     let resources = resources(&template());
-    let mut declared = BTreeSet::new();
-    for (id, function) in of_type(&resources, "AWS::Serverless::Function") {
-        let binary = function["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{id} names no binary"));
+    let declared: BTreeSet<&str> = of_type(&resources, "AWS::Serverless::Function")
+        .iter()
+        .map(|(id, f)| {
+            f["Properties"]["Handler"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id} has no Handler"))
+        })
+        .collect();
+    let registered: BTreeSet<&str> = FUNCTIONS.iter().map(|f| f.name).collect();
+    assert_eq!(
+        declared, registered,
+        "template.yaml's Handlers vs the registry"
+    );
+    assert_eq!(
+        of_type(&resources, "AWS::Serverless::Function").len(),
+        FUNCTIONS.len(),
+        "one resource per function"
+    );
+    for function in FUNCTIONS {
+        let (id, resource) = function_resource(&resources, function.name).expect("declared");
+        // One build for all: SAM builds a CodeUri + Metadata once and copies the artifact.
         assert_eq!(
-            function["Metadata"]["BuildMethod"].as_str(),
+            resource["Metadata"]["BuildMethod"].as_str(),
             Some("rust-cargolambda"),
             "{id}"
         );
-        assert!(
-            declared.insert(binary.to_owned()),
-            "{binary} is declared twice"
+        assert_eq!(
+            resource["Metadata"]["BuildProperties"]["Binary"].as_str(),
+            Some("orderflow-lambda"),
+            "{id}: every function ships the one bootstrap"
+        );
+        assert_eq!(
+            resource["Properties"]["CodeUri"].as_str(),
+            Some("."),
+            "{id}"
+        );
+        assert_eq!(
+            sub_text(&resource["Properties"]["FunctionName"]),
+            Some(format!("orderflow-${{Stage}}-{}", function.name).as_str()),
+            "{id}"
         );
     }
-    assert_eq!(
-        declared,
-        lambda_binaries(),
-        "template functions vs workspace binaries"
-    );
 }
 
 #[test]
-fn each_function_gets_exactly_the_environment_its_config_reads() {
+fn each_function_gets_exactly_the_environment_it_reads_and_the_services_it_uses() {
     let resources = resources(&template());
-    let expected = env_vars();
-    for (id, function) in of_type(&resources, "AWS::Serverless::Function") {
-        let binary = function["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .expect("a binary");
-        let declared: BTreeSet<&str> = function["Properties"]["Environment"]["Variables"]
+    for function in FUNCTIONS {
+        let (id, resource) = function_resource(&resources, function.name).expect("declared");
+        let declared: BTreeSet<&str> = resource["Properties"]["Environment"]["Variables"]
             .as_mapping()
             .map(|m| m.keys().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let reads = expected
-            .get(binary)
-            .unwrap_or_else(|| panic!("{binary} ({id}): no configuration is known for it"));
-        assert_eq!(&declared, reads, "{id} ({binary})");
+        let reads: BTreeSet<&str> = function.env_vars.iter().copied().collect();
+        assert_eq!(declared, reads, "{id}: environment");
+        let uses: BTreeSet<String> = function
+            .services
+            .iter()
+            .map(|s| s.action_prefix().to_owned())
+            .collect();
+        assert_eq!(policy_services(resource), uses, "{id}: policies' services");
+    }
+}
+
+#[test]
+fn each_function_is_triggered_as_the_registry_says() {
+    let resources = resources(&template());
+    let rules = of_type(&resources, "AWS::Events::Rule");
+    let mappings = of_type(&resources, "AWS::Lambda::EventSourceMapping");
+    for function in FUNCTIONS {
+        let (id, resource) = function_resource(&resources, function.name).expect("declared");
+        let http = events_of(resource, "HttpApi");
+        let sqs = events_of(resource, "SQS");
+        let schedules = events_of(resource, "Schedule");
+        let streams: Vec<_> = mappings
+            .iter()
+            .filter(|(_, m)| target(&m["Properties"]["FunctionName"]).as_deref() == Some(id))
+            .collect();
+        let events = resource["Properties"]["Events"]
+            .as_mapping()
+            .map_or(0, |m| m.len());
+        match function.trigger {
+            Trigger::Http { routes } => {
+                let declared: BTreeSet<(String, String)> = http
+                    .iter()
+                    .map(|p| {
+                        (
+                            p["Method"].as_str().expect("method").to_owned(),
+                            p["Path"].as_str().expect("path").to_owned(),
+                        )
+                    })
+                    .collect();
+                let served: BTreeSet<(String, String)> = routes
+                    .iter()
+                    .map(|r| (r.method.to_owned(), r.path.to_owned()))
+                    .collect();
+                assert_eq!(declared, served, "{id}: routes");
+                assert_eq!(events, http.len(), "{id}: only its routes");
+                assert!(streams.is_empty(), "{id}");
+            }
+            Trigger::Queue { event_type } => {
+                assert_eq!((sqs.len(), events), (1, 1), "{id}: one queue, nothing else");
+                assert!(streams.is_empty(), "{id}");
+                let queue = target(&sqs[0]["Queue"]).expect("a queue reference");
+                let routing: Vec<&str> = rules
+                    .iter()
+                    .filter(|(_, rule)| {
+                        rule["Properties"]["Targets"]
+                            .as_sequence()
+                            .into_iter()
+                            .flatten()
+                            .any(|t| target(&t["Arn"]).as_deref() == Some(queue.as_str()))
+                    })
+                    .flat_map(|(_, rule)| {
+                        rule["Properties"]["EventPattern"]["detail-type"]
+                            .as_sequence()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                    })
+                    .collect();
+                assert_eq!(routing, vec![event_type], "{id}: its queue's rule");
+            }
+            Trigger::EventsStream => {
+                assert_eq!(events, 0, "{id}: only the stream");
+                assert_eq!(streams.len(), 1, "{id}: one mapping");
+                let source = &streams[0].1["Properties"]["EventSourceArn"];
+                assert!(
+                    matches!(source, Value::Tagged(t) if t.value.as_str() == Some("EventsTable.StreamArn")),
+                    "{id}: reads the events table's stream, not {source:?}"
+                );
+            }
+            Trigger::Schedule => {
+                assert_eq!((schedules.len(), events), (1, 1), "{id}: one schedule");
+                assert!(streams.is_empty(), "{id}");
+            }
+        }
     }
 }
 
@@ -360,45 +431,6 @@ fn no_policy_grants_every_action() {
     }
 }
 
-#[test]
-fn the_http_routes_are_the_routers_routes() {
-    let resources = resources(&template());
-    let mut declared: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
-    for (_, function) in of_type(&resources, "AWS::Serverless::Function") {
-        let binary = function["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .expect("binary");
-        for (_, event) in function["Properties"]["Events"]
-            .as_mapping()
-            .into_iter()
-            .flatten()
-        {
-            if event["Type"].as_str() == Some("HttpApi") {
-                declared.entry(binary.to_owned()).or_default().insert((
-                    event["Properties"]["Method"]
-                        .as_str()
-                        .expect("method")
-                        .to_owned(),
-                    event["Properties"]["Path"]
-                        .as_str()
-                        .expect("path")
-                        .to_owned(),
-                ));
-            }
-        }
-    }
-    let order_routes: BTreeSet<(String, String)> = order_api::routes::ROUTES
-        .iter()
-        .map(|r| (r.method.to_owned(), r.path.to_owned()))
-        .collect();
-    assert_eq!(declared.get("order-api"), Some(&order_routes));
-    let courier_routes: BTreeSet<(String, String)> = delivery::courier::routes::ROUTES
-        .iter()
-        .map(|r| (r.method.to_owned(), r.path.to_owned()))
-        .collect();
-    assert_eq!(declared.get("courier-api"), Some(&courier_routes));
-}
-
 /// What each operation of an OpenAPI document (`functions/…/openapi.json`) requires:
 /// (METHOD, path) → the scopes of its security requirement (the operation's, else the document's),
 /// each of a scheme that describes a Cognito access token sent as `Authorization: Bearer`.
@@ -512,11 +544,11 @@ fn the_api_authorizes_every_route_as_the_openapi_documents_say() {
         ("order-api", "functions/order-api/openapi.json"),
         ("courier-api", "functions/delivery/openapi.json"),
     ];
-    for (binary, relative) in documents {
+    for (handler, relative) in documents {
         let documented = documented_scopes(relative);
         let mut declared = BTreeMap::new();
         for (id, function) in of_type(&resources, "AWS::Serverless::Function") {
-            if function["Metadata"]["BuildProperties"]["Binary"].as_str() != Some(binary) {
+            if function["Properties"]["Handler"].as_str() != Some(handler) {
                 continue;
             }
             for (name, event) in function["Properties"]["Events"]
@@ -554,7 +586,7 @@ fn the_api_authorizes_every_route_as_the_openapi_documents_say() {
         }
         assert_eq!(
             declared, documented,
-            "{binary}: template.yaml's routes and scopes vs {relative}'s operations and security"
+            "{handler}: template.yaml's routes and scopes vs {relative}'s operations and security"
         );
     }
 }

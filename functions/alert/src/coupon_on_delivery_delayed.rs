@@ -13,7 +13,7 @@
 //! retryable; a stored coupon that cannot be read, an append the store refuses, or a command the
 //! domain refuses (a delay numbered 0) is poison, as no retry changes it.
 
-use shared::consumer::HandlerError;
+use shared::consumer::{EventHandler, HandlerError};
 use shared::domain::Aggregate;
 use shared::domain::coupon::{Coupon, CouponCommand};
 use shared::domain::delivery::DeliveryEvent;
@@ -48,6 +48,17 @@ pub struct CouponDeps<'a> {
     pub store: &'a dyn EventStore,
     /// When the coupon is issued.
     pub clock: &'a dyn Clock,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for CouponDeps<'_> {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn handle(&self, event: StoredEvent) -> Result<(), HandlerError> {
+        handle(self, event).await
+    }
 }
 
 /// The stream of the coupon compensating delay `delay_number` of `delivery_id`.

@@ -29,7 +29,7 @@
 
 use chrono::Duration;
 use serde_json::json;
-use shared::consumer::HandlerError;
+use shared::consumer::{EventHandler, HandlerError};
 use shared::envelope::StoredEvent;
 use shared::ids::CustomerId;
 use shared::ports::{Claim, Clock, EffectMarkers, Notification, Notifier, StoreError};
@@ -43,6 +43,10 @@ pub const CLAIM_LEASE: Duration = Duration::seconds(30);
 
 /// How many times a notified event's marker completion is tried before the handler gives up on it.
 pub const COMPLETE_ATTEMPTS: u32 = 3;
+
+/// How many of a batch's events a notification function handles at once (a notification mostly
+/// waits on DynamoDB and SNS; one event's copies are still handled one after another).
+pub const NOTIFICATIONS_AT_ONCE: usize = 5;
 
 /// What the notification handlers talk through.
 #[derive(Clone, Copy)]
@@ -77,6 +81,30 @@ fn marker_store_failed(error: StoreError) -> HandlerError {
         HandlerError::Retryable(format!("marker store: {error}"))
     } else {
         HandlerError::Poison(format!("marker store: {error}"))
+    }
+}
+
+/// A notification function as it runs: its handler and what it talks through (the queue
+/// convention, [`EventHandler`]).
+pub struct NotificationFunction<'a> {
+    /// Which notification.
+    pub handler: NotificationHandler,
+    /// Its markers, notifier and clock.
+    pub deps: AlertDeps<'a>,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for NotificationFunction<'_> {
+    fn name(&self) -> &'static str {
+        self.handler.name
+    }
+
+    fn events_at_once(&self) -> usize {
+        NOTIFICATIONS_AT_ONCE
+    }
+
+    async fn handle(&self, event: StoredEvent) -> Result<(), HandlerError> {
+        self.handler.handle(&self.deps, event).await
     }
 }
 

@@ -4,12 +4,14 @@
 //! board (the read model) lists it only while it is on its way.
 
 use chrono::Duration;
+use shared::consumer::HandlerError;
 use shared::domain::delivery::{Delivery, DeliveryCommand};
 use shared::envelope::{Actor, CorrelationId, EventContext};
 use shared::ids::StreamId;
 use shared::ports::{Clock, EventStore};
 use shared::read_model::DeliveryBoard;
 use shared::repository::{self, CommandError};
+use shared::schedule::ScheduledHandler;
 use tracing::{info, warn};
 
 /// The handler's name (its actor and log field).
@@ -34,6 +36,34 @@ pub struct Checked {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("delivery board unavailable: {0}")]
 pub struct BoardUnavailable(pub String);
+
+/// The check as its function runs it (the schedule convention, [`ScheduledHandler`]).
+pub struct OverdueCheck<'a> {
+    /// The board of deliveries on their way.
+    pub board: &'a dyn DeliveryBoard,
+    /// The event store.
+    pub store: &'a dyn EventStore,
+    /// Where time comes from.
+    pub clock: &'a dyn Clock,
+    /// How far ahead a delay moves the ETA.
+    pub extension: Duration,
+}
+
+#[async_trait::async_trait]
+impl ScheduledHandler for OverdueCheck<'_> {
+    async fn run(&self) -> Result<serde_json::Value, HandlerError> {
+        // A board that cannot be read fails the run (the schedule's retries, then its DLQ).
+        let checked = check_overdue(self.board, self.store, self.clock, self.extension)
+            .await
+            .map_err(|e| HandlerError::Retryable(e.to_string()))?;
+        Ok(serde_json::json!({
+            "overdue": checked.overdue,
+            "marked": checked.marked,
+            "unchanged": checked.unchanged,
+            "failed": checked.failed,
+        }))
+    }
+}
 
 /// One run of the check.
 pub async fn check_overdue(

@@ -9,7 +9,7 @@
 //! or cancelling twice decides nothing, and a cancel that overtakes the scheduling cancels first.
 
 use chrono::Duration;
-use shared::consumer::{HandlerError, reaction_result};
+use shared::consumer::{EventHandler, HandlerError, reaction_result};
 use shared::domain::delivery::{Delivery, DeliveryCommand};
 use shared::domain::order::OrderEvent;
 use shared::envelope::{Actor, EventContext, StoredEvent};
@@ -115,6 +115,31 @@ impl Reactions<'_> {
             .await
         };
         reaction_result(result)
+    }
+}
+
+/// One of the two reactions, as its function runs it (the queue convention, [`EventHandler`]).
+pub struct Reaction<'a> {
+    /// Which: [`ON_ORDER_PLACED`] or [`ON_ORDER_CANCELLED`].
+    pub name: &'static str,
+    /// What it needs.
+    pub reactions: Reactions<'a>,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for Reaction<'_> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn handle(&self, event: StoredEvent) -> Result<(), HandlerError> {
+        match self.name {
+            ON_ORDER_PLACED => self.reactions.on_order_placed(event).await,
+            ON_ORDER_CANCELLED => self.reactions.on_order_cancelled(event).await,
+            other => Err(HandlerError::Poison(format!(
+                "{other} is not a delivery reaction"
+            ))),
+        }
     }
 }
 

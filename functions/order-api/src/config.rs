@@ -56,9 +56,11 @@ impl Config {
     }
 }
 
-/// `EVENTS_TABLE`, the one variable the order reactions read.
-pub fn events_table_from_env() -> Result<String, ConfigError> {
-    required(&env, "EVENTS_TABLE")
+/// `EVENTS_TABLE`, the one variable the order reactions read (their `ENV_VARS`).
+pub fn reactions_events_table(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    required(&lookup, "EVENTS_TABLE")
 }
 
 #[cfg(test)]

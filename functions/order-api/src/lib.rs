@@ -78,6 +78,13 @@ pub struct App {
     pub settings: Settings,
 }
 
+#[async_trait::async_trait]
+impl shared::http::serve::HttpHandler for App {
+    async fn handle(&self, request: Request) -> Response<Body> {
+        App::handle(self, request).await
+    }
+}
+
 /// What a route handler returns: a response, or the problem to answer with.
 pub type Handled = Result<Response<Body>, Problem>;
 

@@ -9,7 +9,7 @@
 //! dispatch or completion of an order the customer cancelled meanwhile is a race the delivery
 //! context resolves explicitly (`DeliveryCancellationRefused`), acknowledged here with a warning.
 
-use shared::consumer::{HandlerError, reaction_result};
+use shared::consumer::{EventHandler, HandlerError, reaction_result};
 use shared::domain::delivery::DeliveryEvent;
 use shared::domain::order::{CancellationReason, Order, OrderCommand};
 use shared::envelope::{Actor, EventContext, StoredEvent};
@@ -79,6 +79,25 @@ impl Reactions<'_> {
             )
             .await,
         )
+    }
+}
+
+/// One of the three reactions, as its function runs it (the queue convention, [`EventHandler`]).
+pub struct Reaction<'a> {
+    /// Which: [`ON_DELIVERY_DISPATCHED`], [`ON_DELIVERY_COMPLETED`] or [`ON_DELIVERY_FAILED`].
+    pub name: &'static str,
+    /// What it needs.
+    pub reactions: Reactions<'a>,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for Reaction<'_> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn handle(&self, event: StoredEvent) -> Result<(), HandlerError> {
+        self.reactions.react(self.name, event).await
     }
 }
 

@@ -33,6 +33,8 @@ use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use shared::adapters::eventbridge::DEFAULT_BACKOFF;
 use shared::adapters::sdk::OPERATION_TIMEOUT;
+use shared::ports::{DeadLetters, EventPublisher, EventStore};
+use shared::read_model::OrderViews;
 
 /// The longest one `publish` of at most [`publisher::CHUNK`] events may take: every attempt of the
 /// EventBridge adapter's backoff a whole SDK call long, plus the waits between them.
@@ -114,6 +116,46 @@ pub fn failures(failed: Vec<String>) -> DynamoDbEventResponse {
 
 /// A DynamoDB stream event, re-exported for the binaries and tests.
 pub type StreamEvent = DynamoDbEvent;
+
+/// The one convention of the events table's stream readers: one batch in (with the invocation's
+/// deadline), the records to retry out (`batchItemFailures`, stream order kept).
+#[async_trait::async_trait]
+pub trait StreamHandler: Send + Sync {
+    /// Handles one batch.
+    async fn handle(&self, batch: &StreamEvent, deadline: Deadline) -> DynamoDbEventResponse;
+}
+
+/// `event-publisher` as it runs: every stored event to the bus.
+pub struct Publisher<'a> {
+    /// The bus.
+    pub bus: &'a dyn EventPublisher,
+    /// Where poison records are set aside.
+    pub poison: &'a dyn DeadLetters,
+}
+
+#[async_trait::async_trait]
+impl StreamHandler for Publisher<'_> {
+    async fn handle(&self, batch: &StreamEvent, deadline: Deadline) -> DynamoDbEventResponse {
+        publisher::publish_batch(self.bus, self.poison, batch, deadline).await
+    }
+}
+
+/// `projector` as it runs: every stored event into the read model.
+pub struct Projector<'a> {
+    /// Read to heal gaps.
+    pub store: &'a dyn EventStore,
+    /// The order views.
+    pub views: &'a dyn OrderViews,
+    /// Where poison records are set aside.
+    pub poison: &'a dyn DeadLetters,
+}
+
+#[async_trait::async_trait]
+impl StreamHandler for Projector<'_> {
+    async fn handle(&self, batch: &StreamEvent, deadline: Deadline) -> DynamoDbEventResponse {
+        projector::project_batch(self.store, self.views, self.poison, batch, deadline).await
+    }
+}
 
 #[cfg(test)]
 mod tests {

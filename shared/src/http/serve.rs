@@ -10,6 +10,14 @@ use tracing::{Instrument, error, info, info_span, warn};
 use crate::envelope::CorrelationId;
 use crate::http::problem::{CORRELATION_HEADER, Problem};
 
+/// The one convention of every HTTP function: one API Gateway request in, one response out, never
+/// an error (a problem is a problem response, see [`serve`]).
+#[async_trait::async_trait]
+pub trait HttpHandler: Send + Sync {
+    /// Answers one request.
+    async fn handle(&self, request: Request) -> Response<Body>;
+}
+
 /// Answers `request` with `route(method, path, correlation_id)`. Never fails: a problem becomes
 /// its problem response (logged as an error for 5xx, a warning for 4xx).
 pub async fn serve<F, Fut>(request: &Request, route: F) -> Response<Body>

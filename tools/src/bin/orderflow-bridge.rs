@@ -1,19 +1,24 @@
 //! `orderflow-bridge` — runs orderflow locally without Docker, from `template.yaml`: `setup`
 //! creates the resources on the emulator at `AWS_ENDPOINT_URL` and writes the functions' env file;
-//! `run` plays API Gateway, the event source mappings and the schedules against the functions
-//! served by `cargo lambda watch`. See [`tools::bridge`] and `orderflow-bridge --help`.
+//! `functions` plays Lambda (every function as processes of the one bootstrap, behind the Invoke
+//! API); `run` plays API Gateway, the event source mappings and the schedules against them. See
+//! [`tools::bridge`] and `orderflow-bridge --help`.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 use tools::bridge::cli::{self, Command, USAGE};
+use tools::bridge::host::{self, HostSettings, read_env_file};
 use tools::bridge::resources::Resources;
 use tools::bridge::run::{CALL_TIMEOUT, RunSettings, emulator_timeouts, run};
 use tools::bridge::setup::setup;
 use tools::bridge::stack::Stack;
 use tools::bridge::template::{Environment, Resolver, Template};
 use tracing_subscriber::EnvFilter;
+
+/// How long every function's instances have to initialise.
+const FUNCTIONS_READY: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -127,7 +132,48 @@ async fn execute(command: Command) -> Result<()> {
             };
             run(&config, &env, stack, settings, shutdown).await
         }
+        Command::Functions(options) => serve_functions(options).await,
     }
+}
+
+/// `functions`: every function's processes behind the Invoke API until SIGINT or SIGTERM. Reads
+/// only the template (no emulator call): the functions reach the emulator themselves.
+async fn serve_functions(options: tools::bridge::cli::FunctionsOptions) -> Result<()> {
+    let template = Template::load(&options.template)?;
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
+    let env = Environment::local(&options.stage, &region, "");
+    let stack = Stack::from_template(&Resolver::new(&template, env))?;
+    let memory_mb = template
+        .function_global("MemorySize")
+        .and_then(serde_norway::Value::as_u64)
+        .and_then(|m| u32::try_from(m).ok())
+        .unwrap_or(128);
+    let settings = HostSettings {
+        bootstrap: options.bootstrap,
+        environment: read_env_file(&options.env_file)?,
+        instances: options.instances,
+        port: options.listen_port,
+        memory_mb,
+        region,
+    };
+    let host = host::start(&stack.functions, settings).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    tokio::select! {
+        ready = host.ready(FUNCTIONS_READY) => ready?,
+        () = shutdown.cancelled() => {
+            host.stop().await;
+            return Ok(());
+        }
+    }
+    if let Some(file) = &options.ready_file {
+        std::fs::write(file, format!("{}\n", host.url()))
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
+    tracing::info!(url = %host.url(), "every function's instances are initialised");
+    shutdown.cancelled().await;
+    host.stop().await;
+    Ok(())
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

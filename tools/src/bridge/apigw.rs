@@ -289,7 +289,7 @@ mod tests {
             path: "/orders/{id}".into(),
             function: FunctionSpec {
                 logical_id: "OrderApiFunction".into(),
-                binary: "order-api".into(),
+                handler: "order-api".into(),
                 name: "orderflow-local-order-api".into(),
                 timeout: Duration::from_secs(10),
             },

@@ -9,10 +9,16 @@ use super::faults::FaultSettings;
 pub const USAGE: &str = "\
 usage:
   orderflow-bridge setup --template FILE --stage STAGE --env-file FILE [--inbox-topic LOGICAL_ID]
+  orderflow-bridge functions --template FILE --stage STAGE --bootstrap FILE --env-file FILE
+                         [--function-instances N] [--listen-port PORT] [--ready-file FILE]
   orderflow-bridge run   --template FILE --stage STAGE --functions URL [--api-port PORT]
                          [--ready-file FILE] [--retry-after-seconds N] [--function-instances N]
                          [--duplicate-percent P] [--crash-percent P] [--fault-seed S]
                          [--fault-stats FILE]
+
+`functions` plays Lambda for every function of the template: N processes each of the one bootstrap
+(target/<profile>/orderflow-lambda) with the Lambda environment and the env file, behind the
+Lambda Invoke API that `run --functions URL` calls; their output goes to stdout.
 
 A soak's faults on the SQS and stream batches (off by default): --duplicate-percent delivers that
 share of batches twice, --crash-percent drops that share of answers after the function's side
@@ -41,7 +47,7 @@ pub struct RunOptions {
     pub template: PathBuf,
     /// The stage.
     pub stage: String,
-    /// The Lambda invoke API (`cargo lambda watch`).
+    /// The Lambda Invoke API (`orderflow-bridge functions`).
     pub functions: String,
     /// The API's port (0: any free port).
     pub api_port: u16,
@@ -49,11 +55,30 @@ pub struct RunOptions {
     pub ready_file: Option<PathBuf>,
     /// The local cap on the visibility timeout of failed SQS messages.
     pub retry_after: Duration,
-    /// How many instances of each function the Lambda emulator runs at once (`cargo lambda watch
-    /// --concurrency`): the bridge keeps at most that many batches of one queue in flight.
+    /// How many instances of each function the local Lambda runs at once (`functions
+    /// --function-instances`): the bridge keeps at most that many batches of one queue in flight.
     pub function_instances: usize,
     /// The soak's faults on batches.
     pub faults: FaultSettings,
+}
+
+/// `functions`' options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionsOptions {
+    /// The template.
+    pub template: PathBuf,
+    /// The stage.
+    pub stage: String,
+    /// The bootstrap every function runs.
+    pub bootstrap: PathBuf,
+    /// The env file every function gets.
+    pub env_file: PathBuf,
+    /// Processes per function.
+    pub instances: usize,
+    /// The Invoke API's port (0: any free port).
+    pub listen_port: u16,
+    /// Where to write the Invoke API's URL once every instance is initialised.
+    pub ready_file: Option<PathBuf>,
 }
 
 /// A parsed command.
@@ -63,6 +88,8 @@ pub enum Command {
     Setup(SetupOptions),
     /// Play the HTTP API, the event source mappings and the schedules.
     Run(RunOptions),
+    /// Play Lambda: run every function's processes behind the Invoke API.
+    Functions(FunctionsOptions),
 }
 
 /// The logical id of the topic the inbox queue listens to, by default.
@@ -86,6 +113,15 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     }
     let allowed: &[&str] = match command.as_str() {
         "setup" => &["template", "stage", "env-file", "inbox-topic"],
+        "functions" => &[
+            "template",
+            "stage",
+            "bootstrap",
+            "env-file",
+            "function-instances",
+            "listen-port",
+            "ready-file",
+        ],
         "run" => &[
             "template",
             "stage",
@@ -123,50 +159,61 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             "--stage {stage:?}: lower-case letters, digits and dashes only"
         ));
     }
+    let instances = match get("function-instances") {
+        None => 1,
+        Some(n) => n
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| format!("--function-instances {n:?} is not a number >= 1"))?,
+    };
+    let port = |name: &str| match get(name) {
+        None => Ok(0),
+        Some(port) => port
+            .parse()
+            .map_err(|_| format!("--{name} {port:?} is not a port")),
+    };
     Ok(match command.as_str() {
+        "functions" => Command::Functions(FunctionsOptions {
+            template,
+            stage,
+            bootstrap: PathBuf::from(required("bootstrap")?),
+            env_file: PathBuf::from(required("env-file")?),
+            instances,
+            listen_port: port("listen-port")?,
+            ready_file: get("ready-file").map(PathBuf::from),
+        }),
         "setup" => Command::Setup(SetupOptions {
             template,
             stage,
             env_file: PathBuf::from(required("env-file")?),
             inbox_topic: get("inbox-topic").unwrap_or_else(|| DEFAULT_INBOX_TOPIC.to_owned()),
         }),
-        _ => {
-            Command::Run(RunOptions {
-                template,
-                stage,
-                functions: required("functions")?,
-                api_port: match get("api-port") {
+        _ => Command::Run(RunOptions {
+            template,
+            stage,
+            functions: required("functions")?,
+            api_port: port("api-port")?,
+            ready_file: get("ready-file").map(PathBuf::from),
+            retry_after: Duration::from_secs(match get("retry-after-seconds") {
+                None => DEFAULT_RETRY_AFTER_SECONDS,
+                Some(n) => n
+                    .parse()
+                    .map_err(|_| format!("--retry-after-seconds {n:?} is not a number"))?,
+            }),
+            faults: FaultSettings {
+                duplicate_percent: percent(get("duplicate-percent"), "duplicate-percent")?,
+                crash_percent: percent(get("crash-percent"), "crash-percent")?,
+                seed: match get("fault-seed") {
                     None => 0,
-                    Some(port) => port
-                        .parse()
-                        .map_err(|_| format!("--api-port {port:?} is not a port"))?,
-                },
-                ready_file: get("ready-file").map(PathBuf::from),
-                retry_after: Duration::from_secs(match get("retry-after-seconds") {
-                    None => DEFAULT_RETRY_AFTER_SECONDS,
                     Some(n) => n
                         .parse()
-                        .map_err(|_| format!("--retry-after-seconds {n:?} is not a number"))?,
-                }),
-                faults: FaultSettings {
-                    duplicate_percent: percent(get("duplicate-percent"), "duplicate-percent")?,
-                    crash_percent: percent(get("crash-percent"), "crash-percent")?,
-                    seed: match get("fault-seed") {
-                        None => 0,
-                        Some(n) => n
-                            .parse()
-                            .map_err(|_| format!("--fault-seed {n:?} is not a whole number"))?,
-                    },
-                    stats_file: get("fault-stats").map(PathBuf::from),
+                        .map_err(|_| format!("--fault-seed {n:?} is not a whole number"))?,
                 },
-                function_instances: match get("function-instances") {
-                    None => 1,
-                    Some(n) => n.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                        format!("--function-instances {n:?} is not a number >= 1")
-                    })?,
-                },
-            })
-        }
+                stats_file: get("fault-stats").map(PathBuf::from),
+            },
+            function_instances: instances,
+        }),
     })
 }
 
@@ -231,6 +278,28 @@ mod tests {
                 seed: 42,
                 stats_file: Some("target/f.json".into()),
             }
+        );
+    }
+
+    #[test]
+    fn functions_parses_with_its_defaults() {
+        assert_eq!(
+            parse(&args(
+                "functions --template t.yaml --stage e2e --bootstrap target/debug/orderflow-lambda --env-file target/e2e.env"
+            )),
+            Ok(Command::Functions(FunctionsOptions {
+                template: "t.yaml".into(),
+                stage: "e2e".into(),
+                bootstrap: "target/debug/orderflow-lambda".into(),
+                env_file: "target/e2e.env".into(),
+                instances: 1,
+                listen_port: 0,
+                ready_file: None,
+            }))
+        );
+        assert!(
+            parse(&args("functions --template t --stage s --env-file e"))
+                .is_err_and(|e| e.contains("needs --bootstrap"))
         );
     }
 

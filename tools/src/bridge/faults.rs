@@ -7,9 +7,8 @@
 //! A "crash" drops the answer of an invoke that has done its work and reports the invoke as failed
 //! (`Runtime.ExitError`, as Lambda does when a process exits mid-invoke), so the batch is redelivered:
 //! its SQS messages come back after the visibility timeout, the stream batch is retried. The
-//! process itself is not killed: `cargo lambda watch` does not restart a function whose process
-//! died (seen with cargo-lambda 1.8: every later invoke of it hangs), so a real kill would stop the
-//! local stack rather than exercise redelivery.
+//! process itself is not killed here; a process that does exit is started again by the local
+//! Lambda ([`super::host`]), which answers its invocation `Runtime.ExitError`.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

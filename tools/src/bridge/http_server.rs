@@ -102,19 +102,19 @@ impl ApiGateway {
             Ok(answer) => translate_response(&answer).unwrap_or_else(|reason| {
                 OutgoingResponse::message(
                     502,
-                    &format!("unusable response from {}: {reason}", function.binary),
+                    &format!("unusable response from {}: {reason}", function.handler),
                 )
             }),
             Err(error) => OutgoingResponse::message(
                 502,
-                &format!("{} failed: {}", function.binary, error.reason()),
+                &format!("{} failed: {}", function.handler, error.reason()),
             ),
         };
         let elapsed_ms = started.elapsed().as_millis();
         if response.status == 502 {
-            warn!(function = %function.binary, route = %route_key, %raw_path, status = response.status, elapsed_ms, body = %String::from_utf8_lossy(&response.body), "request failed");
+            warn!(function = %function.handler, route = %route_key, %raw_path, status = response.status, elapsed_ms, body = %String::from_utf8_lossy(&response.body), "request failed");
         } else {
-            info!(function = %function.binary, route = %route_key, %raw_path, status = response.status, elapsed_ms, "request");
+            info!(function = %function.handler, route = %route_key, %raw_path, status = response.status, elapsed_ms, "request");
         }
         response
     }
@@ -176,7 +176,7 @@ pub async fn serve(listener: TcpListener, gateway: Arc<ApiGateway>, shutdown: Ca
 #[cfg(test)]
 mod tests {
     //! The gateway end to end over real sockets, with a fake Lambda invoke API in place of
-    //! `cargo lambda watch`.
+    //! the functions.
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
@@ -189,7 +189,7 @@ mod tests {
     use crate::bridge::stack::FunctionSpec;
     use crate::http_client::HttpClient;
 
-    /// Answers invokes by binary name: `echo` returns the event as the body, `boom` fails,
+    /// Answers invokes by handler name: `echo` returns the event as the body, `boom` fails,
     /// `slow` answers after 2 s; counts the invokes.
     async fn fake_invoke_api() -> (String, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -241,15 +241,15 @@ mod tests {
         (format!("http://{address}"), invokes)
     }
 
-    fn route(method: &str, path: &str, binary: &str) -> HttpRoute {
+    fn route(method: &str, path: &str, handler: &str) -> HttpRoute {
         HttpRoute {
-            event: binary.into(),
+            event: handler.into(),
             method: method.into(),
             path: path.into(),
             function: FunctionSpec {
-                logical_id: binary.into(),
-                binary: binary.into(),
-                name: binary.into(),
+                logical_id: handler.into(),
+                handler: handler.into(),
+                name: handler.into(),
                 timeout: Duration::from_secs(1),
             },
             auth: None,

@@ -1,7 +1,6 @@
-//! Invoking a function through the Lambda Invoke API that `cargo lambda watch` serves
-//! (`POST {base}/2015-03-31/functions/{binary}/invocations`), synchronously, with the function's
-//! timeout. The first invoke of each function gets extra time: `cargo lambda watch` starts the
-//! binary then (`cargo run`), which takes a while even when it is already built.
+//! Invoking a function through the Lambda Invoke API that the local Lambda serves ([`super::host`]:
+//! `POST {base}/2015-03-31/functions/{handler}/invocations`), synchronously, with the function's
+//! timeout. The first invoke of each function gets extra time (its first connections).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -41,7 +40,7 @@ impl InvokeError {
     }
 }
 
-/// Invokes functions by binary name.
+/// Invokes functions by handler name (their `Handler` in `template.yaml`).
 #[derive(Debug, Clone)]
 pub struct Invoker {
     client: HttpClient,
@@ -100,12 +99,12 @@ impl Invoker {
         let decision = self.faults.decide();
         let mut result = self.invoke(function, payload).await;
         if decision.duplicate {
-            tracing::info!(function = %function.binary, "fault: the batch is delivered a second time");
+            tracing::info!(function = %function.handler, "fault: the batch is delivered a second time");
             result = self.invoke(function, payload).await;
         }
         let crashed = decision.crash && result.is_ok();
         if crashed {
-            tracing::warn!(function = %function.binary, "fault: the answer is dropped after the side effects (a crash); the batch will be redelivered");
+            tracing::warn!(function = %function.handler, "fault: the answer is dropped after the side effects (a crash); the batch will be redelivered");
             result = Err(InvokeError::Function {
                 error_type: "Runtime.ExitError".into(),
                 message: "fault injected by the bridge: the process exited before answering".into(),
@@ -123,7 +122,7 @@ impl Invoker {
     ) -> Result<Value, InvokeError> {
         let url = format!(
             "{}/2015-03-31/functions/{}/invocations",
-            self.base, function.binary
+            self.base, function.handler
         );
         let request = Request::builder()
             .method(Method::POST)
@@ -136,7 +135,7 @@ impl Invoker {
             .started
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains(&function.binary);
+            .contains(&function.handler);
         let deadline = if first {
             function.timeout + self.cold_start_grace
         } else {
@@ -153,7 +152,7 @@ impl Invoker {
         self.started
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(function.binary.clone());
+            .insert(function.handler.clone());
         if let Some(kind) = reply.headers.get("x-amz-function-error") {
             return Err(function_error(
                 &reply.body,

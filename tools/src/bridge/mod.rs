@@ -3,7 +3,8 @@
 //! `orderflow-bridge` plays, on one machine without Docker, the parts of AWS that moto does not:
 //! API Gateway routes (with their JWT authorizer), Lambda's SQS and DynamoDB-stream event source
 //! mappings, and schedules.
-//! Functions run under `cargo lambda watch` and are reached through its Lambda Invoke API.
+//! Functions run as processes of the one deployed bootstrap under [`host`] (`orderflow-bridge
+//! functions`), which plays Lambda's Invoke and Runtime APIs.
 //! Everything it knows comes from `template.yaml`: there is no second list of resources.
 //!
 //! ## Layout
@@ -22,6 +23,7 @@
 //! | [`batch_response`] | Lambda's rules for partial batch responses (pure) |
 //! | [`stream_retry`] | the stream mapping's retry, bisect and give-up rules as a state machine (pure) |
 //! | [`sqs_event`], [`stream_event`] | the SQS and DynamoDB events, the on-failure record |
+//! | [`host`] | the local Lambda: every function's processes, the Invoke and Runtime APIs |
 //! | [`invoke`] | the Lambda Invoke API client |
 //! | [`faults`] | batches delivered twice and answers dropped after side effects, for a soak |
 //! | [`http_server`] | the local API Gateway (hyper, 127.0.0.1) |
@@ -34,6 +36,7 @@ pub mod authorizer;
 pub mod batch_response;
 pub mod cli;
 pub mod faults;
+pub mod host;
 pub mod http_server;
 pub mod invoke;
 pub mod resources;

@@ -679,7 +679,7 @@ pub fn cognito_endpoint(service_endpoints: &BTreeMap<String, String>, endpoint: 
         .to_owned()
 }
 
-/// The env file `cargo lambda watch --env-file` reads: the functions' environment plus the
+/// The env file every function gets (`orderflow-bridge functions --env-file`): the functions' environment plus the
 /// emulator's endpoint, the per-service endpoints (`service_endpoints`), dummy credentials and the
 /// region (`KEY=VALUE` lines, sorted).
 pub fn env_file(

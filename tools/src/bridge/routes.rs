@@ -152,7 +152,7 @@ mod tests {
             path: path.into(),
             function: FunctionSpec {
                 logical_id: "Fn".into(),
-                binary: "fn".into(),
+                handler: "fn".into(),
                 name: "fn".into(),
                 timeout: Duration::from_secs(3),
             },

@@ -33,7 +33,8 @@ use super::template::Environment;
 use super::warm_up::warm_up;
 use crate::identity::{find_app_client, find_user_pool};
 
-/// Extra time a function's first invoke may take (`cargo lambda watch` starts it then).
+/// Extra time a function's first invoke may take (its first connections; a Lambda emulator may
+/// start its process then).
 const COLD_START_GRACE: Duration = Duration::from_secs(120);
 /// How long stopping may wait for in-flight invokes.
 const STOP_GRACE: Duration = Duration::from_secs(15);

@@ -72,7 +72,7 @@ impl ScheduleRunner {
         shutdown: CancellationToken,
     ) {
         let schedule = &self.schedule;
-        let function = schedule.function.binary.as_str();
+        let function = schedule.function.handler.as_str();
         let rule_arn = format!(
             "arn:aws:events:{}:{}:rule/{}-{}",
             self.region,
@@ -127,7 +127,7 @@ impl ScheduleRunner {
         rule_arn: &str,
         reason: &str,
     ) {
-        let function = self.schedule.function.binary.as_str();
+        let function = self.schedule.function.handler.as_str();
         let Some(url) = &self.dead_letter_url else {
             warn!(function, %reason, "scheduled run failed; retries exhausted (no dead-letter queue)");
             return;
@@ -179,7 +179,7 @@ mod tests {
             name: "Fn.Every5Minutes".into(),
             function: FunctionSpec {
                 logical_id: "Fn".into(),
-                binary: "fn".into(),
+                handler: "fn".into(),
                 name: "fn".into(),
                 timeout: Duration::from_secs(60),
             },

@@ -131,7 +131,7 @@ impl SqsPoller {
 
     /// Polls until `shutdown`.
     pub async fn run(self, sqs: Client, invoker: Invoker, shutdown: CancellationToken) {
-        let function = self.mapping.function.binary.as_str();
+        let function = self.mapping.function.handler.as_str();
         info!(function, queue = %self.mapping.queue.name, batch_size = self.mapping.batch_size, window_ms = self.mapping.batching_window.as_millis() as u64, "SQS poller started");
         while !shutdown.is_cancelled() {
             let batch = tokio::select! {
@@ -200,7 +200,7 @@ impl SqsPoller {
     /// Deletes the messages at `delete` (`DeleteMessageBatch`, ten at a time, as Lambda does) and
     /// gives the others the failed-message visibility timeout, so they return for a retry.
     async fn settle(&self, sqs: &Client, messages: &[Message], ids: &[&str], delete: &[usize]) {
-        let function = &self.mapping.function.binary;
+        let function = &self.mapping.function.handler;
         let entries: Vec<DeleteMessageBatchRequestEntry> = delete
             .iter()
             .filter_map(|&index| {
@@ -275,10 +275,10 @@ impl SqsPoller {
         self.settle(sqs, messages, &ids, &delete).await;
         match failure {
             None => {
-                info!(function = %function.binary, queue = %self.mapping.queue.name, messages = messages.len(), elapsed_ms, "SQS batch processed")
+                info!(function = %function.handler, queue = %self.mapping.queue.name, messages = messages.len(), elapsed_ms, "SQS batch processed")
             }
             Some(reason) => warn!(
-                function = %function.binary,
+                function = %function.handler,
                 queue = %self.mapping.queue.name,
                 messages = messages.len(),
                 deleted = delete.len(),
@@ -305,7 +305,7 @@ mod tests {
             name: "Fn.Queue".into(),
             function: FunctionSpec {
                 logical_id: "Fn".into(),
-                binary: "fn".into(),
+                handler: "fn".into(),
                 name: "fn".into(),
                 timeout: Duration::from_secs(10),
             },

@@ -30,9 +30,9 @@ const DEFAULT_SCHEDULE_RETRIES: u32 = 185;
 pub struct FunctionSpec {
     /// Its logical id.
     pub logical_id: String,
-    /// The cargo binary that is its code (`Metadata.BuildProperties.Binary`): the name
-    /// `cargo lambda watch` invokes it by.
-    pub binary: String,
+    /// Its `Handler`: which function of the registry its bootstrap serves, and the name the local
+    /// Invoke API knows it by.
+    pub handler: String,
     /// Its `FunctionName`, resolved.
     pub name: String,
     /// Its `Timeout` (or the global one).
@@ -514,26 +514,24 @@ fn assigned_refs(resolver: &Resolver<'_>) -> Result<Vec<AssignedRef>, TemplateEr
 
 fn function_spec(resolver: &Resolver<'_>, id: &str) -> Result<FunctionSpec, TemplateError> {
     let template = resolver.template();
-    let resource = template
+    template
         .resource(id)
         .ok_or_else(|| TemplateError::UnknownReference(id.to_owned()))?;
-    let binary = resource
-        .get("Metadata")
-        .and_then(|m| m.get("BuildProperties"))
-        .and_then(|b| b.get("Binary"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| TemplateError::invalid(id, "no Metadata.BuildProperties.Binary"))?;
     let properties = template.properties(id);
+    let handler = properties
+        .get("Handler")
+        .and_then(Value::as_str)
+        .ok_or_else(|| TemplateError::invalid(id, "no Handler"))?;
     let name = match properties.get("FunctionName") {
         Some(name) => resolver.string(name)?,
-        None => binary.to_owned(),
+        None => handler.to_owned(),
     };
     let timeout = seconds(properties.get("Timeout"))
         .or_else(|| seconds(template.function_global("Timeout")))
         .unwrap_or(Duration::from_secs(DEFAULT_TIMEOUT_SECONDS));
     Ok(FunctionSpec {
         logical_id: id.to_owned(),
-        binary: binary.to_owned(),
+        handler: handler.to_owned(),
         name,
         timeout,
     })
@@ -643,7 +641,7 @@ fn mapped_function(
             let name = resolver.string(value)?;
             functions
                 .iter()
-                .find(|f| f.name == name || f.binary == name)
+                .find(|f| f.name == name || f.handler == name)
         }
     };
     found
@@ -761,7 +759,7 @@ mod tests {
             .routes
             .routes()
             .iter()
-            .map(|r| (r.function.binary.clone(), r.method.clone(), r.path.clone()))
+            .map(|r| (r.function.handler.clone(), r.method.clone(), r.path.clone()))
             .collect();
         let expected: BTreeSet<(String, String, String)> = [
             ("order-api", "POST", "/orders"),
@@ -783,7 +781,7 @@ mod tests {
             .routes
             .find("POST", "/deliveries/d-o-1/delay")
             .unwrap();
-        assert_eq!(found.route.function.binary, "courier-api");
+        assert_eq!(found.route.function.handler, "courier-api");
         assert_eq!(found.parameters["id"], "d-o-1");
     }
 
@@ -873,8 +871,9 @@ Resources:
             JwtConfiguration: {issuer: "https://other.example", audience: [c]}
   Fn:
     Type: AWS::Serverless::Function
-    Metadata: {BuildProperties: {Binary: fn}}
+    Metadata: {BuildProperties: {Binary: orderflow-lambda}}
     Properties:
+      Handler: fn
       Events:
         Defaulted:
           Type: HttpApi
@@ -961,7 +960,7 @@ Resources:
         let placed = stack
             .queues
             .iter()
-            .find(|q| q.function.binary == "delivery-on-order-placed")
+            .find(|q| q.function.handler == "delivery-on-order-placed")
             .unwrap();
         assert_eq!(
             placed.queue.name,
@@ -980,8 +979,9 @@ Resources:
     Properties: {QueueName: q}
   Fn:
     Type: AWS::Serverless::Function
-    Metadata: {BuildProperties: {Binary: fn}}
+    Metadata: {BuildProperties: {Binary: orderflow-lambda}}
     Properties:
+      Handler: fn
       Events:
         Capped:
           Type: SQS
@@ -1017,7 +1017,7 @@ Resources:
             .iter()
             .map(|s| {
                 (
-                    s.function.binary.as_str(),
+                    s.function.handler.as_str(),
                     s.on_failure.as_ref().map_or("", |q| q.name.as_str()),
                 )
             })
@@ -1057,14 +1057,14 @@ Resources:
         let stack = stack();
         assert_eq!(stack.schedules.len(), 1);
         let schedule = &stack.schedules[0];
-        assert_eq!(schedule.function.binary, "delivery-overdue-check");
+        assert_eq!(schedule.function.handler, "delivery-overdue-check");
         assert_eq!(schedule.period, Duration::from_secs(300));
         assert_eq!(schedule.max_retry_attempts, 2);
         assert_eq!(schedule.function.timeout, Duration::from_secs(60));
         let api = stack
             .functions
             .iter()
-            .find(|f| f.binary == "order-api")
+            .find(|f| f.handler == "order-api")
             .unwrap();
         assert_eq!(
             api.timeout,

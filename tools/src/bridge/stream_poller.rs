@@ -137,7 +137,7 @@ impl StreamPoller {
         let mapping = &self.mapping;
         info!(
             mapping = %mapping.name,
-            function = %mapping.function.binary,
+            function = %mapping.function.handler,
             table = %mapping.table_name,
             batch_size = mapping.batch_size,
             window_ms = mapping.batching_window.as_millis() as u64,
@@ -409,10 +409,10 @@ impl StreamPoller {
             shard.pop(step.processed);
             match &reason {
                 None => {
-                    info!(function = %self.mapping.function.binary, shard = %shard.id, records = len, elapsed_ms, "stream batch processed")
+                    info!(function = %self.mapping.function.handler, shard = %shard.id, records = len, elapsed_ms, "stream batch processed")
                 }
                 Some(reason) => warn!(
-                    function = %self.mapping.function.binary,
+                    function = %self.mapping.function.handler,
                     shard = %shard.id,
                     records = len,
                     processed = step.processed,
@@ -472,7 +472,7 @@ impl StreamPoller {
         };
         let record = on_failure_record(&given_up, &uuid::Uuid::now_v7().to_string(), Utc::now());
         let Some(url) = &self.on_failure_url else {
-            warn!(function = %self.mapping.function.binary, shard = %shard.id, records = records.len(), condition = condition.as_str(), "records given up (no on-failure destination)");
+            warn!(function = %self.mapping.function.handler, shard = %shard.id, records = records.len(), condition = condition.as_str(), "records given up (no on-failure destination)");
             return;
         };
         let sent = sqs
@@ -483,7 +483,7 @@ impl StreamPoller {
             .await;
         match sent {
             Ok(_) => warn!(
-                function = %self.mapping.function.binary,
+                function = %self.mapping.function.handler,
                 shard = %shard.id,
                 records = records.len(),
                 first_sequence = given_up.sequence_numbers.0,
@@ -493,7 +493,7 @@ impl StreamPoller {
                 "records given up; on-failure record sent"
             ),
             Err(error) => warn!(
-                function = %self.mapping.function.binary,
+                function = %self.mapping.function.handler,
                 error = %aws_sdk_sqs::error::DisplayErrorContext(error),
                 "could not send the on-failure record; the records are given up all the same"
             ),

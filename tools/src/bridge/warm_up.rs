@@ -1,8 +1,6 @@
-//! Starting every function before the bridge says it is ready: one no-op invoke each, one at a
-//! time. `cargo lambda watch` starts a function's process (`cargo run --bin …`) on its first
-//! invoke; several first invokes at once (two handlers of one event type, say) were seen to leave
-//! one of them never started, its invoke hanging. Starting them in turn, before any event flows,
-//! removes that race and the cold starts from the first orders' path.
+//! Calling every function once before the bridge says it is ready: one no-op invoke each, one at a
+//! time, so that each function's first invoke (its clients' first connections) is off the first
+//! orders' path and a function that cannot answer is found before any event flows.
 //!
 //! The no-op for each kind of function: an HTTP function gets `GET /__warm-up` as API Gateway
 //! would send it (its router answers 404); an SQS or stream function an empty batch; a scheduled
@@ -27,7 +25,7 @@ pub const WARM_UP_PATH: &str = "/__warm-up";
 pub fn warm_up_events(stack: &Stack, env: &Environment) -> Vec<(FunctionSpec, Value)> {
     let mut events: Vec<(FunctionSpec, Value)> = Vec::new();
     let mut add = |function: &FunctionSpec, event: Value| {
-        if !events.iter().any(|(f, _)| f.binary == function.binary) {
+        if !events.iter().any(|(f, _)| f.handler == function.handler) {
             events.push((function.clone(), event));
         }
     };
@@ -83,10 +81,10 @@ pub async fn warm_up(invoker: &Invoker, stack: &Stack, env: &Environment) -> any
         let began = std::time::Instant::now();
         match invoker.invoke(function, event).await {
             Ok(_) | Err(InvokeError::Function { .. }) => {
-                info!(function = %function.binary, elapsed_ms = began.elapsed().as_millis(), "function started");
+                info!(function = %function.handler, elapsed_ms = began.elapsed().as_millis(), "function started");
             }
             Err(error) => {
-                anyhow::bail!("starting {} failed: {}", function.binary, error.reason());
+                anyhow::bail!("starting {} failed: {}", function.handler, error.reason());
             }
         }
     }
@@ -110,12 +108,12 @@ mod tests {
         let env = Environment::local("test", "us-east-1", "http://127.0.0.1:5000");
         let stack = Stack::from_template(&Resolver::new(&template, env.clone())).unwrap();
         let events = warm_up_events(&stack, &env);
-        let mut binaries: Vec<&str> = events.iter().map(|(f, _)| f.binary.as_str()).collect();
+        let mut binaries: Vec<&str> = events.iter().map(|(f, _)| f.handler.as_str()).collect();
         binaries.sort_unstable();
         binaries.dedup();
         assert_eq!(binaries.len(), events.len(), "one event per function");
         assert_eq!(events.len(), stack.functions.len(), "every function");
-        let event_of = |binary: &str| &events.iter().find(|(f, _)| f.binary == binary).unwrap().1;
+        let event_of = |binary: &str| &events.iter().find(|(f, _)| f.handler == binary).unwrap().1;
         assert_eq!(event_of("order-api")["rawPath"], WARM_UP_PATH);
         assert_eq!(
             event_of("order-api")["requestContext"]["http"]["method"],

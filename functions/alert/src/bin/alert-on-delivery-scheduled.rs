@@ -1,7 +1,0 @@
-//! `alert-on-delivery-scheduled` Lambda entry point: only wiring ([`alert::lambda::run_notifier`]). The notification
-//! is composed by [`alert::on_delivery_scheduled`].
-
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    alert::lambda::run_notifier(alert::on_delivery_scheduled::HANDLER).await
-}
