@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Cold starts of the functions against the floor: builds the hello-world function
+# (tools/coldstart-hello) and the functions the way they ship (`cargo lambda build --release`:
+# cargo-lambda's release optimisations), starts moto on 127.0.0.1 with the tables, the bus and
+# the poison queue the measured functions use, and runs orderflow-coldstart (tools/src/coldstart)
+# over them: spawn → first GET .../invocation/next (init), one real event → its response (first
+# invoke), peak RSS at both, binary size, init ÷ the hello-world's. Figures: BENCHMARKS.md.
+#
+#   scripts/coldstart.sh [--runs N] [--json FILE] [--no-build] [--tls] [-- HARNESS_ARGS...]
+#
+#   --runs N      runs per function, interleaved across them (default 21, at least 20)
+#   --json FILE   also write the figures and every run's as JSON
+#   --no-build    measure the binaries already under $CARGO_TARGET_DIR/lambda (a lever's A/B)
+#   --tls         the functions call moto through a TLS front (scripts/tls_proxy.py, a self-signed
+#                 certificate for 127.0.0.1 added to the system's roots through SSL_CERT_FILE and
+#                 SSL_CERT_DIR), so the first invoke pays what it pays on AWS: the root store, the
+#                 handshake, its random numbers
+#   HARNESS_ARGS  passed on to orderflow-coldstart (e.g. --target NAME@VARIANT=BINARY:EVENT to
+#                 put another build of a function beside this one, --env-for NAME:K=V)
+#
+# moto serves every AWS API here, DynamoDB included: the first invoke's calls are the same
+# requests either way, and moto starts in a second where DynamoDB Local's JVM takes several (the
+# stack's DynamoDB Local matters for transactions and streams, which no first invoke here needs).
+# Every server it starts listens on 127.0.0.1 and is stopped by PID on exit.
+# start_moto exports AWS_ENDPOINT_URL in this shell (shellcheck takes it for a subshell):
+# shellcheck disable=SC2031
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=scripts/sam.sh
+source "$ORDERFLOW_ROOT/scripts/sam.sh"
+# shellcheck source=scripts/local.sh
+source "$ORDERFLOW_ROOT/scripts/local.sh"
+cd "$ORDERFLOW_ROOT"
+
+# ---- What is measured -------------------------------------------------------------------------
+# The binary every function runs: empty = each function's own binary (one per function, today);
+# `orderflow-lambda` = the one binary that picks its handler from _HANDLER (the harness sets
+# _HANDLER and AWS_LAMBDA_FUNCTION_NAME to the function's name). Switching is this one line.
+FUNCTION_BINARY=""
+# Each function measured and the event of its trigger (tools/src/coldstart/events/).
+FUNCTIONS=(
+  "order-api:apigw-get-order.json"
+  "event-publisher:stream-insert.json"
+  "delivery-on-order-placed:sqs-order-placed.json"
+  "delivery-overdue-check:schedule.json"
+)
+BASELINE_BINARY="hello-world"
+# ------------------------------------------------------------------------------------------------
+
+EVENTS_DIR="$ORDERFLOW_ROOT/tools/src/coldstart/events"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ORDERFLOW_ROOT/target}"
+WORK_DIR="$TARGET_DIR/coldstart"
+runs=21 json="" build=1 tls=0 extra=()
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --runs) runs="${2:?--runs needs a value}"; shift 2 ;;
+    --json) json="${2:?--json needs a value}"; shift 2 ;;
+    --no-build) build=0; shift ;;
+    --tls) tls=1; shift ;;
+    --) shift; extra=("$@"); break ;;
+    *) die "usage: scripts/coldstart.sh [--runs N] [--json FILE] [--no-build] [--tls] [-- HARNESS_ARGS...]" ;;
+  esac
+done
+
+binary_of() { printf '%s\n' "${FUNCTION_BINARY:-$1}"; }
+bootstrap_of() { printf '%s\n' "$TARGET_DIR/lambda/$1/bootstrap"; }
+
+bins=("$BASELINE_BINARY")
+for entry in "${FUNCTIONS[@]}"; do
+  bin="$(binary_of "${entry%%:*}")"
+  [[ " ${bins[*]} " == *" $bin "* ]] || bins+=("$bin")
+done
+
+if [ "$build" = 1 ]; then
+  ensure_cargo_lambda
+  bin_flags=()
+  for bin in "${bins[@]}"; do bin_flags+=(--bin "$bin"); done
+  log "building ${bins[*]} with cargo lambda build --release"
+  # The native toolchain (no zig): the binaries run on this machine.
+  CARGO_LAMBDA_COMPILER="${CARGO_LAMBDA_COMPILER:-cargo}" \
+    "$VENV/bin/cargo-lambda" lambda build --release "${bin_flags[@]}"
+fi
+for bin in "${bins[@]}"; do
+  [ -x "$(bootstrap_of "$bin")" ] || die "$(bootstrap_of "$bin") is missing: run without --no-build"
+done
+cargo build --locked --quiet -p tools --bin orderflow --bin orderflow-coldstart
+orderflow="$TARGET_DIR/debug/orderflow"
+harness="$TARGET_DIR/debug/orderflow-coldstart"
+
+TLS_PID=""
+stop_all() {
+  if [ -n "$TLS_PID" ]; then
+    kill "$TLS_PID" 2>/dev/null || true
+    wait "$TLS_PID" 2>/dev/null || true
+  fi
+  stop_emulators
+}
+trap stop_all EXIT
+export MOTO_LOG="$WORK_DIR/moto.log"
+start_moto
+mkdir -p "$WORK_DIR"
+export EVENTS_TABLE=orderflow-coldstart-events IDEMPOTENCY_TABLE=orderflow-coldstart-idempotency \
+  VIEWS_TABLE=orderflow-coldstart-views CATALOGUE_TABLE=orderflow-coldstart-catalogue
+"$orderflow" create-tables
+poison_queue_url="$("$VENV/bin/python" -c '
+import boto3, os
+sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+print(sqs.create_queue(QueueName="orderflow-coldstart-poison")["QueueUrl"])')"
+
+endpoint="$AWS_ENDPOINT_URL" tls_env=""
+if [ "$tls" = 1 ]; then
+  cert="$WORK_DIR/tls-cert.pem" key="$WORK_DIR/tls-key.pem" roots="$WORK_DIR/roots.pem"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -keyout "$key" -out "$cert" 2>/dev/null ||
+    die "openssl could not make a self-signed certificate"
+  system_dir="$(openssl version -d | sed -E 's/^OPENSSLDIR: "(.*)"$/\1/')/certs"
+  system_file=""
+  for candidate in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt; do
+    if [ -f "$candidate" ]; then system_file="$candidate"; break; fi
+  done
+  [ -n "$system_file" ] || die "no system root certificate bundle found"
+  cat "$system_file" "$cert" >"$roots"
+  tls_port="$(free_port)"
+  "$VENV/bin/python" "$ORDERFLOW_ROOT/scripts/tls_proxy.py" --port "$tls_port" \
+    --upstream-port "${AWS_ENDPOINT_URL##*:}" --cert "$cert" --key "$key" >"$WORK_DIR/tls-proxy.log" 2>&1 &
+  TLS_PID=$!
+  wait_for_port "$tls_port" 10 "$TLS_PID" || die "the TLS front did not start (log: $WORK_DIR/tls-proxy.log)"
+  endpoint="https://127.0.0.1:$tls_port"
+  # What the SDK's rustls-native-certs loads without these: the system bundle and its directory.
+  tls_env="SSL_CERT_FILE=$roots"$'\n'"SSL_CERT_DIR=$system_dir"
+  log "TLS front on $endpoint (pid $TLS_PID) before moto; roots: $system_file + the certificate, $system_dir"
+fi
+
+# What template.yaml gives the measured functions (functions/*/src/config.rs), pointed at moto.
+env_file="$WORK_DIR/functions.env"
+cat >"$env_file" <<EOF
+AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
+AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
+AWS_SESSION_TOKEN=coldstart
+AWS_REGION=$AWS_REGION
+AWS_ENDPOINT_URL=$endpoint
+EVENTS_TABLE=$EVENTS_TABLE
+IDEMPOTENCY_TABLE=$IDEMPOTENCY_TABLE
+VIEWS_TABLE=$VIEWS_TABLE
+CATALOGUE_TABLE=$CATALOGUE_TABLE
+EVENT_BUS_NAME=default
+PUBLISHER_POISON_QUEUE_URL=$poison_queue_url
+PROJECTOR_POISON_QUEUE_URL=$poison_queue_url
+$tls_env
+EOF
+
+args=(--runs "$runs" --env-file "$env_file"
+  --baseline "hello-world=$(bootstrap_of "$BASELINE_BINARY")")
+for entry in "${FUNCTIONS[@]}"; do
+  name="${entry%%:*}"
+  args+=(--target "$name=$(bootstrap_of "$(binary_of "$name")"):$EVENTS_DIR/${entry#*:}")
+done
+[ -z "$json" ] || args+=(--json "$json")
+"$harness" "${args[@]}" "${extra[@]}"
