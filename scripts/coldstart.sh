@@ -6,11 +6,12 @@
 # over them: spawn → first GET .../invocation/next (init), one real event → its response (first
 # invoke), peak RSS at both, binary size, init ÷ the hello-world's. Figures: BENCHMARKS.md.
 #
-#   scripts/coldstart.sh [--runs N] [--json FILE] [--no-build] [--tls] [-- HARNESS_ARGS...]
+#   scripts/coldstart.sh [--runs N] [--json FILE] [--no-build | --binaries DIR] [--tls] [-- HARNESS_ARGS...]
 #
 #   --runs N      runs per function, interleaved across them (default 21, at least 20)
 #   --json FILE   also write the figures and every run's as JSON
-#   --no-build    measure the binaries already under $CARGO_TARGET_DIR/lambda (a lever's A/B)
+#   --no-build    measure the binaries already under $CARGO_TARGET_DIR/lambda
+#   --binaries DIR  measure DIR/<binary>/bootstrap (a copy of an earlier build: a lever's A/B)
 #   --tls         the functions call moto through a TLS front (scripts/tls_proxy.py, a self-signed
 #                 certificate for 127.0.0.1 added to the system's roots through SSL_CERT_FILE and
 #                 SSL_CERT_DIR), so the first invoke pays what it pays on AWS: the root store, the
@@ -52,19 +53,21 @@ EVENTS_DIR="$ORDERFLOW_ROOT/tools/src/coldstart/events"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ORDERFLOW_ROOT/target}"
 WORK_DIR="$TARGET_DIR/coldstart"
 runs=21 json="" build=1 tls=0 extra=()
+binaries="$TARGET_DIR/lambda"
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --runs) runs="${2:?--runs needs a value}"; shift 2 ;;
     --json) json="${2:?--json needs a value}"; shift 2 ;;
     --no-build) build=0; shift ;;
+    --binaries) build=0 binaries="${2:?--binaries needs a directory}"; shift 2 ;;
     --tls) tls=1; shift ;;
     --) shift; extra=("$@"); break ;;
-    *) die "usage: scripts/coldstart.sh [--runs N] [--json FILE] [--no-build] [--tls] [-- HARNESS_ARGS...]" ;;
+    *) die "usage: scripts/coldstart.sh [--runs N] [--json FILE] [--no-build | --binaries DIR] [--tls] [-- HARNESS_ARGS...]" ;;
   esac
 done
 
 binary_of() { printf '%s\n' "${FUNCTION_BINARY:-$1}"; }
-bootstrap_of() { printf '%s\n' "$TARGET_DIR/lambda/$1/bootstrap"; }
+bootstrap_of() { printf '%s\n' "$binaries/$1/bootstrap"; }
 
 bins=("$BASELINE_BINARY")
 for entry in "${FUNCTIONS[@]}"; do
@@ -82,7 +85,7 @@ if [ "$build" = 1 ]; then
     "$VENV/bin/cargo-lambda" lambda build --release "${bin_flags[@]}"
 fi
 for bin in "${bins[@]}"; do
-  [ -x "$(bootstrap_of "$bin")" ] || die "$(bootstrap_of "$bin") is missing: run without --no-build"
+  [ -x "$(bootstrap_of "$bin")" ] || die "$(bootstrap_of "$bin") is missing: build it (run without --no-build)"
 done
 cargo build --locked --quiet -p tools --bin orderflow --bin orderflow-coldstart
 orderflow="$TARGET_DIR/debug/orderflow"
