@@ -12,9 +12,9 @@
 #   --json FILE   also write the figures and every run's as JSON
 #   --no-build    measure the binaries already under $CARGO_TARGET_DIR/lambda
 #   --binaries DIR  measure DIR/<binary>/bootstrap (a copy of an earlier build: a lever's A/B)
-#   --tls         the functions call moto through a TLS front (scripts/tls_proxy.py, a self-signed
-#                 certificate for 127.0.0.1 added to the system's roots through SSL_CERT_FILE and
-#                 SSL_CERT_DIR), so the first invoke pays what it pays on AWS: the root store, the
+#   --tls         the functions call moto through a TLS front (scripts/tls_proxy.py, a certificate
+#                 for 127.0.0.1 from a throwaway CA added to the system's roots through SSL_CERT_FILE
+#                 and SSL_CERT_DIR), so the first invoke pays what it pays on AWS: the root store, the
 #                 handshake, its random numbers
 #   HARNESS_ARGS  passed on to orderflow-coldstart (e.g. --target NAME@VARIANT=BINARY:EVENT to
 #                 put another build of a function beside this one, --env-for NAME:K=V)
@@ -113,17 +113,26 @@ print(sqs.create_queue(QueueName="orderflow-coldstart-poison")["QueueUrl"])')"
 
 endpoint="$AWS_ENDPOINT_URL" tls_env=""
 if [ "$tls" = 1 ]; then
+  # A throwaway CA (the root the functions trust) and the server's certificate it signs: rustls
+  # refuses a self-signed CA certificate as the server's own.
+  ca="$WORK_DIR/tls-ca.pem" ca_key="$WORK_DIR/tls-ca-key.pem"
   cert="$WORK_DIR/tls-cert.pem" key="$WORK_DIR/tls-key.pem" roots="$WORK_DIR/roots.pem"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
-    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -keyout "$key" -out "$cert" 2>/dev/null ||
-    die "openssl could not make a self-signed certificate"
+  {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+      -subj "/CN=orderflow coldstart CA" -keyout "$ca_key" -out "$ca" &&
+      openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+        -keyout "$key" -out "$WORK_DIR/tls.csr" &&
+      openssl x509 -req -in "$WORK_DIR/tls.csr" -CA "$ca" -CAkey "$ca_key" -CAcreateserial -days 2 \
+        -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n') \
+        -out "$cert"
+  } 2>/dev/null || die "openssl could not make the TLS front's certificates"
   system_dir="$(openssl version -d | sed -E 's/^OPENSSLDIR: "(.*)"$/\1/')/certs"
   system_file=""
   for candidate in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt; do
     if [ -f "$candidate" ]; then system_file="$candidate"; break; fi
   done
   [ -n "$system_file" ] || die "no system root certificate bundle found"
-  cat "$system_file" "$cert" >"$roots"
+  cat "$system_file" "$ca" >"$roots"
   tls_port="$(free_port)"
   "$VENV/bin/python" "$ORDERFLOW_ROOT/scripts/tls_proxy.py" --port "$tls_port" \
     --upstream-port "${AWS_ENDPOINT_URL##*:}" --cert "$cert" --key "$key" >"$WORK_DIR/tls-proxy.log" 2>&1 &
@@ -132,7 +141,7 @@ if [ "$tls" = 1 ]; then
   endpoint="https://127.0.0.1:$tls_port"
   # What the SDK's rustls-native-certs loads without these: the system bundle and its directory.
   tls_env="SSL_CERT_FILE=$roots"$'\n'"SSL_CERT_DIR=$system_dir"
-  log "TLS front on $endpoint (pid $TLS_PID) before moto; roots: $system_file + the certificate, $system_dir"
+  log "TLS front on $endpoint (pid $TLS_PID) before moto; roots: $system_file + its CA, $system_dir"
 fi
 
 # What template.yaml gives the measured functions (functions/*/src/config.rs), pointed at moto.
