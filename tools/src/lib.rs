@@ -1,7 +1,8 @@
 //! # tools
 //!
-//! The operator's `orderflow` command, the local bridge `orderflow-bridge` and the chaos proxy
-//! `orderflow-chaos`, as a library so the integration suites run the same code.
+//! The operator's `orderflow` command, the local bridge `orderflow-bridge`, the chaos proxy
+//! `orderflow-chaos` and the cold-start harness `orderflow-coldstart`, as a library so the
+//! integration suites run the same code.
 //!
 //! | module | responsibility |
 //! | --- | --- |
@@ -9,6 +10,7 @@
 //! | [`demo_api`] | the same story through the HTTP API of a running stack: orders, couriers, notifications |
 //! | [`load`] | `orderflow load`: many orders through a running stack's HTTP API; latency percentiles and throughput |
 //! | [`replay`] | rebuild the order read model from the events table; republish stored events of a time range |
+//! | [`coldstart`] | `orderflow-coldstart`: Lambda cold starts through a fake Runtime API, against a hello-world floor |
 //! | [`chaos`] | `orderflow-chaos`: a seeded fault-injecting proxy in front of the AWS API emulators, for soak tests |
 //! | [`bridge`] | `orderflow-bridge`: runs the whole system locally from `template.yaml` (see its layout) |
 //! | [`http_client`] | a small HTTP/1 client with deadlines (the bridge's invokes, the API demo, the load run) |
@@ -20,6 +22,7 @@
 
 pub mod bridge;
 pub mod chaos;
+pub mod coldstart;
 pub mod demo;
 pub mod demo_api;
 pub mod http_client;
