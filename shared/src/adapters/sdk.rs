@@ -11,8 +11,6 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
-use aws_smithy_http_client::tls;
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// How long a connection may take to open.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -32,21 +30,9 @@ pub fn timeouts() -> TimeoutConfig {
         .build()
 }
 
-/// The HTTPS client every client of a function shares: hyper 1 and rustls on ring (the SDK's
-/// default client brings aws-lc, ~2.5 MB more of the bootstrap; BENCHMARKS.md, "Cold starts").
-pub fn https_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https()
-}
-
-/// Loads the SDK configuration from the environment, with [`https_client`], [`timeouts`] and the
-/// standard retries.
+/// Loads the SDK configuration from the environment, with [`timeouts`] and the standard retries.
 pub async fn load() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client())
         .timeout_config(timeouts())
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
         .load()
