@@ -21,10 +21,17 @@ fn spec(handler: &str, timeout: Duration) -> FunctionSpec {
     }
 }
 
-/// A host running `functions` from the bootstrap, their AWS endpoint `endpoint`.
+/// A host running `functions` from the bootstrap, their AWS endpoint `endpoint` — for every
+/// service: the emulator scripts' per-service endpoints (DynamoDB Local beside moto) in the
+/// environment the host inherits must not win over it.
 async fn host_of(functions: &[FunctionSpec], endpoint: &str) -> LambdaHost {
     let environment = [
         ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint),
+        ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", endpoint),
+        ("AWS_ENDPOINT_URL_SQS", endpoint),
+        ("AWS_ENDPOINT_URL_SNS", endpoint),
+        ("AWS_ENDPOINT_URL_EVENTBRIDGE", endpoint),
         ("AWS_ACCESS_KEY_ID", "test"),
         ("AWS_SECRET_ACCESS_KEY", "test"),
         ("EVENTS_TABLE", "events"),
