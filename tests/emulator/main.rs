@@ -9,6 +9,7 @@
 mod bridge_stream_poller;
 mod chaos_proxy;
 mod courier_api;
+mod dlq;
 mod event_bridge;
 mod event_store;
 mod event_store_stream;

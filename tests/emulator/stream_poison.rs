@@ -5,35 +5,19 @@
 use std::time::Duration;
 
 use integration_tests::streams::{lambda_event, read_stream};
-use integration_tests::{
-    EventStoreFixture, customer_request, emulator, place, place_order, unique_name,
-};
+use integration_tests::{EventStoreFixture, emulator, unique_name};
 use serde_json::json;
 use shared::adapters::eventbridge::EventBridgePublisher;
 use shared::adapters::sqs::SqsDeadLetters;
-use shared::domain::order::Order;
-use shared::ids::{OrderId, StreamId};
+use shared::ids::OrderId;
 use shared::read_model::OrderViews;
-use shared::repository;
 use stream_pipeline::projector::project_batch;
 use stream_pipeline::publisher::publish_batch;
 use stream_pipeline::{Deadline, StreamEvent};
 
 /// Places an order for `customer`: one event; its order id.
 async fn place_one(fixture: &EventStoreFixture, customer: &str) -> OrderId {
-    let order = place_order(customer, 1);
-    let stream = StreamId::new("order", &order.order_id);
-    repository::execute::<Order>(
-        &fixture.store,
-        &stream,
-        &place(&order),
-        &customer_request(customer),
-        None,
-        1,
-    )
-    .await
-    .expect("placing");
-    order.order_id
+    integration_tests::place_one(&fixture.store, customer).await
 }
 
 /// An order, a poison record, another order: the table's stream as one Lambda batch, and the

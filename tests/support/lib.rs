@@ -760,6 +760,22 @@ pub fn place_order(customer: &str, lines: u32) -> PlaceOrder {
     }
 }
 
+/// Places an order for `customer` (one line) in `store`: one event; its order id.
+pub async fn place_one(store: &DynamoEventStore, customer: &str) -> OrderId {
+    let order = place_order(customer, 1);
+    shared::repository::execute::<shared::domain::order::Order>(
+        store,
+        &shared::ids::StreamId::new("order", &order.order_id),
+        &place(&order),
+        &customer_request(customer),
+        None,
+        1,
+    )
+    .await
+    .expect("placing");
+    order.order_id
+}
+
 /// The command placing `order`.
 pub fn place(order: &PlaceOrder) -> OrderCommand {
     OrderCommand::Place(order.clone())

@@ -6,6 +6,10 @@
 //!
 //! | module | responsibility |
 //! | --- | --- |
+//! | [`cli`] | `orderflow`'s command line (clap): every command, its options and environment defaults |
+//! | [`dlq`] | `orderflow dlq`: the stage's dead-letter, on-failure and poison queues — list, show, redrive |
+//! | [`story`] | `orderflow order ID`: an order's events, its delivery's and coupons', the notifications sent |
+//! | [`progress`] | progress of long runs: live on a terminal, plain lines otherwise |
 //! | [`demo`] | place a few orders and print their timelines (through the event store) |
 //! | [`demo_api`] | the same story through the HTTP API of a running stack: orders, couriers, notifications |
 //! | [`load`] | `orderflow load`: many orders through a running stack's HTTP API; latency percentiles and throughput |
@@ -22,12 +26,16 @@
 
 pub mod bridge;
 pub mod chaos;
+pub mod cli;
 pub mod coldstart;
 pub mod demo;
 pub mod demo_api;
+pub mod dlq;
 pub mod http_client;
 pub mod identity;
 pub mod load;
+pub mod progress;
 pub mod replay;
 pub mod signal;
 pub mod soak;
+pub mod story;

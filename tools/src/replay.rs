@@ -12,7 +12,7 @@ use shared::projection::{Projected, project_order_view};
 use shared::read_model::OrderViews;
 
 /// How far a replay has got.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Progress {
     /// Events read from the table.
     pub scanned: u64,
@@ -21,7 +21,12 @@ pub struct Progress {
     /// Events passed over (a view held them already, or outside the time range).
     pub skipped: u64,
     /// Time since the start.
+    #[serde(rename = "elapsed_seconds", serialize_with = "seconds")]
     pub elapsed: Duration,
+}
+
+fn seconds<S: serde::Serializer>(elapsed: &Duration, to: S) -> Result<S::Ok, S::Error> {
+    to.serialize_f64(elapsed.as_secs_f64())
 }
 
 impl std::fmt::Display for Progress {

@@ -18,7 +18,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 use shared::adapters::dynamo::DynamoEventStore;
 use shared::adapters::dynamo_views::DynamoOrderViews;
@@ -204,25 +203,7 @@ async fn stage_queues(observed: &Observed) -> Result<Vec<(String, String)>> {
 
 /// Messages in a queue, visible or in flight.
 async fn depth(observed: &Observed, url: &str) -> Result<u64> {
-    let attributes = observed
-        .sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .map_err(aws_sdk_sqs::Error::from)
-        .with_context(|| format!("the depth of {url}"))?;
-    let count = |name: QueueAttributeName| {
-        attributes
-            .attributes()
-            .and_then(|a| a.get(&name))
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Ok(count(QueueAttributeName::ApproximateNumberOfMessages)
-        + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+    crate::dlq::ops::queue_depth(&observed.sqs, url).await
 }
 
 /// Whether a queue holds what failed for good (a DLQ, an on-failure destination, a poison queue).
