@@ -48,6 +48,8 @@ STAGE=soak
 ENV_FILE=target/soak.env
 FAULT_STATS="$ORDERFLOW_ROOT/target/bridge-soak.faults.json"
 REPORT="$ORDERFLOW_ROOT/target/soak-report.txt"
+# The same figures with the latency distribution and throughput over time as charts.
+HTML_REPORT="$ORDERFLOW_ROOT/target/soak-report.html"
 rm -f "$FAULT_STATS" "$REPORT"
 
 stop_stack_on_exit
@@ -69,7 +71,7 @@ log "stack ready in $((SECONDS - started)) s: API $API"
 # reads around it (--read-dynamodb, --read-sqs: the emulators themselves).
 soak_args=(--api "$API" --orders "$orders" --concurrency "$concurrency" --seed "$seed" --poison "$poison"
   --read-dynamodb "${AWS_ENDPOINT_URL_DYNAMODB:-$AWS_ENDPOINT_URL}" --read-sqs "$AWS_ENDPOINT_URL"
-  --fault-stats "$FAULT_STATS" --log "$LAMBDA_LOG" --log "$BRIDGE_LOG")
+  --fault-stats "$FAULT_STATS" --log "$LAMBDA_LOG" --log "$BRIDGE_LOG" --report "$HTML_REPORT")
 if [ -n "${PROXY_URL:-}" ]; then
   soak_args+=(--journal "$PROXY_JOURNAL" --proxy-stats "$PROXY_URL/chaos/stats")
 fi
@@ -84,5 +86,5 @@ status=0
   fi
   "$(stack_bin_dir)/orderflow" soak "${soak_args[@]}"
 ) | tee "$REPORT" || status=$?
-log "soak done in $((SECONDS - started)) s (figures: $REPORT)"
+log "soak done in $((SECONDS - started)) s (figures: $REPORT, charts: $HTML_REPORT)"
 exit "$status"

@@ -13,6 +13,7 @@
 //! | [`demo`] | place a few orders and print their timelines (through the event store) |
 //! | [`demo_api`] | the same story through the HTTP API of a running stack: orders, couriers, notifications |
 //! | [`load`] | `orderflow load`: many orders through a running stack's HTTP API; latency percentiles and throughput |
+//! | [`report_html`] | a run's figures as one self-contained HTML page with SVG charts (`--report FILE` of `load` and `soak`) |
 //! | [`replay`] | rebuild the order read model from the events table; republish stored events of a time range |
 //! | [`coldstart`] | `orderflow-coldstart`: Lambda cold starts through a fake Runtime API, against a hello-world floor |
 //! | [`chaos`] | `orderflow-chaos`: a seeded fault-injecting proxy in front of the AWS API emulators, for soak tests |
@@ -36,6 +37,7 @@ pub mod identity;
 pub mod load;
 pub mod progress;
 pub mod replay;
+pub mod report_html;
 pub mod signal;
 pub mod soak;
 pub mod story;

@@ -27,6 +27,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -41,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::demo_api::{SignedIn, delivery_status, order_body};
 use crate::http_client::{HttpClient, HttpError, json_request};
+use crate::report_html::{self, Series};
 
 /// A request's deadline.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -164,7 +166,7 @@ impl fmt::Display for Summary {
 }
 
 /// A duration as a person reads it: milliseconds below a second, seconds above.
-fn figure(duration: Duration) -> String {
+pub fn figure(duration: Duration) -> String {
     if duration < Duration::from_secs(1) {
         format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
     } else {
@@ -199,6 +201,12 @@ pub struct Report {
     pub poll_latencies: Vec<Duration>,
     /// Each scheduled order's time from `POST` to the view showing the delivery scheduled.
     pub end_to_end: Vec<Duration>,
+    /// When each placed order's `POST /orders` was answered, from the run's start (the
+    /// throughput chart's).
+    pub placed_at: Vec<Duration>,
+    /// When each scheduled order was seen scheduled, from the run's start (the throughput
+    /// chart's).
+    pub scheduled_at: Vec<Duration>,
     /// Each scheduled order's time from `POST` to its `DeliveryScheduled` event (the timeline's
     /// time), without the projection and the polling.
     pub scheduled_stored: Vec<Duration>,
@@ -210,6 +218,8 @@ pub struct Report {
     pub scheduling_window: Duration,
     /// The whole run.
     pub wall: Duration,
+    /// When the run started.
+    pub started_at: Option<DateTime<Utc>>,
     /// Why the run stopped early, if it did.
     pub stopped: Option<String>,
 }
@@ -228,10 +238,9 @@ impl Report {
         }
         Ok(())
     }
-}
 
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// The figures by name, as printed (the HTML report's table holds the same).
+    pub fn figures(&self) -> Vec<(String, String)> {
         let settings = &self.settings;
         let rate = settings
             .rate
@@ -240,69 +249,146 @@ impl fmt::Display for Report {
         let summary =
             |samples: &[Duration]| Summary::of(samples).map_or_else(none, |s| s.to_string());
         let failed: usize = self.failures.values().sum();
-        writeln!(
-            f,
-            "settings                        N = {} orders, C = {} in flight, R = {rate}",
-            settings.orders, settings.concurrency
-        )?;
-        writeln!(
-            f,
-            "api                             {} (customer {})",
-            self.api, self.customer
-        )?;
-        writeln!(
-            f,
-            "orders placed                   {} of {}",
-            self.placed, settings.orders
-        )?;
-        writeln!(
-            f,
-            "orders scheduled                {} ({} not within {} s, {} abandoned)",
-            self.end_to_end.len(),
-            self.timed_out,
-            SCHEDULE_TIMEOUT.as_secs(),
-            self.abandoned
-        )?;
-        writeln!(f, "failed requests                 {failed}")?;
-        for (what, count) in &self.failures {
-            writeln!(f, "  {what:<29} {count}")?;
-        }
-        writeln!(
-            f,
-            "POST /orders latency            {}",
-            summary(&self.post_latencies)
-        )?;
-        writeln!(
-            f,
-            "POST → delivery scheduled       {}  (seen in GET /orders/{{id}})",
-            summary(&self.end_to_end)
-        )?;
-        writeln!(
-            f,
-            "POST → DeliveryScheduled event  {}  (the event's time in the timeline: before projection and polling)",
-            summary(&self.scheduled_stored)
-        )?;
-        writeln!(
-            f,
-            "GET /orders/{{id}} (polls)        {}  ({} sent)",
-            summary(&self.poll_latencies),
-            self.polls
-        )?;
+        let mut rows = vec![
+            (
+                "settings".to_owned(),
+                format!(
+                    "N = {} orders, C = {} in flight, R = {rate}",
+                    settings.orders, settings.concurrency
+                ),
+            ),
+            (
+                "api".to_owned(),
+                format!("{} (customer {})", self.api, self.customer),
+            ),
+            (
+                "orders placed".to_owned(),
+                format!("{} of {}", self.placed, settings.orders),
+            ),
+            (
+                "orders scheduled".to_owned(),
+                format!(
+                    "{} ({} not within {} s, {} abandoned)",
+                    self.end_to_end.len(),
+                    self.timed_out,
+                    SCHEDULE_TIMEOUT.as_secs(),
+                    self.abandoned
+                ),
+            ),
+            ("failed requests".to_owned(), failed.to_string()),
+        ];
+        rows.extend(
+            self.failures
+                .iter()
+                .map(|(what, count)| (format!("  {what}"), count.to_string())),
+        );
         let sustained = throughput(self.end_to_end.len(), self.scheduling_window)
             .map_or_else(none, |t| format!("{t:.2} orders/s"));
-        writeln!(
-            f,
-            "throughput (scheduled)          {sustained}  ({} scheduled in {:.1} s, first POST → last scheduled)",
-            self.end_to_end.len(),
-            self.scheduling_window.as_secs_f64()
-        )?;
-        write!(
-            f,
-            "wall time                       {:.1} s",
-            self.wall.as_secs_f64()
-        )?;
+        rows.extend([
+            (
+                "POST /orders latency".to_owned(),
+                summary(&self.post_latencies),
+            ),
+            (
+                "POST → delivery scheduled".to_owned(),
+                format!(
+                    "{}  (seen in GET /orders/{{id}})",
+                    summary(&self.end_to_end)
+                ),
+            ),
+            (
+                "POST → DeliveryScheduled event".to_owned(),
+                format!(
+                    "{}  (the event's time in the timeline: before projection and polling)",
+                    summary(&self.scheduled_stored)
+                ),
+            ),
+            (
+                "GET /orders/{id} (polls)".to_owned(),
+                format!("{}  ({} sent)", summary(&self.poll_latencies), self.polls),
+            ),
+            (
+                "throughput (scheduled)".to_owned(),
+                format!(
+                    "{sustained}  ({} scheduled in {:.1} s, first POST → last scheduled)",
+                    self.end_to_end.len(),
+                    self.scheduling_window.as_secs_f64()
+                ),
+            ),
+            (
+                "wall time".to_owned(),
+                format!("{:.1} s", self.wall.as_secs_f64()),
+            ),
+        ]);
         if let Some(reason) = &self.stopped {
-            write!(f, "\nstopped early                   {reason}")?;
+            rows.push(("stopped early".to_owned(), reason.clone()));
+        }
+        rows
+    }
+
+    /// The run as a self-contained HTML page: the figures, the latency distribution of the
+    /// `POST`s and of the orders end to end, and the throughput over time, as charts.
+    pub fn html(&self) -> Result<String> {
+        let settings = &self.settings;
+        report_html::render(&report_html::Page {
+            title: "orderflow load",
+            started_at: self.started_at,
+            settings: vec![
+                ("api".to_owned(), self.api.clone()),
+                ("orders (N)".to_owned(), settings.orders.to_string()),
+                (
+                    "in flight at most (C)".to_owned(),
+                    settings.concurrency.to_string(),
+                ),
+                (
+                    "rate (R)".to_owned(),
+                    settings
+                        .rate
+                        .map_or_else(|| "unpaced".to_owned(), |r| format!("{r} orders/s")),
+                ),
+            ],
+            figures: self.figures(),
+            latencies: vec![
+                Series {
+                    name: "POST /orders",
+                    samples: &self.post_latencies,
+                },
+                Series {
+                    name: "POST → delivery scheduled (seen)",
+                    samples: &self.end_to_end,
+                },
+                Series {
+                    name: "POST → DeliveryScheduled event",
+                    samples: &self.scheduled_stored,
+                },
+            ],
+            completions: vec![
+                Series {
+                    name: "orders placed (POST answered)",
+                    samples: &self.placed_at,
+                },
+                Series {
+                    name: "orders seen scheduled",
+                    samples: &self.scheduled_at,
+                },
+            ],
+        })
+    }
+
+    /// Writes [`Report::html`] to `path`.
+    pub fn write_html(&self, path: &Path) -> Result<()> {
+        report_html::write(path, &self.html()?)
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rows = self.figures();
+        for (n, (name, value)) in rows.iter().enumerate() {
+            if n > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{name:<31} {value}")?;
         }
         Ok(())
     }
@@ -556,10 +642,25 @@ fn scheduled_after(view: &Value, posted_at: DateTime<Utc>) -> Option<Duration> {
 
 /// Runs the load against the API at `api` and prints the figures (progress on stderr); fails
 /// when the run stopped early or an order was not scheduled in time.
-#[allow(clippy::print_stdout)]
 pub async fn load(api: &str, settings: Settings, customer: &SignedIn) -> Result<()> {
+    load_with_html(api, settings, customer, None).await
+}
+
+/// [`load`], and writes the HTML report ([`Report::html`]) to `html` when given — also when the
+/// run failed, since its figures are printed either way.
+#[allow(clippy::print_stdout)]
+pub async fn load_with_html(
+    api: &str,
+    settings: Settings,
+    customer: &SignedIn,
+    html: Option<&Path>,
+) -> Result<()> {
     let report = measure(api, settings.validated()?, customer).await;
     println!("{report}");
+    if let Some(path) = html {
+        report.write_html(path)?;
+        eprintln!("load: the report is in {}", path.display());
+    }
     report.verdict()
 }
 
@@ -585,6 +686,7 @@ pub async fn measure(api: &str, settings: Settings, customer: &SignedIn) -> Repo
         "load: {} orders for customer {} through {}, {} in flight at most",
         settings.orders, run.customer, run.api, settings.concurrency
     );
+    let started_at = Utc::now();
     let started = Instant::now();
     let watchdog = tokio::spawn(watch(run.clone(), settings.clone(), started));
 
@@ -611,8 +713,10 @@ pub async fn measure(api: &str, settings: Settings, customer: &SignedIn) -> Repo
         settings,
         api: run.api.clone(),
         customer: run.customer.clone(),
+        started_at: Some(started_at),
         ..Report::default()
     };
+    let since_start = |at: Instant| at.saturating_duration_since(started);
     let mut first_post: Option<Instant> = None;
     let mut last_seen: Option<Instant> = None;
     while let Some(outcome) = orders.join_next().await {
@@ -633,7 +737,9 @@ pub async fn measure(api: &str, settings: Settings, customer: &SignedIn) -> Repo
                 seen,
             } => {
                 report.post_latencies.push(post);
+                report.placed_at.push(since_start(posted + post));
                 report.end_to_end.push(end_to_end);
+                report.scheduled_at.push(since_start(seen));
                 report.scheduled_stored.extend(stored);
                 last_seen = last_seen.max(Some(seen));
                 Some(posted)
@@ -644,6 +750,7 @@ pub async fn measure(api: &str, settings: Settings, customer: &SignedIn) -> Repo
                 timed_out,
             } => {
                 report.post_latencies.push(post);
+                report.placed_at.push(since_start(posted + post));
                 if timed_out {
                     report.timed_out += 1;
                 } else {
@@ -853,6 +960,25 @@ mod tests {
         assert_eq!(report.scheduled_stored.len(), 6);
         assert!(report.scheduling_window >= 3 * POLL_INTERVAL);
         assert!(report.verdict().is_ok());
+        // When each order was placed and seen scheduled, from the run's start: within the run, and
+        // each order seen scheduled after the first was placed.
+        assert_eq!((report.placed_at.len(), report.scheduled_at.len()), (6, 6));
+        assert!(
+            report
+                .placed_at
+                .iter()
+                .chain(&report.scheduled_at)
+                .all(|at| *at <= report.wall)
+        );
+        let first_placed = report.placed_at.iter().min().copied().unwrap();
+        assert!(
+            report
+                .scheduled_at
+                .iter()
+                .all(|at| *at >= first_placed + 2 * POLL_INTERVAL)
+        );
+        assert!(report.started_at.is_some());
+        assert_eq!(report.html().unwrap().matches("<svg").count(), 2);
 
         let mut keys = fake.keys.lock().unwrap().clone();
         keys.sort();
@@ -1051,6 +1177,98 @@ mod tests {
         assert!(paced.validated().is_ok());
     }
 
+    /// A run of 100 orders: POSTs of 2–200 ms, end to end 1.01–2.00 s, ten orders scheduled in
+    /// each second of ten.
+    fn charted_report() -> Report {
+        Report {
+            settings: Settings {
+                orders: 100,
+                rate: Some(10.0),
+                ..Settings::default()
+            },
+            api: "http://127.0.0.1:4000".into(),
+            customer: "load-<1>".into(),
+            placed: 100,
+            failures: BTreeMap::from([("GET /orders/{id} timeout".to_owned(), 2)]),
+            polls: 900,
+            post_latencies: ms((1..=100).map(|n| n * 2)),
+            poll_latencies: ms((1..=900).map(|n| n % 30 + 5)),
+            end_to_end: ms((1..=100).rev().map(|n| 1_000 + n * 10)),
+            scheduled_stored: ms((1..=100).map(|n| 500 + n * 5)),
+            placed_at: ms((0..100).map(|n| n * 100 + 50)),
+            scheduled_at: ms((0..100).map(|n| 1_000 + n * 100)),
+            scheduling_window: Duration::from_secs(11),
+            wall: Duration::from_secs(12),
+            started_at: DateTime::parse_from_rfc3339("2026-12-01T10:15:03Z")
+                .ok()
+                .map(|at| at.with_timezone(&Utc)),
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn the_html_report_shows_the_figures_beside_two_charts_and_needs_nothing_else() {
+        let report = charted_report();
+        let html = report.html().unwrap();
+
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert_eq!(html.matches("<svg").count(), 2, "the two charts, inline");
+        assert!(html.contains("Latency distribution") && html.contains("Throughput over time"));
+        // Self-contained: nothing is fetched, nothing runs. The only addresses are the SVG
+        // namespace (a name, never fetched) and the API measured (text).
+        for outside in [
+            "<script", "<link", "<img", "<iframe", "src=", "href=", "url(", "@import",
+        ] {
+            assert!(!html.contains(outside), "{outside} in the page");
+        }
+        let rest = html
+            .replace("xmlns=\"http://www.w3.org/2000/svg\"", "")
+            .replace(&report.api, "");
+        assert!(!rest.contains("http"), "an address in the page");
+
+        // The percentiles `Summary` computes, for the POSTs and end to end.
+        for samples in [&report.post_latencies, &report.end_to_end] {
+            let summary = Summary::of(samples).unwrap();
+            for at in [summary.p50, summary.p90, summary.p99, summary.max] {
+                assert!(html.contains(&format!("<td class=\"n\">{}</td>", figure(at))));
+            }
+        }
+        assert!(html.contains("1.50 s") && html.contains("100.0 ms") && html.contains("1.99 s"));
+        // Every printed figure is in the table (escaped).
+        let escaped = |text: &str| {
+            text.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        for (name, value) in report.figures() {
+            let (name, value) = (escaped(&name), escaped(&value));
+            assert!(
+                html.contains(&format!("<tr><th>{name}</th><td>{value}</td></tr>")),
+                "{name}: {value} not in the table"
+            );
+        }
+        assert!(html.contains("load-&lt;1&gt;") && !html.contains("load-<1>"));
+        assert!(html.contains("2026-12-01 10:15:03 UTC"));
+        assert!(html.contains("orders seen scheduled") && html.contains("in 1 s buckets"));
+    }
+
+    #[test]
+    fn the_html_report_is_written_to_the_file_named() {
+        let report = charted_report();
+        let folder = std::env::temp_dir().join(format!(
+            "orderflow-load-report-{}-{}",
+            std::process::id(),
+            Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        ));
+        let path = folder.join("nested").join("load-report.html");
+
+        report.write_html(&path).unwrap();
+        let written = std::fs::read_to_string(&path);
+        std::fs::remove_dir_all(&folder).unwrap();
+
+        assert_eq!(written.unwrap(), report.html().unwrap());
+    }
+
     #[test]
     fn a_report_reads_as_figures_and_fails_when_cut_short() {
         let report = Report {
@@ -1071,7 +1289,7 @@ mod tests {
         for line in [
             "N = 200 orders, C = 4 in flight, R = unpaced",
             "orders placed                   199 of 200",
-            "failed requests                 1\n  POST /orders 503",
+            "failed requests                 1\n  POST /orders 503              1\n",
             "POST /orders latency            p50 40.0 ms",
             "POST → delivery scheduled       p50 3.00 s  p90 3.50 s",
             "POST → DeliveryScheduled event  -",

@@ -93,7 +93,7 @@ async fn main() -> Result<()> {
             })
         }
         Command::Demo(args) => demo(&config, &store, &names, args).await,
-        Command::Load(args) => load(&config, &names, args).await,
+        Command::Load(args) => load(&config, &names, args, json).await,
         Command::Soak(args) => soak(&config, &names, args, json).await,
         Command::Token(args) => {
             let group = Group::from(args.group);
@@ -170,7 +170,20 @@ async fn demo(
     tools::demo_api::demo(&api, inbox, &customer, &courier).await
 }
 
-async fn load(config: &aws_config::SdkConfig, names: &Names, args: LoadArgs) -> Result<()> {
+/// The figures a load or soak prints, by name, for `--json`.
+fn figures_json(figures: Vec<(String, String)>) -> serde_json::Map<String, serde_json::Value> {
+    figures
+        .into_iter()
+        .map(|(name, value)| (name.trim().to_owned(), serde_json::Value::String(value)))
+        .collect()
+}
+
+async fn load(
+    config: &aws_config::SdkConfig,
+    names: &Names,
+    args: LoadArgs,
+    json: bool,
+) -> Result<()> {
     let settings = Settings {
         orders: args.orders as usize,
         concurrency: args.concurrency as usize,
@@ -178,7 +191,13 @@ async fn load(config: &aws_config::SdkConfig, names: &Names, args: LoadArgs) -> 
     };
     let identity = Identity::discover(config, &names.stage).await?;
     let customer = signed_in(&identity, "load-customer", Group::Customers).await?;
-    tools::load::load(&args.api, settings, &customer).await
+    let report = tools::load::measure(&args.api, settings.validated()?, &customer).await;
+    print(json, &figures_json(report.figures()), || report.to_string())?;
+    if let Some(path) = &args.report {
+        report.write_html(path)?;
+        eprintln!("load: the report is in {}", path.display());
+    }
+    report.verdict()
 }
 
 async fn soak(
@@ -187,6 +206,7 @@ async fn soak(
     args: SoakArgs,
     json: bool,
 ) -> Result<()> {
+    let args_report = args.report.clone();
     let options = tools::soak::stack::Options {
         api: args.api,
         settings: tools::soak::Settings {
@@ -208,11 +228,12 @@ async fn soak(
         poison: args.poison as usize,
     };
     let report = tools::soak::stack::soak(config, &options).await?;
-    let _ = json;
-    // The figures are the command's output.
-    #[allow(clippy::print_stdout)]
-    {
-        print!("{report}");
+    print(json, &figures_json(report.figures()), || {
+        report.to_string().trim_end().to_owned()
+    })?;
+    if let Some(path) = &args_report {
+        report.write_html(&options, path)?;
+        eprintln!("soak: the report is in {}", path.display());
     }
     if !report.violations.is_empty() {
         bail!("the soak found {} violation(s)", report.violations.len());

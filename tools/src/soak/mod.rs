@@ -132,7 +132,8 @@ pub async fn drive(api: &str, settings: &Settings, actors: &Actors) -> (Vec<Plac
     let report = Arc::new(Mutex::new(Report::default()));
     let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let mut rng = fastrand::Rng::with_seed(settings.seed);
-    let run = Utc::now().format("%H%M%S").to_string();
+    let started_at = Utc::now();
+    let run = started_at.format("%H%M%S").to_string();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..settings.orders {
@@ -151,13 +152,12 @@ pub async fn drive(api: &str, settings: &Settings, actors: &Actors) -> (Vec<Plac
                 key,
             };
             let mut placed = None;
-            let outcome = order.run(&mut placed).await;
+            let mut timing = Timing::default();
+            let outcome = order.run(&mut placed, &mut timing).await;
+            let mut report = report.lock().unwrap_or_else(PoisonError::into_inner);
+            timing.record(started, &mut report);
             if let Err(violation) = outcome {
-                report
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .violations
-                    .push(violation);
+                report.violations.push(violation);
             }
             placed
         });
@@ -188,10 +188,49 @@ pub async fn drive(api: &str, settings: &Settings, actors: &Actors) -> (Vec<Plac
         });
     report.client = client.counts();
     report.drive_time = started.elapsed();
+    report.started_at = Some(started_at);
     for order in placed.iter().filter(|o| o.finished) {
         *report.lifecycles.entry(order.lifecycle.name()).or_default() += 1;
     }
     (placed, report)
+}
+
+/// When one order's steps were done (the figures' latencies and the throughput over time).
+#[derive(Debug, Default)]
+struct Timing {
+    /// `POST /orders` sent (the first attempt).
+    sent: Option<Instant>,
+    /// `POST /orders` answered 201 (after any retries).
+    placed: Option<Instant>,
+    /// The view seen showing the delivery scheduled.
+    scheduled: Option<Instant>,
+    /// The lifecycle's last command accepted.
+    finished: Option<Instant>,
+}
+
+impl Timing {
+    /// Adds the order's times to `report`: latencies from its `POST`, completions from the
+    /// drive's start (`started`).
+    fn record(&self, started: Instant, report: &mut Report) {
+        let Some(sent) = self.sent else {
+            return;
+        };
+        if let Some(placed) = self.placed {
+            report.post_latencies.push(placed - sent);
+            report
+                .placed_at
+                .push(placed.saturating_duration_since(started));
+        }
+        if let Some(scheduled) = self.scheduled {
+            report.scheduled_latencies.push(scheduled - sent);
+        }
+        if let Some(finished) = self.finished {
+            report.lifecycle_times.push(finished - sent);
+            report
+                .finished_at
+                .push(finished.saturating_duration_since(started));
+        }
+    }
 }
 
 /// One order on its way.
@@ -204,10 +243,12 @@ struct Order<'a> {
 }
 
 impl Order<'_> {
-    /// Takes the order through its lifecycle; `placed` holds it once the API has answered 201.
-    async fn run(&self, placed: &mut Option<Placed>) -> Result<(), Violation> {
+    /// Takes the order through its lifecycle; `placed` holds it once the API has answered 201,
+    /// `timing` when each step was done.
+    async fn run(&self, placed: &mut Option<Placed>, timing: &mut Timing) -> Result<(), Violation> {
         let customer = self.customer.bearer();
         let body = order_body(&[("TEA-GREEN-100G", 2), ("MUG-STONE", 1)]);
+        timing.sent = Some(Instant::now());
         let answer = self
             .client
             .command(
@@ -229,6 +270,7 @@ impl Order<'_> {
                 ));
             }
         };
+        timing.placed = Some(Instant::now());
         let order = placed.insert(Placed {
             order_id: order_id.clone(),
             customer_id: self.customer.subject.clone(),
@@ -240,6 +282,7 @@ impl Order<'_> {
             delivery_status(v) == "scheduled"
         })
         .await?;
+        timing.scheduled = Some(Instant::now());
         let courier = self.courier.bearer();
         let delivery = format!("/deliveries/d-{order_id}");
         let cancel_path = format!("/orders/{order_id}/cancel");
@@ -342,6 +385,7 @@ impl Order<'_> {
             }
         }
         order.finished = true;
+        timing.finished = Some(Instant::now());
         Ok(())
     }
 
@@ -378,3 +422,40 @@ impl Order<'_> {
 
 /// Counts by name, for the figures.
 pub type Counts = BTreeMap<String, u64>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_adds_its_latencies_and_completions_to_the_report() {
+        let started = Instant::now();
+        let at = |ms| Some(started + Duration::from_millis(ms));
+        let mut report = Report::default();
+        Timing {
+            sent: at(1_000),
+            placed: at(1_200),
+            scheduled: at(3_000),
+            finished: at(5_500),
+        }
+        .record(started, &mut report);
+        // Placed, but stopped before its delivery showed scheduled.
+        Timing {
+            sent: at(2_000),
+            placed: at(2_050),
+            ..Timing::default()
+        }
+        .record(started, &mut report);
+        // Never sent: nothing to add.
+        Timing::default().record(started, &mut report);
+
+        let ms = |values: &[u64]| -> Vec<Duration> {
+            values.iter().copied().map(Duration::from_millis).collect()
+        };
+        assert_eq!(report.post_latencies, ms(&[200, 50]));
+        assert_eq!(report.placed_at, ms(&[1_200, 2_050]));
+        assert_eq!(report.scheduled_latencies, ms(&[2_000]));
+        assert_eq!(report.lifecycle_times, ms(&[4_500]));
+        assert_eq!(report.finished_at, ms(&[5_500]));
+    }
+}

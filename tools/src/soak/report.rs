@@ -2,11 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
+use anyhow::Result;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::Counts;
+use super::stack::Options;
+use crate::report_html::{self, Page, Series};
 
 /// One broken invariant, with what showed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +51,18 @@ pub struct Report {
     pub bridge: Option<Value>,
     /// Every violation found.
     pub violations: Vec<Violation>,
+    /// When driving started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Each placed order's `POST /orders`, from the first attempt to the 201 (retries included).
+    pub post_latencies: Vec<Duration>,
+    /// Each order's time from its `POST` to its view showing the delivery scheduled.
+    pub scheduled_latencies: Vec<Duration>,
+    /// Each finished order's time from its `POST` to its lifecycle's last command accepted.
+    pub lifecycle_times: Vec<Duration>,
+    /// When each order was placed (its `POST` answered 201), from the start of driving.
+    pub placed_at: Vec<Duration>,
+    /// When each order finished its lifecycle, from the start of driving.
+    pub finished_at: Vec<Duration>,
 }
 
 impl Report {
@@ -58,6 +75,133 @@ impl Report {
                 .push(&violation.detail);
         }
         by
+    }
+}
+
+impl Report {
+    /// The figures by name (the HTML report's table): the same numbers as printed.
+    pub fn figures(&self) -> Vec<(String, String)> {
+        let orders: u64 = self.lifecycles.values().sum();
+        let mut rows = vec![(
+            "orders through their lifecycle".to_owned(),
+            orders.to_string(),
+        )];
+        rows.extend(
+            self.lifecycles
+                .iter()
+                .map(|(lifecycle, count)| (format!("  {lifecycle}"), count.to_string())),
+        );
+        rows.extend(
+            self.client
+                .iter()
+                .map(|(name, count)| (format!("client: {name}"), count.to_string())),
+        );
+        if let Some(proxy) = &self.proxy {
+            let faults = faults_by_kind(proxy);
+            let total: u64 = faults.values().sum();
+            rows.push((
+                "faults injected by the proxy".to_owned(),
+                format!(
+                    "{total} of {} requests ({})",
+                    proxy["requests"]["total"]
+                        .as_u64()
+                        .map_or_else(|| "?".to_owned(), |n| n.to_string()),
+                    faults_by_service(proxy)
+                ),
+            ));
+            rows.extend(
+                faults
+                    .into_iter()
+                    .map(|(kind, count)| (format!("  {kind}"), count.to_string())),
+            );
+        }
+        if let Some(bridge) = &self.bridge {
+            rows.push((
+                "bridge".to_owned(),
+                format!(
+                    "{} batches, {} delivered twice, {} answers dropped after their side effects (crashes)",
+                    bridge["batches"], bridge["duplicated"], bridge["crashed"]
+                ),
+            ));
+        }
+        rows.extend(
+            self.audited
+                .iter()
+                .map(|(name, count)| (format!("audited: {name}"), count.to_string())),
+        );
+        rows.push(("violations".to_owned(), self.violations.len().to_string()));
+        // Each invariant's count and its first five violations, as printed.
+        rows.extend(
+            self.violations_by_invariant()
+                .into_iter()
+                .map(|(invariant, details)| {
+                    let shown = details.iter().take(5).copied().collect::<Vec<_>>();
+                    (
+                        format!("  {invariant}"),
+                        format!("{}: {}", details.len(), shown.join("; ")),
+                    )
+                }),
+        );
+        rows.extend([
+            (
+                "driving".to_owned(),
+                format!("{:.1} s", self.drive_time.as_secs_f64()),
+            ),
+            (
+                "settling and auditing".to_owned(),
+                format!("{:.1} s", self.audit_time.as_secs_f64()),
+            ),
+        ]);
+        rows
+    }
+
+    /// The run as a self-contained HTML page: the figures, the latency distribution of the
+    /// orders' `POST`s, of their deliveries being scheduled and of their whole lifecycles, and
+    /// the throughput over time, as charts. `options` are what the soak was told.
+    pub fn html(&self, options: &Options) -> Result<String> {
+        let settings = &options.settings;
+        report_html::render(&Page {
+            title: "orderflow soak",
+            started_at: self.started_at,
+            settings: vec![
+                ("api".to_owned(), options.api.clone()),
+                ("stage".to_owned(), options.stage.clone()),
+                ("orders".to_owned(), settings.orders.to_string()),
+                ("at once".to_owned(), settings.concurrency.to_string()),
+                ("seed".to_owned(), settings.seed.to_string()),
+                ("poison records".to_owned(), options.poison.to_string()),
+            ],
+            figures: self.figures(),
+            latencies: vec![
+                Series {
+                    name: "POST /orders (retries included)",
+                    samples: &self.post_latencies,
+                },
+                Series {
+                    name: "POST → delivery scheduled (seen)",
+                    samples: &self.scheduled_latencies,
+                },
+                Series {
+                    name: "POST → lifecycle finished",
+                    samples: &self.lifecycle_times,
+                },
+            ],
+            completions: vec![
+                Series {
+                    name: "orders placed",
+                    samples: &self.placed_at,
+                },
+                Series {
+                    name: "orders through their lifecycle",
+                    samples: &self.finished_at,
+                },
+            ],
+        })
+    }
+
+    /// Writes [`Report::html`] to `path`.
+    pub fn write_html(&self, options: &Options, path: &Path) -> Result<()> {
+        report_html::write(path, &self.html(options)?)
     }
 }
 
@@ -196,5 +340,69 @@ mod tests {
             "{text}"
         );
         assert!(Report::default().to_string().contains("violations: 0"));
+    }
+
+    fn options() -> Options {
+        Options {
+            api: "http://127.0.0.1:4000".into(),
+            settings: super::super::Settings {
+                orders: 40,
+                concurrency: 8,
+                seed: 7,
+            },
+            stage: "soak".into(),
+            events_table: "events".into(),
+            views_table: "views".into(),
+            idempotency_table: "idempotency".into(),
+            topic_arn: "arn:aws:sns:eu-west-1:000000000000:customers".into(),
+            read_dynamodb: None,
+            read_sqs: None,
+            journal: None,
+            proxy_stats: None,
+            fault_stats: None,
+            logs: Vec::new(),
+            poison: 2,
+        }
+    }
+
+    fn ms(values: impl IntoIterator<Item = u64>) -> Vec<Duration> {
+        values.into_iter().map(Duration::from_millis).collect()
+    }
+
+    #[test]
+    fn the_html_report_charts_the_orders_beside_the_figures() {
+        let report = Report {
+            lifecycles: BTreeMap::from([("completed", 30), ("failed, compensated", 10)]),
+            client: Counts::from([
+                ("requests".to_owned(), 400),
+                ("retried after 503".to_owned(), 9),
+            ]),
+            violations: vec![Violation::new("order progresses", "order <o1> & more")],
+            post_latencies: ms((1..=40).map(|n| n * 5)),
+            scheduled_latencies: ms((1..=40).map(|n| 1_000 + n * 50)),
+            lifecycle_times: ms((1..=40).map(|n| 3_000 + n * 100)),
+            placed_at: ms((0..40).map(|n| n * 250)),
+            finished_at: ms((0..40).map(|n| 3_000 + n * 250)),
+            ..Report::default()
+        };
+        let html = report.html(&options()).unwrap();
+
+        assert_eq!(html.matches("<svg").count(), 2);
+        for outside in ["<script", "<link", "src=", "href=", "url("] {
+            assert!(!html.contains(outside), "{outside} in the page");
+        }
+        for row in [
+            "<tr><th>seed</th><td>7</td></tr>",
+            "<tr><th>orders through their lifecycle</th><td>40</td></tr>",
+            "<tr><th>  completed</th><td>30</td></tr>",
+            "<tr><th>client: retried after 503</th><td>9</td></tr>",
+            "<tr><th>  order progresses</th><td>1: order &lt;o1&gt; &amp; more</td></tr>",
+        ] {
+            assert!(html.contains(row), "{row} not in the page");
+        }
+        // p50 of the POSTs (100 ms) and of the scheduling (2.00 s), nearest rank.
+        assert!(html.contains("<td class=\"n\">100.0 ms</td>"));
+        assert!(html.contains("<td class=\"n\">2.00 s</td>"));
+        assert!(html.contains("orders through their lifecycle"));
     }
 }
