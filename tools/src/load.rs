@@ -781,7 +781,9 @@ pub async fn measure(api: &str, settings: Settings, customer: &SignedIn) -> Repo
 /// Stops the run at its deadline; reports progress on stderr meanwhile.
 async fn watch(run: Arc<Run>, settings: Settings, started: Instant) {
     let deadline = started + settings.deadline();
-    let mut progress = tokio::time::interval_at((started + PROGRESS_EVERY).into(), PROGRESS_EVERY);
+    let line = crate::progress::Progress::stderr();
+    let every = line.every(PROGRESS_EVERY);
+    let mut progress = tokio::time::interval_at((started + every).into(), every);
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(deadline.into()) => {
@@ -793,13 +795,13 @@ async fn watch(run: Arc<Run>, settings: Settings, started: Instant) {
             }
             _ = progress.tick() => {
                 let failed = run.tally().failed;
-                eprintln!(
-                    "  {:>4} s: {} of {} placed, {} scheduled, {failed} failed request(s)",
+                line.update(format!(
+                    "{:>4} s: {} of {} placed, {} scheduled, {failed} failed request(s)",
                     started.elapsed().as_secs(),
                     run.placed.load(Ordering::Relaxed),
                     settings.orders,
                     run.scheduled.load(Ordering::Relaxed),
-                );
+                ));
             }
         }
     }

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// A run's progress: [`Progress::update`] as it goes, [`Progress::finish`] at the end.
-#[derive(Debug)]
+/// A run's progress: [`Progress::update`] as it goes, [`Progress::finish`] at the end. Clones
+/// draw the same line.
+#[derive(Debug, Clone)]
 pub struct Progress {
     bar: Option<ProgressBar>,
 }
@@ -37,6 +38,15 @@ impl Progress {
         self.bar.is_some()
     }
 
+    /// How often a run should say where it stands: every second live, `plain` in a log.
+    pub fn every(&self, plain: Duration) -> Duration {
+        if self.is_live() {
+            Duration::from_secs(1)
+        } else {
+            plain
+        }
+    }
+
     /// Where the run stands now.
     pub fn update(&self, line: impl std::fmt::Display) {
         match &self.bar {
@@ -51,5 +61,21 @@ impl Progress {
             Some(bar) => bar.finish_with_message(line.to_string()),
             None => eprintln!("{line}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_gets_a_line_now_and_then_a_terminal_a_live_one() {
+        let plain = Progress::new(false);
+        assert!(!plain.is_live());
+        assert_eq!(plain.every(Duration::from_secs(15)), Duration::from_secs(15));
+        let live = Progress::new(true);
+        assert!(live.is_live());
+        assert_eq!(live.every(Duration::from_secs(15)), Duration::from_secs(1));
+        live.finish("done");
     }
 }

@@ -164,18 +164,20 @@ pub async fn drive(api: &str, settings: &Settings, actors: &Actors) -> (Vec<Plac
     }
     let mut placed = Vec::with_capacity(settings.orders);
     let mut last_progress = Instant::now();
+    let line = crate::progress::Progress::stderr();
+    let every = line.every(Duration::from_secs(15));
     while let Some(joined) = tasks.join_next().await {
         if let Ok(Some(order)) = joined {
             placed.push(order);
         }
-        if last_progress.elapsed() > Duration::from_secs(15) {
+        if last_progress.elapsed() > every {
             last_progress = Instant::now();
-            eprintln!(
-                "  {} of {} orders through their lifecycle ({:.0} s)",
+            line.update(format!(
+                "{} of {} orders through their lifecycle ({:.0} s)",
                 placed.len(),
                 settings.orders,
                 started.elapsed().as_secs_f64()
-            );
+            ));
         }
     }
     let mut report = Arc::try_unwrap(report)
