@@ -18,6 +18,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::envelope::StoredEvent;
 use crate::events::DecodeError;
+use crate::telemetry::{self, ErrorKind};
 use crate::upcasting::upcast;
 
 /// Why a handler did not finish with a message.
@@ -217,6 +218,7 @@ where
         Ok(event) => event,
         Err(reason) => {
             error!(handler = handler_name, %message_id, %receive_count, %reason, "poison message: fails at once, bound for the DLQ");
+            telemetry::handler_error(ErrorKind::Poison);
             return Some(message_id);
         }
     };
@@ -236,12 +238,16 @@ where
             info!("handled");
             None
         }
-        Err(HandlerError::Poison(reason)) => {
-            error!(%receive_count, %reason, "message can never succeed: bound for the DLQ");
-            Some(message_id)
-        }
-        Err(HandlerError::Retryable(reason)) => {
-            warn!(%receive_count, %reason, "failed; the queue will redeliver");
+        Err(failure) => {
+            telemetry::handler_error(ErrorKind::from(&failure));
+            match failure {
+                HandlerError::Poison(reason) => {
+                    error!(%receive_count, %reason, "message can never succeed: bound for the DLQ");
+                }
+                HandlerError::Retryable(reason) => {
+                    warn!(%receive_count, %reason, "failed; the queue will redeliver");
+                }
+            }
             Some(message_id)
         }
     }

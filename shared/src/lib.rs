@@ -23,6 +23,7 @@
 //! | [`read_model`] | the order view (status, items, total, delivery, coupons, timeline) and its port |
 //! | [`projection`] | projecting stored events into order views: duplicates skipped, gaps healed, conditional writes |
 //! | [`repository`] | load → decide → append with a bounded retry on version conflicts |
+//! | [`telemetry`] | the functions' metrics (names, units, dimensions), recorded through the `metrics` facade |
 //! | [`adapters`] | [`adapters::memory`] (tests), [`adapters::dynamo`] (DynamoDB event store, tables), [`adapters::dynamo_views`] (order views) [`adapters::eventbridge`] (publisher to the bus) and [`adapters::sns`] (customer notifications) |
 //! | [`testing`] | the given / when / then helper for aggregate tests |
 #![forbid(unsafe_code)]
@@ -44,6 +45,7 @@ pub mod projection;
 pub mod read_model;
 pub mod repository;
 pub mod schedule;
+pub mod telemetry;
 pub mod testing;
 pub mod upcasting;
 pub mod validation;

@@ -146,6 +146,8 @@ async fn decide_and_append<A: Aggregate>(
         idempotency,
     };
     store.append(request).await?;
+    // Stored: the facts they record happened (a repeat or a refusal stores, and counts, nothing).
+    crate::telemetry::events_stored(&stored);
     Ok(stored)
 }
 

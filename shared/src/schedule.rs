@@ -11,3 +11,15 @@ pub trait ScheduledHandler: Send + Sync {
     /// One run.
     async fn run(&self) -> Result<serde_json::Value, HandlerError>;
 }
+
+/// One run of `handler`, its failure counted by kind (the convention's one wrapper, as
+/// [`handle_queue_batch`](crate::consumer::handle_queue_batch) is the queues').
+pub async fn run_scheduled(
+    handler: &dyn ScheduledHandler,
+) -> Result<serde_json::Value, HandlerError> {
+    let outcome = handler.run().await;
+    if let Err(failure) = &outcome {
+        crate::telemetry::handler_error(failure.into());
+    }
+    outcome
+}

@@ -161,6 +161,7 @@ impl NotificationHandler {
             }
             return Err(HandlerError::Retryable(error.to_string()));
         }
+        shared::telemetry::notification_sent();
         let done = deps.clock.now();
         let response = json!({
             "handler": self.name,

@@ -16,6 +16,11 @@
 //! [`EventHandler`](shared::consumer::EventHandler) (one event at a time; the batch around it is
 //! the same for all), a stream reader a [`StreamHandler`](stream_pipeline::StreamHandler), a
 //! scheduled function a [`ScheduledHandler`](shared::schedule::ScheduledHandler).
+//!
+//! Every invocation's metrics are written as CloudWatch Embedded Metric Format when it ends
+//! ([`emf`], docs/metrics.md).
+
+pub mod emf;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -35,8 +40,10 @@ use shared::config::{ConfigError, Lookup};
 use shared::consumer::{EventHandler, handle_queue_batch};
 use shared::http::routes::RouteSpec;
 use shared::http::serve::HttpHandler;
-use shared::schedule::ScheduledHandler;
+use shared::schedule::{ScheduledHandler, run_scheduled};
 use stream_pipeline::{Deadline, StreamEvent, StreamHandler};
+
+use crate::emf::Emf;
 
 /// What starts a function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,6 +293,9 @@ pub enum StartError {
         /// What is wrong.
         error: ConfigError,
     },
+    /// The metrics recorder could not be installed.
+    #[error(transparent)]
+    Metrics(#[from] emf::InstallError),
 }
 
 /// The function this process serves: `_HANDLER` (Lambda, and the local stack's Lambda, set it to
@@ -312,11 +322,19 @@ pub fn selected(lookup: Lookup<'_>) -> Result<&'static Function, StartError> {
     })
 }
 
-/// The bootstrap: picks the function ([`selected`]), builds its handler from the process
-/// environment and the SDK configuration, and serves it until the runtime stops.
+/// The bootstrap: picks the function ([`selected`]), installs its metrics recorder, builds its
+/// handler from the process environment and the SDK configuration, and serves it until the
+/// runtime stops.
 pub async fn run() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let function = selected(&shared::config::env)?;
+    let metrics = keep(
+        Emf::install(&emf::function_dimension(
+            &shared::config::env,
+            function.name,
+        ))
+        .map_err(StartError::from)?,
+    );
     let aws = shared::adapters::sdk::load().await;
     let handler = function
         .handler(Wiring {
@@ -327,23 +345,30 @@ pub async fn run() -> Result<(), Error> {
             function: function.name,
             error,
         })?;
-    serve(handler).await
+    serve(handler, metrics).await
 }
 
-/// Serves `handler` as the Lambda runtime's handler of its trigger's event.
-pub async fn serve(handler: Handler) -> Result<(), Error> {
+/// Serves `handler` as the Lambda runtime's handler of its trigger's event, writing each
+/// invocation's metrics to stdout when it ends.
+pub async fn serve(handler: Handler, metrics: &'static Emf) -> Result<(), Error> {
     match handler {
         Handler::Http(http) => {
             lambda_http::run(service_fn(move |request: lambda_http::Request| {
                 let http = http.clone();
-                async move { Ok::<_, Infallible>(http.handle(request).await) }
+                async move {
+                    let work = http.handle(request);
+                    Ok::<_, Infallible>(metrics.invocation(work, &mut std::io::stdout()).await)
+                }
             }))
             .await
         }
         Handler::Queue(queue) => {
             lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
                 let queue = queue.clone();
-                async move { Ok::<_, Error>(handle_queue_batch(queue.as_ref(), &event.payload).await) }
+                async move {
+                    let work = handle_queue_batch(queue.as_ref(), &event.payload);
+                    Ok::<_, Error>(metrics.invocation(work, &mut std::io::stdout()).await)
+                }
             }))
             .await
         }
@@ -352,7 +377,8 @@ pub async fn serve(handler: Handler) -> Result<(), Error> {
                 let stream = stream.clone();
                 async move {
                     let deadline = Deadline::of_invocation(event.context.deadline());
-                    Ok::<_, Error>(stream.handle(&event.payload, deadline).await)
+                    let work = stream.handle(&event.payload, deadline);
+                    Ok::<_, Error>(metrics.invocation(work, &mut std::io::stdout()).await)
                 }
             }))
             .await
@@ -360,7 +386,13 @@ pub async fn serve(handler: Handler) -> Result<(), Error> {
         Handler::Schedule(scheduled) => {
             lambda_runtime::run(service_fn(move |_: LambdaEvent<CloudWatchEvent>| {
                 let scheduled = scheduled.clone();
-                async move { scheduled.run().await.map_err(Error::from) }
+                async move {
+                    let work = run_scheduled(scheduled.as_ref());
+                    metrics
+                        .invocation(work, &mut std::io::stdout())
+                        .await
+                        .map_err(Error::from)
+                }
             }))
             .await
         }

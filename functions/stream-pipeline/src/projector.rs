@@ -13,12 +13,14 @@
 //! already in flight is projected again by the retry, which changes nothing (a duplicate).
 
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use shared::envelope::StoredEvent;
 use shared::ids::OrderId;
 use shared::ports::{DeadLetters, EventStore};
 use shared::projection::{Projected, ProjectionError, project_order_view_events};
 use shared::read_model::{OrderViews, order_id_of};
+use shared::telemetry::{self, ErrorKind};
 use tracing::{error, info, instrument, warn};
 
 use crate::records::{inserted, poison};
@@ -104,11 +106,18 @@ pub async fn project_batch(
 
     // In stream order: set poison aside until the first record that was not projected.
     let (mut applied, mut set_aside) = (0u32, 0u32);
+    let mut oldest_projected: Option<DateTime<Utc>> = None;
     let mut first_send = !projected_any;
     let mut stopped_at = items.len();
     for (index, item) in items.iter().enumerate() {
         match fates.get_mut(index).and_then(Option::take) {
-            Some(Fate::Projected) => applied += 1,
+            Some(Fate::Projected) => {
+                applied += 1;
+                if let Ok(event) = &item.event {
+                    let at = event.occurred_at;
+                    oldest_projected = Some(oldest_projected.map_or(at, |oldest| oldest.min(at)));
+                }
+            }
             Some(Fate::Poison(reason)) => {
                 if !first_send && !deadline.allows(dead_letter_budget()) {
                     warn!(sequence_number = %item.item_identifier, "no time left to set a poison record aside; the stream will retry from it");
@@ -123,6 +132,7 @@ pub async fn project_batch(
                     break;
                 }
                 error!(sequence_number = %item.item_identifier, "poison stream record set aside in the poison queue");
+                telemetry::handler_error(ErrorKind::Poison);
                 set_aside += 1;
             }
             Some(Fate::Failed) | None => {
@@ -137,6 +147,12 @@ pub async fn project_batch(
         .map(|item| item.item_identifier.clone())
         .collect();
     info!(applied, set_aside, failed = failed.len(), "projected");
+    if let Some(oldest) = oldest_projected {
+        telemetry::projector_lag(oldest, Utc::now());
+    }
+    if !failed.is_empty() {
+        telemetry::handler_error(ErrorKind::Transient);
+    }
     failures(failed)
 }
 

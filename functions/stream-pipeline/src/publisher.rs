@@ -15,6 +15,7 @@ use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use shared::adapters::eventbridge::MAX_ENTRIES_PER_CALL;
 use shared::envelope::StoredEvent;
 use shared::ports::{DeadLetters, EventPublisher, PublishError};
+use shared::telemetry::{self, ErrorKind};
 use tracing::{error, info, instrument, warn};
 
 use crate::records::{StreamItem, inserted, poison};
@@ -37,6 +38,9 @@ pub async fn publish_batch(
 ) -> DynamoDbEventResponse {
     let items = inserted(batch);
     let stopped_at = walk(publisher, dead_letters, batch, &items, deadline).await;
+    if stopped_at.is_some() {
+        telemetry::handler_error(ErrorKind::Transient);
+    }
     let failed: Vec<String> = items
         .iter()
         .skip(stopped_at.unwrap_or(items.len()))
@@ -88,6 +92,7 @@ async fn walk(
                 match dead_letters.dead_letter(&record).await {
                     Ok(()) => {
                         error!(sequence_number = %item.item_identifier, %reason, "poison stream record set aside in the poison queue");
+                        telemetry::handler_error(ErrorKind::Poison);
                     }
                     Err(failure) => {
                         warn!(sequence_number = %item.item_identifier, %failure, "poison record not set aside; the stream will retry from it");
@@ -122,9 +127,13 @@ async fn publish_run(
     *first_step = false;
     let events: Vec<StoredEvent> = run.iter().map(|(_, event)| event.clone()).collect();
     match publisher.publish(&events).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            telemetry::events_published(events.len());
+            Ok(())
+        }
         Err(PublishError::Partial { failed_event_ids }) => {
             let ids: HashSet<&str> = failed_event_ids.iter().map(String::as_str).collect();
+            telemetry::events_published(events.len().saturating_sub(ids.len()));
             let stop = run
                 .iter()
                 .find(|(_, event)| ids.contains(event.event_id.as_str()))

@@ -4,11 +4,13 @@
 
 use std::future::Future;
 
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::envelope::CorrelationId;
 use crate::http::problem::{CORRELATION_HEADER, Problem};
+use crate::telemetry::{self, ErrorKind};
 
 /// The one convention of every HTTP function: one API Gateway request in, one response out, never
 /// an error (a problem is a problem response, see [`serve`]).
@@ -38,6 +40,9 @@ where
         let response = match route(method, path, correlation_id.clone()).await {
             Ok(response) => response,
             Err(problem) => {
+                if let Some(kind) = error_kind(problem.status) {
+                    telemetry::handler_error(kind);
+                }
                 if problem.status.is_server_error() {
                     error!(status = problem.status.as_u16(), kind = problem.kind, detail = %problem.detail, "request failed");
                 } else {
@@ -51,6 +56,20 @@ where
     }
     .instrument(span)
     .await
+}
+
+/// The kind of failure a problem response is, if it is one: a 5xx (the service's), or a request
+/// refused as malformed. Other refusals (401, 403, 404, 409, …) are answers, not failures.
+fn error_kind(status: StatusCode) -> Option<ErrorKind> {
+    match status {
+        StatusCode::SERVICE_UNAVAILABLE => Some(ErrorKind::Transient),
+        status if status.is_server_error() => Some(ErrorKind::Internal),
+        StatusCode::BAD_REQUEST
+        | StatusCode::PAYLOAD_TOO_LARGE
+        | StatusCode::UNSUPPORTED_MEDIA_TYPE
+        | StatusCode::UNPROCESSABLE_ENTITY => Some(ErrorKind::Validation),
+        _ => None,
+    }
 }
 
 /// The path the client asked for: API Gateway's raw path (stage included only when the stage is
@@ -73,4 +92,29 @@ fn correlation_id(request: &Request) -> CorrelationId {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| CorrelationId::parse(value).ok())
         .unwrap_or_else(CorrelationId::generate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_and_malformed_requests_are_failures_other_refusals_are_answers() {
+        assert_eq!(
+            error_kind(StatusCode::SERVICE_UNAVAILABLE),
+            Some(ErrorKind::Transient)
+        );
+        assert_eq!(
+            error_kind(StatusCode::INTERNAL_SERVER_ERROR),
+            Some(ErrorKind::Internal)
+        );
+        for status in [400, 413, 415, 422] {
+            let status = StatusCode::from_u16(status).unwrap_or_default();
+            assert_eq!(error_kind(status), Some(ErrorKind::Validation), "{status}");
+        }
+        for status in [200, 201, 401, 403, 404, 405, 409] {
+            let status = StatusCode::from_u16(status).unwrap_or_default();
+            assert_eq!(error_kind(status), None, "{status}");
+        }
+    }
 }
