@@ -4,7 +4,8 @@
 //! queue of its event type, the events stream, a schedule); every handler queue redrives to a DLQ; every event
 //! source mapping has failure handling; every rule target has a DLQ and a retry policy; every DLQ
 //! has an alarm; every function has errors and throttles alarms and a log group with retention;
-//! every handler queue an age alarm; HTTP routes match the routers.
+//! every handler queue an age alarm; HTTP routes match the routers; the dashboard shows every
+//! metric the functions emit, each function's errors and cold starts, and every alarm.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -828,4 +829,122 @@ fn the_stream_readers_timeouts_cover_their_first_step() {
             "{function}: Timeout {timeout} s, its first step may take {needed:?}"
         );
     }
+}
+
+/// The `${…}` placeholders of a `!Sub` text.
+fn placeholders(text: &str) -> BTreeSet<&str> {
+    text.split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+        .collect()
+}
+
+#[test]
+fn the_dashboard_shows_every_metric_every_functions_errors_and_cold_starts_and_every_alarm() {
+    use shared::telemetry::{COLD_START, HANDLER_ERRORS, METRICS, NAMESPACE};
+
+    let template = template();
+    let resources = resources(&template);
+    let dashboards = of_type(&resources, "AWS::CloudWatch::Dashboard");
+    let [(id, dashboard)] = dashboards.as_slice() else {
+        panic!("one dashboard: {dashboards:?}")
+    };
+    let text = sub_text(&dashboard["Properties"]["DashboardBody"])
+        .unwrap_or_else(|| panic!("{id}: DashboardBody is not a !Sub"));
+    for placeholder in placeholders(text) {
+        let (name, attribute) = placeholder
+            .split_once('.')
+            .map_or((placeholder, None), |(n, a)| (n, Some(a)));
+        let known = name.starts_with("AWS::")
+            || !template["Parameters"][name].is_null()
+            || resources.contains_key(name);
+        assert!(
+            known,
+            "{id}: ${{{placeholder}}} names nothing of the template"
+        );
+        if attribute.is_some() {
+            assert_eq!(placeholder, format!("{name}.Arn"), "{id}");
+        }
+    }
+    let body: serde_json::Value = serde_json::from_str(text).expect("the body is JSON");
+    let widgets = body["widgets"].as_array().expect("widgets");
+    // (metric, the `${…}` of its Function) of every plotted orderflow metric; the functions each
+    // HandlerErrors search covers; every alarm ARN of the alarm widgets.
+    let mut plotted: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut searched: BTreeSet<String> = BTreeSet::new();
+    let mut alarms: BTreeSet<String> = BTreeSet::new();
+    for widget in widgets {
+        let properties = &widget["properties"];
+        let (x, width) = (widget["x"].as_u64(), widget["width"].as_u64());
+        assert!(
+            x.zip(width).is_some_and(|(x, w)| x + w <= 24),
+            "{widget}: off the 24-column grid"
+        );
+        alarms.extend(
+            properties["alarms"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|arn| arn.as_str().map(str::to_owned)),
+        );
+        for row in properties["metrics"].as_array().into_iter().flatten() {
+            let row = row.as_array().expect("a metric row");
+            if let Some(expression) = row.first().and_then(|e| e["expression"].as_str()) {
+                let search = format!("MetricName=\"{HANDLER_ERRORS}\" Function=\"");
+                let function = expression
+                    .split_once(&search)
+                    .and_then(|(_, rest)| rest.split_once('"'))
+                    .map(|(function, _)| function.to_owned())
+                    .unwrap_or_else(|| {
+                        panic!("an expression that is no error search: {expression}")
+                    });
+                assert!(
+                    expression.starts_with(&format!("SEARCH('{{{NAMESPACE},ErrorKind,Function}} ")),
+                    "{expression}"
+                );
+                searched.insert(function);
+            } else if row.first().and_then(|n| n.as_str()) == Some(NAMESPACE) {
+                let cell = |n: usize| row.get(n).and_then(|v| v.as_str()).unwrap_or_default();
+                assert_eq!(cell(2), "Function", "{row:?}");
+                plotted.insert((cell(1).to_owned(), cell(3).to_owned()));
+            }
+        }
+    }
+    let functions = of_type(&resources, "AWS::Serverless::Function");
+    let placeholder = |id: &str| format!("${{{id}}}");
+    for (row_metric, function) in &plotted {
+        assert!(
+            METRICS.iter().any(|m| m.name == row_metric),
+            "{row_metric}: not a metric the functions emit"
+        );
+        assert!(
+            functions.iter().any(|(f, _)| placeholder(f) == *function),
+            "{row_metric} of {function}: not a function of the template"
+        );
+    }
+    for metric in METRICS {
+        let shown = plotted.iter().any(|(m, _)| m == metric.name)
+            || (metric.name == HANDLER_ERRORS && !searched.is_empty());
+        assert!(shown, "{}: not on the dashboard", metric.name);
+    }
+    for (function, _) in &functions {
+        assert!(
+            plotted.contains(&(COLD_START.to_owned(), placeholder(function))),
+            "{function}: its cold starts are not on the dashboard"
+        );
+        assert!(
+            searched.contains(&placeholder(function)),
+            "{function}: its handler errors are not on the dashboard"
+        );
+    }
+    for (alarm, _) in of_type(&resources, "AWS::CloudWatch::Alarm") {
+        assert!(
+            alarms.contains(&format!("${{{alarm}.Arn}}")),
+            "{alarm}: not on the dashboard"
+        );
+    }
+    assert!(
+        alarms.len() <= 100,
+        "an alarm widget shows at most 100 alarms"
+    );
 }

@@ -8,6 +8,7 @@
 #![allow(clippy::expect_used)] // a test: a failed expectation is the failure
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use function_registry::emf::Emf;
@@ -41,11 +42,13 @@ fn documents(out: &[u8]) -> Vec<Value> {
         .collect()
 }
 
-/// What one document says: its namespace, dimension sets, and each metric's unit and value.
+/// What one document says: its namespace, its one dimension set with the values, and each
+/// metric's unit and value.
 #[derive(Debug, PartialEq)]
 struct Emitted {
     namespace: String,
-    dimensions: Vec<Vec<String>>,
+    /// The dimension set, in its order: (name, value).
+    dimensions: Vec<(String, String)>,
     /// By metric name: (unit, value).
     metrics: BTreeMap<String, (String, Value)>,
 }
@@ -57,11 +60,18 @@ fn emitted(document: &Value) -> Emitted {
         .clone()
         .try_into()
         .expect("one metric directive");
-    let dimensions: Vec<Vec<String>> =
-        serde_json::from_value(directive["Dimensions"].clone()).expect("dimension sets");
-    for name in dimensions.iter().flatten() {
-        assert!(document[name].is_string(), "dimension {name} has a value");
-    }
+    let [dimensions]: [Vec<String>; 1] =
+        serde_json::from_value(directive["Dimensions"].clone()).expect("one dimension set");
+    let dimensions = dimensions
+        .into_iter()
+        .map(|name| {
+            let value = document[&name]
+                .as_str()
+                .expect("a dimension's value")
+                .to_owned();
+            (name, value)
+        })
+        .collect();
     let metrics = directive["Metrics"]
         .as_array()
         .expect("Metrics")
@@ -80,15 +90,25 @@ fn emitted(document: &Value) -> Emitted {
     }
 }
 
-fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, (String, Value)> {
-    pairs
-        .iter()
-        .map(|(name, n)| ((*name).to_owned(), ("Count".to_owned(), json!(n))))
-        .collect()
+/// The document of counts `counted` with the dimension `Function` (and `ErrorKind` = `kind`).
+fn counts(kind: Option<&str>, counted: &[(&str, u64)]) -> Emitted {
+    let mut dimensions = vec![("Function".to_owned(), FUNCTION.to_owned())];
+    dimensions.extend(kind.map(|kind| ("ErrorKind".to_owned(), kind.to_owned())));
+    Emitted {
+        namespace: "orderflow".into(),
+        dimensions,
+        metrics: counted
+            .iter()
+            .map(|(name, n)| ((*name).to_owned(), ("Count".to_owned(), json!(n))))
+            .collect(),
+    }
 }
 
-fn by_function() -> Vec<Vec<String>> {
-    vec![vec!["Function".to_owned()]]
+/// Runs `work` as one invocation: its output and what it wrote, document by document.
+async fn invoke<T>(metrics: &Emf, work: impl Future<Output = T>) -> (T, Vec<Value>) {
+    let mut out = Vec::new();
+    let output = metrics.invocation(work, &mut out).await;
+    (output, documents(&out))
 }
 
 fn millis(at: DateTime<Utc>) -> i64 {
@@ -107,47 +127,23 @@ async fn each_invocation_writes_its_metrics_as_emf_lines() {
     let order_api = order_api::testing::harness();
     let request = order_api::testing::post_orders(&order_api::testing::order_body(), &[]);
     let before = Utc::now();
-    let mut out = Vec::new();
-    let response = metrics
-        .invocation(HttpHandler::handle(&order_api.app, request), &mut out)
-        .await;
+    let (response, docs) = invoke(&metrics, HttpHandler::handle(&order_api.app, request)).await;
     assert_eq!(response.status(), 201);
-    let docs = documents(&out);
-    let [placed] = docs.as_slice() else {
-        panic!("one document: {docs:?}")
-    };
     assert_eq!(
-        emitted(placed),
-        Emitted {
-            namespace: "orderflow".into(),
-            dimensions: by_function(),
-            metrics: counts(&[("ColdStart", 1), ("OrdersPlaced", 1)]),
-        }
+        docs.iter().map(emitted).collect::<Vec<_>>(),
+        [counts(None, &[("ColdStart", 1), ("OrdersPlaced", 1)])]
     );
-    assert_eq!(placed["Function"], FUNCTION);
-    let timestamp = placed["_aws"]["Timestamp"].as_i64().expect("a timestamp");
+    let timestamp = docs[0]["_aws"]["Timestamp"].as_i64().expect("a timestamp");
     assert!((millis(before)..=millis(Utc::now())).contains(&timestamp));
 
     // 2. The same request malformed: a validation failure, no order, no second cold start.
     let bad = order_api::testing::post_orders(&json!({"items": "none"}), &[]);
-    let mut out = Vec::new();
-    let response = metrics
-        .invocation(HttpHandler::handle(&order_api.app, bad), &mut out)
-        .await;
+    let (response, docs) = invoke(&metrics, HttpHandler::handle(&order_api.app, bad)).await;
     assert_eq!(response.status(), 400);
-    let docs = documents(&out);
-    let [refused] = docs.as_slice() else {
-        panic!("one document: {docs:?}")
-    };
     assert_eq!(
-        emitted(refused),
-        Emitted {
-            namespace: "orderflow".into(),
-            dimensions: vec![vec!["Function".to_owned(), "ErrorKind".to_owned()]],
-            metrics: counts(&[("HandlerErrors", 1)]),
-        }
+        docs.iter().map(emitted).collect::<Vec<_>>(),
+        [counts(Some("validation"), &[("HandlerErrors", 1)])]
     );
-    assert_eq!(refused["ErrorKind"], "validation");
 
     // 3. The stored OrderPlaced reaches delivery-on-order-placed and alert-on-order-placed through
     //    their queues: a delivery scheduled, a customer notified.
@@ -163,20 +159,12 @@ async fn each_invocation_writes_its_metrics_as_emf_lines() {
             sla: chrono::Duration::hours(48),
         },
     };
-    let mut out = Vec::new();
     let batch = sqs_event(std::slice::from_ref(&body));
-    let response = metrics
-        .invocation(handle_queue_batch(&scheduling, &batch), &mut out)
-        .await;
+    let (response, docs) = invoke(&metrics, handle_queue_batch(&scheduling, &batch)).await;
     assert!(response.batch_item_failures.is_empty());
-    let docs = documents(&out);
     assert_eq!(
         docs.iter().map(emitted).collect::<Vec<_>>(),
-        [Emitted {
-            namespace: "orderflow".into(),
-            dimensions: by_function(),
-            metrics: counts(&[("DeliveriesScheduled", 1)]),
-        }]
+        [counts(None, &[("DeliveriesScheduled", 1)])]
     );
 
     let notifier = InMemoryNotifier::default();
@@ -192,34 +180,14 @@ async fn each_invocation_writes_its_metrics_as_emf_lines() {
     // The event twice (a duplicate delivery) and a body that is no event: one notification, one
     // poison message.
     let batch = sqs_event(&[body.clone(), body, "not an event".into()]);
-    let mut out = Vec::new();
-    let response = metrics
-        .invocation(handle_queue_batch(&notifying, &batch), &mut out)
-        .await;
+    let (response, docs) = invoke(&metrics, handle_queue_batch(&notifying, &batch)).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(notifier.sent().len(), 1);
-    let docs = documents(&out);
-    let kinds: Vec<(Emitted, &Value)> =
-        docs.iter().map(|d| (emitted(d), &d["ErrorKind"])).collect();
     assert_eq!(
-        kinds,
+        docs.iter().map(emitted).collect::<Vec<_>>(),
         [
-            (
-                Emitted {
-                    namespace: "orderflow".into(),
-                    dimensions: by_function(),
-                    metrics: counts(&[("NotificationsSent", 1)]),
-                },
-                &Value::Null
-            ),
-            (
-                Emitted {
-                    namespace: "orderflow".into(),
-                    dimensions: vec![vec!["Function".to_owned(), "ErrorKind".to_owned()]],
-                    metrics: counts(&[("HandlerErrors", 1)]),
-                },
-                &json!("poison")
-            ),
+            counts(None, &[("NotificationsSent", 1)]),
+            counts(Some("poison"), &[("HandlerErrors", 1)]),
         ]
     );
 
@@ -231,20 +199,12 @@ async fn each_invocation_writes_its_metrics_as_emf_lines() {
         bus: &bus,
         poison: &letters,
     };
-    let mut out = Vec::new();
-    let response = metrics
-        .invocation(publisher.handle(&batch, Deadline::none()), &mut out)
-        .await;
+    let (response, docs) = invoke(&metrics, publisher.handle(&batch, Deadline::none())).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(bus.published().len(), 3);
-    let docs = documents(&out);
     assert_eq!(
         docs.iter().map(emitted).collect::<Vec<_>>(),
-        [Emitted {
-            namespace: "orderflow".into(),
-            dimensions: by_function(),
-            metrics: counts(&[("EventsPublished", 3)]),
-        }]
+        [counts(None, &[("EventsPublished", 3)])]
     );
 
     // 5. The projector projects them: its lag is now minus the oldest event's time, in ms.
@@ -257,23 +217,16 @@ async fn each_invocation_writes_its_metrics_as_emf_lines() {
         poison: &letters,
     };
     let before = Utc::now();
-    let mut out = Vec::new();
-    let response = metrics
-        .invocation(projector.handle(&batch, Deadline::none()), &mut out)
-        .await;
+    let (response, docs) = invoke(&metrics, projector.handle(&batch, Deadline::none())).await;
     let after = Utc::now();
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(views.writes(), 1);
-    let docs = documents(&out);
     let [lagged] = docs.as_slice() else {
         panic!("one document: {docs:?}")
     };
-    let lag = emitted(lagged);
-    assert_eq!(
-        (lag.namespace.as_str(), &lag.dimensions),
-        ("orderflow", &by_function())
-    );
-    let (unit, values) = &lag.metrics["ProjectorLag"];
+    let mut lag = emitted(lagged);
+    let (unit, values) = lag.metrics.remove("ProjectorLag").expect("the lag");
+    assert_eq!(lag, counts(None, &[]), "the lag alone");
     assert_eq!(unit, "Milliseconds");
     let [value] = values.as_array().expect("a histogram's values").as_slice() else {
         panic!("one value per invocation: {values}")
@@ -287,13 +240,9 @@ async fn each_invocation_writes_its_metrics_as_emf_lines() {
         (least as f64..=most as f64).contains(&value),
         "{least} ≤ {value} ≤ {most}"
     );
-    assert_eq!(lag.metrics.len(), 1, "{:?}", lag.metrics);
 
     // 6. An invocation that records nothing writes nothing.
-    let mut out = Vec::new();
     let empty = sqs_event(&[]);
-    metrics
-        .invocation(handle_queue_batch(&scheduling, &empty), &mut out)
-        .await;
-    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    let (_, docs) = invoke(&metrics, handle_queue_batch(&scheduling, &empty)).await;
+    assert!(docs.is_empty(), "{docs:?}");
 }

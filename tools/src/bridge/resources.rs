@@ -628,6 +628,7 @@ impl Resources {
         for kind in [
             "AWS::SQS::QueuePolicy",
             "AWS::CloudWatch::Alarm",
+            "AWS::CloudWatch::Dashboard",
             "AWS::Logs::LogGroup",
         ] {
             let count = template.of_type(kind).count();
@@ -860,14 +861,13 @@ mod tests {
                 .iter()
                 .any(|q| q.name == "orderflow-local-delivery-overdue-check-failures")
         );
-        assert!(
-            resources
-                .skipped
-                .iter()
-                .any(|s| s.contains("AWS::Logs::LogGroup")),
-            "{:?}",
-            resources.skipped
-        );
+        for kind in ["AWS::Logs::LogGroup", "AWS::CloudWatch::Dashboard"] {
+            assert!(
+                resources.skipped.iter().any(|s| s.contains(kind)),
+                "{kind}: {:?}",
+                resources.skipped
+            );
+        }
         let dynamodb = BTreeMap::from([(
             "AWS_ENDPOINT_URL_DYNAMODB".to_owned(),
             "http://127.0.0.1:8000".to_owned(),
