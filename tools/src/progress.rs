@@ -72,7 +72,10 @@ mod tests {
     fn a_log_gets_a_line_now_and_then_a_terminal_a_live_one() {
         let plain = Progress::new(false);
         assert!(!plain.is_live());
-        assert_eq!(plain.every(Duration::from_secs(15)), Duration::from_secs(15));
+        assert_eq!(
+            plain.every(Duration::from_secs(15)),
+            Duration::from_secs(15)
+        );
         let live = Progress::new(true);
         assert!(live.is_live());
         assert_eq!(live.every(Duration::from_secs(15)), Duration::from_secs(1));
