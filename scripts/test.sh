@@ -110,10 +110,10 @@ if $with_localstack; then
   step "LocalStack phase: $((SECONDS - phase_started)) s (two starts, the emulator and end-to-end suites, stops): $ls_passed passed, $ls_failed failed"
 fi
 
-# The deployment build: `sam build` offline (cargo-lambda from PyPI, the native compiler), every
-# function of the template from the shared target/ (samconfig.toml: build_in_source), with
-# cargo-lambda's release optimisations off (scripts/cargo-lambda-check.toml; BENCHMARKS.md has the
-# times). CI always runs it; ORDERFLOW_SAM_BUILD=0 leaves it out of a local run, saying so.
+# The deployment build: `sam build` offline (cargo-lambda from PyPI, the native compiler) with
+# cargo-lambda's release optimisations on, exactly the artifact a deployment ships — the one
+# bootstrap every function of the template runs (scripts/sam.sh checks each has it; BENCHMARKS.md
+# has the times). CI always runs it; ORDERFLOW_SAM_BUILD=0 leaves it out of a local run, saying so.
 if [ "${ORDERFLOW_SAM_BUILD:-1}" = 0 ] && [ "${CI:-}" != true ]; then
   step "sam build: LEFT OUT of this run (ORDERFLOW_SAM_BUILD=0; CI always runs it)"
 else
