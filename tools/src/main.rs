@@ -47,9 +47,20 @@ fn stop_on_signal() -> CancellationToken {
     stop
 }
 
+/// Runs the command; an error is one paragraph on stderr (its causes after colons, no backtrace:
+/// the operator reads it) and exit status 1. Usage errors are clap's (status 2).
 #[tokio::main]
-async fn main() -> Result<()> {
-    let cli = Cli::parse();
+async fn main() -> std::process::ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
     if let Command::Completions(args) = &cli.command {
         clap_complete::generate(
             args.shell,

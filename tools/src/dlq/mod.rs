@@ -189,7 +189,18 @@ pub fn decode(kind: &QueueKind, message: &Received) -> Letter {
                         .map(|id| id.to_string());
                     letter.stream = Some(format!("{}@{}", event.stream_id, event.version));
                 }
-                Err(error) => letter.why = Some(format!("unreadable: {error}")),
+                Err(error) => {
+                    // What the envelope says, read without the code that refused it.
+                    let detail = &body["detail"];
+                    let text = |value: &Value| value.as_str().map(str::to_owned);
+                    letter.event_type = text(&body["detail-type"]);
+                    letter.event_id = text(&detail["event_id"]);
+                    letter.order_id = text(&detail["stream_id"]).and_then(|s| order_of_stream(&s));
+                    letter.stream = text(&detail["stream_id"]).map(|stream| {
+                        format!("{stream}@{}", detail["version"].as_u64().unwrap_or(0))
+                    });
+                    letter.why = Some(format!("unreadable: {error}"));
+                }
             }
             let delivery = match (
                 message.attributes.get("ERROR_CODE"),
@@ -425,6 +436,29 @@ mod tests {
         assert_eq!(
             letter.why.as_deref(),
             Some("the rule could not deliver it: SQSPermissionDenied")
+        );
+
+        let mut future: Value = serde_json::from_str(&bus_event_body(&event)).unwrap_or_default();
+        future["detail"]["schema_version"] = serde_json::json!(9);
+        let letter = decode(&kind, &received(future.to_string()));
+        assert_eq!(
+            (
+                letter.event_type.as_deref(),
+                letter.event_id.as_deref(),
+                letter.order_id.as_deref()
+            ),
+            (
+                Some("OrderPlaced"),
+                Some(event.event_id.as_str()),
+                Some(ORDER)
+            ),
+            "an event the code refuses is still named"
+        );
+        assert!(
+            letter
+                .why
+                .is_some_and(|why| why.contains("schema version 9")),
+            "why it is unreadable"
         );
     }
 

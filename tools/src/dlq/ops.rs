@@ -338,8 +338,12 @@ impl Queues {
         if let Err(error) = started {
             let code = error.code().unwrap_or_default().to_owned();
             if is_unsupported(&code, error.raw_response().map(|r| r.status().as_u16())) {
+                let status = error.raw_response().map(|r| r.status().as_u16());
                 return Err(MoveTaskError::Unsupported(if code.is_empty() {
-                    "no answer".into()
+                    format!(
+                        "it answered HTTP {} without an error code",
+                        status.map_or_else(|| "?".into(), |s| s.to_string())
+                    )
                 } else {
                     code
                 }));
