@@ -24,21 +24,38 @@ pub fn strip_addresses(history: &mut [StoredEvent]) {
 /// Longest accepted address line.
 pub const MAX_LINE_LEN: usize = 200;
 
+/// Longest accepted postal code.
+pub const MAX_POSTAL_CODE_LEN: usize = 16;
+
 /// Where a delivery goes.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(try_from = "UncheckedAddress")]
 pub struct Address {
+    /// Who receives the parcel.
+    #[cfg_attr(feature = "schemas", schemars(length(min = 1, max = MAX_LINE_LEN)))]
     recipient: String,
+    /// Street and number.
+    #[cfg_attr(feature = "schemas", schemars(length(min = 1, max = MAX_LINE_LEN)))]
     line1: String,
+    /// Second line, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schemas", schemars(length(min = 1, max = MAX_LINE_LEN)))]
     line2: Option<String>,
+    /// City.
+    #[cfg_attr(feature = "schemas", schemars(length(min = 1, max = MAX_LINE_LEN)))]
     city: String,
+    /// Postal code.
+    #[cfg_attr(feature = "schemas", schemars(length(min = 1, max = MAX_POSTAL_CODE_LEN)))]
     postal_code: String,
+    /// ISO 3166-1 alpha-2 country code, upper case.
+    #[cfg_attr(feature = "schemas", schemars(regex(pattern = r"^[A-Z]{2}$")))]
     country: String,
 }
 
 /// The raw shape of an address as it arrives, before validation.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 pub struct UncheckedAddress {
     /// Who receives the parcel.
     pub recipient: String,
@@ -69,7 +86,7 @@ impl Address {
             None | Some("") => None,
             Some(line) => Some(text("line2", line, MAX_LINE_LEN)?),
         };
-        let postal_code = text("postal_code", &raw.postal_code, 16)?;
+        let postal_code = text("postal_code", &raw.postal_code, MAX_POSTAL_CODE_LEN)?;
         Ok(Self {
             recipient: text("recipient", &raw.recipient, MAX_LINE_LEN)?,
             line1: text("line1", &raw.line1, MAX_LINE_LEN)?,

@@ -312,7 +312,7 @@ mod tests {
 
     use super::*;
 
-    const V1: &str = include_str!("../tests/fixtures/order_placed_v1.json");
+    const V1: &str = include_str!("../../schemas/samples/OrderPlaced-v1.json");
 
     fn stored() -> StoredEvent {
         serde_json::from_str(V1).unwrap()

@@ -55,6 +55,13 @@ impl fmt::Display for CorrelationId {
     }
 }
 
+// What `CorrelationId::parse` accepts (a generated one is a UUID, which it accepts too).
+#[cfg(feature = "schemas")]
+crate::contracts::inline_json_schema!(
+    CorrelationId,
+    crate::contracts::string_schema("^[A-Za-z0-9._:-]{1,128}$")
+);
+
 /// Who caused an event: `customer/<id>`, `courier/<id>` or `system/<handler>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -82,6 +89,14 @@ impl Actor {
         &self.0
     }
 }
+
+// What the constructors write: `<role>/<id>`, the role one of `customer`, `courier`, `support`
+// (an authenticated principal) or `system` (a function reacting on its own).
+#[cfg(feature = "schemas")]
+crate::contracts::inline_json_schema!(
+    Actor,
+    crate::contracts::string_schema("^(customer|courier|support|system)/.+$")
+);
 
 /// Where new events come from: the request or event being handled, who acts, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +126,7 @@ impl EventContext {
 
 /// One event with its envelope, in wire form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 pub struct StoredEvent {
     /// Unique id of this event (UUIDv7).
     pub event_id: String,
@@ -121,6 +137,7 @@ pub struct StoredEvent {
     /// The aggregate stream, e.g. `order#<id>`.
     pub stream_id: StreamId,
     /// Position in the stream: 1, 2, 3 … without gaps.
+    #[cfg_attr(feature = "schemas", schemars(range(min = 1)))]
     pub version: u64,
     /// When it happened (RFC 3339, UTC).
     pub occurred_at: DateTime<Utc>,

@@ -102,6 +102,17 @@ macro_rules! event_enum {
                 }
             }
         }
+
+        #[cfg(feature = "schemas")]
+        impl $crate::contracts::EventFamily for $name {
+            const DATA: &'static [$crate::contracts::DataSchema] = &[$(
+                $crate::contracts::DataSchema {
+                    event_type: stringify!($variant),
+                    schema_version: $version,
+                    schema: schemars::SchemaGenerator::subschema_for::<$payload>,
+                }
+            ),+];
+        }
     };
 }
 pub(crate) use event_enum;

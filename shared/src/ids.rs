@@ -76,8 +76,19 @@ macro_rules! id_type {
                 f.write_str(&self.0)
             }
         }
+
+        // What `check_id` accepts: 1 to its maximum length of characters from `[A-Za-z0-9._-]`.
+        #[cfg(feature = "schemas")]
+        crate::contracts::inline_json_schema!(
+            $name,
+            crate::contracts::string_schema(&format!("^{ID_CHARACTERS}{{1,{}}}$", $max))
+        );
     };
 }
+
+/// The characters of an id, as a regular-expression character class.
+#[cfg(feature = "schemas")]
+const ID_CHARACTERS: &str = "[A-Za-z0-9._-]";
 
 id_type!(
     /// Identifies an order; the order's stream is `order#<id>`.
@@ -153,6 +164,21 @@ impl StreamId {
 impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+// `<kind>#<id>`; the contract of each event type names its kind (`crate::contracts`).
+#[cfg(feature = "schemas")]
+crate::contracts::inline_json_schema!(
+    StreamId,
+    crate::contracts::string_schema(&StreamId::pattern("[a-z]+"))
+);
+
+#[cfg(feature = "schemas")]
+impl StreamId {
+    /// The pattern of the stream ids of aggregate `kind` (a regular expression itself).
+    pub(crate) fn pattern(kind: &str) -> String {
+        format!("^{kind}#{ID_CHARACTERS}+$")
     }
 }
 

@@ -14,6 +14,7 @@
 //! | [`money`] | integer money: [`money::Cents`], [`money::Currency`] — never floats |
 //! | [`address`] | validated delivery address that never prints its contents |
 //! | [`validation`] | the error every parser returns: which field broke which rule |
+//! | `contracts` | (feature `schemas`) the JSON Schema of every event type and schema version, from the Rust types (docs/event-contracts.md) |
 //! | [`consumer`] | SQS consumers: EventBridge event → stored event, `batchItemFailures` for exactly the failed messages |
 //! | [`domain`] | the aggregates: [`domain::order`], [`domain::delivery`], [`domain::coupon`] as pure `decide` / `evolve` |
 //! | [`events`] | the [`events::DomainEvent`] union and its wire form (event type + data) |
@@ -32,6 +33,8 @@ pub mod adapters;
 pub mod address;
 pub mod config;
 pub mod consumer;
+#[cfg(feature = "schemas")]
+pub mod contracts;
 pub mod domain;
 pub mod envelope;
 pub mod events;

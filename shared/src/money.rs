@@ -12,6 +12,7 @@ use crate::validation::ValidationError;
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema), schemars(inline))]
 #[serde(transparent)]
 pub struct Cents(u64);
 
@@ -111,6 +112,16 @@ impl fmt::Display for Currency {
         f.write_str(self.code())
     }
 }
+
+// One of the accepted ISO 4217 codes.
+#[cfg(feature = "schemas")]
+crate::contracts::inline_json_schema!(
+    Currency,
+    schemars::json_schema!({
+        "type": "string",
+        "enum": Currency::ALL.iter().map(|c| c.code()).collect::<Vec<_>>(),
+    })
+);
 
 /// An amount together with its currency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -514,7 +514,7 @@ mod tests {
     use crate::events::Event;
     use crate::ids::{CourierId, Sku};
 
-    const V1_SAMPLE: &str = include_str!("../tests/fixtures/order_placed_v1.json");
+    const V1_SAMPLE: &str = include_str!("../../schemas/samples/OrderPlaced-v1.json");
 
     fn order_id() -> OrderId {
         OrderId::parse("o1").unwrap()

@@ -2,10 +2,15 @@
 //! (in the store, the projector and every consumer) its data is upcast step by step to the current
 //! version. Adding an upcaster = one entry in [`UPCASTERS`] plus a test on a stored sample.
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::address::Address;
+use crate::domain::order::{LineItem, OrderPlaced, Quantity, UnitPrice};
 use crate::envelope::StoredEvent;
 use crate::events::{DecodeError, DomainEvent};
+use crate::ids::{CustomerId, OrderId, Sku};
+use crate::money::{Cents, Currency};
 
 /// One upcasting step: data at one version in, data at the next version out (or why not).
 pub type UpcastFn = fn(Map<String, Value>) -> Result<Map<String, Value>, String>;
@@ -18,6 +23,10 @@ pub struct Upcaster {
     pub from_version: u32,
     /// The conversion.
     pub apply: UpcastFn,
+    /// The data it reads, as a JSON Schema: the contract of `event_type` at `from_version`
+    /// ([`crate::contracts`]).
+    #[cfg(feature = "schemas")]
+    pub reads: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
 }
 
 /// Every upcaster, oldest first.
@@ -25,29 +34,65 @@ pub const UPCASTERS: &[Upcaster] = &[Upcaster {
     event_type: "OrderPlaced",
     from_version: 1,
     apply: order_placed_v1_to_v2,
+    #[cfg(feature = "schemas")]
+    reads: schemars::SchemaGenerator::subschema_for::<OrderPlacedV1>,
 }];
 
-/// `OrderPlaced` v1 was written while orderflow sold in euros only: it had no `currency`, and its
-/// amounts were named `total_cents` and `items[].unit_price_cents`. v2 names them `total` and
-/// `items[].unit_price` and states the currency.
-fn order_placed_v1_to_v2(mut data: Map<String, Value>) -> Result<Map<String, Value>, String> {
-    let total = data
-        .remove("total_cents")
-        .ok_or("v1 OrderPlaced without total_cents")?;
-    data.insert("total".into(), total);
-    let items = data
-        .get_mut("items")
-        .and_then(Value::as_array_mut)
-        .ok_or("v1 OrderPlaced without items")?;
-    for item in items {
-        let item = item.as_object_mut().ok_or("v1 item is not an object")?;
-        let price = item
-            .remove("unit_price_cents")
-            .ok_or("v1 item without unit_price_cents")?;
-        item.insert("unit_price".into(), price);
+/// `OrderPlaced` data at schema version 1, written while orderflow sold in euros only: no
+/// `currency`, and the amounts named `total_cents` and `items[].unit_price_cents`.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
+struct OrderPlacedV1 {
+    /// The order.
+    order_id: OrderId,
+    /// Who ordered.
+    customer_id: CustomerId,
+    /// What.
+    items: Vec<LineItemV1>,
+    /// Sum of the lines, in euro cents.
+    total_cents: Cents,
+    /// Where to.
+    delivery_address: Address,
+}
+
+/// One line of a v1 `OrderPlaced`.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
+struct LineItemV1 {
+    /// What.
+    sku: Sku,
+    /// How many.
+    quantity: Quantity,
+    /// At what price per unit, in euro cents.
+    unit_price_cents: UnitPrice,
+}
+
+/// v1 → v2: `total_cents` becomes `total`, `items[].unit_price_cents` becomes `items[].unit_price`,
+/// and the currency, which v1 left unsaid, is stated: EUR.
+fn order_placed_v1_to_v2(data: Map<String, Value>) -> Result<Map<String, Value>, String> {
+    let v1: OrderPlacedV1 =
+        serde_json::from_value(Value::Object(data)).map_err(|e| format!("v1 OrderPlaced: {e}"))?;
+    let v2 = OrderPlaced {
+        order_id: v1.order_id,
+        customer_id: v1.customer_id,
+        items: v1
+            .items
+            .into_iter()
+            .map(|item| LineItem {
+                sku: item.sku,
+                quantity: item.quantity,
+                unit_price: item.unit_price_cents,
+            })
+            .collect(),
+        total: v1.total_cents,
+        currency: Currency::EUR,
+        delivery_address: v1.delivery_address,
+    };
+    match serde_json::to_value(v2) {
+        Ok(Value::Object(data)) => Ok(data),
+        Ok(_) => Err("v2 OrderPlaced is not an object".into()),
+        Err(e) => Err(format!("v2 OrderPlaced: {e}")),
     }
-    data.insert("currency".into(), Value::String("EUR".into()));
-    Ok(data)
 }
 
 /// Brings a stored event's data to the current schema version of its type.
@@ -89,7 +134,7 @@ mod tests {
     use crate::domain::order::OrderEvent;
     use crate::money::{Cents, Currency};
 
-    const V1_SAMPLE: &str = include_str!("../tests/fixtures/order_placed_v1.json");
+    const V1_SAMPLE: &str = include_str!("../../schemas/samples/OrderPlaced-v1.json");
 
     #[test]
     fn a_stored_v1_order_placed_reads_as_v2_in_euros() {

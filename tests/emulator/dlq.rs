@@ -22,7 +22,7 @@ use tools::dlq::redrive::Replay;
 use tools::dlq::{QueueKind, Reader};
 use tools::progress::Progress;
 
-const FIXTURE: &str = include_str!("../../shared/tests/fixtures/order_placed_v1.json");
+const FIXTURE: &str = include_str!("../../schemas/samples/OrderPlaced-v1.json");
 
 /// `count` distinct `OrderPlaced` events (schema v1, as stored long ago).
 fn placed_events(count: usize) -> Vec<StoredEvent> {

@@ -29,6 +29,7 @@ pub enum CouponCommand {
 
 /// `CouponIssued` data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 pub struct CouponIssued {
     /// The coupon (derived from the delay).
     pub coupon_id: CouponId,

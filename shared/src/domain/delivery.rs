@@ -79,6 +79,7 @@ pub enum DeliveryCommand {
 
 /// `DeliveryScheduled` data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 pub struct DeliveryScheduled {
     /// The delivery.
     pub delivery_id: DeliveryId,
@@ -94,6 +95,7 @@ pub struct DeliveryScheduled {
 
 /// `DeliveryDispatched` data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 pub struct DeliveryDispatched {
     /// The delivery.
     pub delivery_id: DeliveryId,
@@ -107,6 +109,7 @@ pub struct DeliveryDispatched {
 
 /// `DeliveryDelayed` data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 pub struct DeliveryDelayed {
     /// The delivery.
     pub delivery_id: DeliveryId,
@@ -126,6 +129,7 @@ pub struct DeliveryDelayed {
 
 /// `DeliveryCompleted` data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 pub struct DeliveryCompleted {
     /// The delivery.
     pub delivery_id: DeliveryId,
@@ -137,6 +141,7 @@ pub struct DeliveryCompleted {
 
 /// `DeliveryFailed` data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 pub struct DeliveryFailed {
     /// The delivery.
     pub delivery_id: DeliveryId,
@@ -150,6 +155,7 @@ pub struct DeliveryFailed {
 
 /// `DeliveryCancelled` data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 pub struct DeliveryCancelled {
     /// The delivery.
     pub delivery_id: DeliveryId,
@@ -161,6 +167,7 @@ pub struct DeliveryCancelled {
 
 /// `DeliveryCancellationRefused` data: the order was cancelled after its delivery was dispatched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 pub struct DeliveryCancellationRefused {
     /// The delivery.
     pub delivery_id: DeliveryId,
@@ -187,6 +194,7 @@ event_enum! {
 
 /// Where a delivery is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Waiting for a courier.

@@ -82,8 +82,23 @@ impl From<UnitPrice> for u64 {
     }
 }
 
+// What `Quantity::try_from` accepts: 1 to `MAX_QUANTITY`.
+#[cfg(feature = "schemas")]
+crate::contracts::inline_json_schema!(
+    Quantity,
+    schemars::json_schema!({ "type": "integer", "minimum": 1, "maximum": MAX_QUANTITY })
+);
+
+// What `UnitPrice::try_from` accepts: 1 to `MAX_UNIT_PRICE` minor units.
+#[cfg(feature = "schemas")]
+crate::contracts::inline_json_schema!(
+    UnitPrice,
+    schemars::json_schema!({ "type": "integer", "minimum": 1, "maximum": MAX_UNIT_PRICE })
+);
+
 /// One line of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 pub struct LineItem {
     /// What.
     pub sku: Sku,
@@ -117,6 +132,7 @@ pub struct PlaceOrder {
 
 /// Why an order was cancelled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CancellationReason {
     /// The customer asked for it.
@@ -152,6 +168,7 @@ pub enum OrderCommand {
 
 /// `OrderPlaced` data (schema version 2; version 1 had no `currency`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 pub struct OrderPlaced {
     /// The order.
     pub order_id: OrderId,
@@ -169,6 +186,7 @@ pub struct OrderPlaced {
 
 /// `OrderShipped` data: reaction to `DeliveryDispatched`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 pub struct OrderShipped {
     /// The order.
     pub order_id: OrderId,
@@ -180,6 +198,7 @@ pub struct OrderShipped {
 
 /// `OrderCompleted` data: reaction to `DeliveryCompleted`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 pub struct OrderCompleted {
     /// The order.
     pub order_id: OrderId,
@@ -191,6 +210,7 @@ pub struct OrderCompleted {
 
 /// `OrderCancelled` data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemas", derive(schemars::JsonSchema))]
 pub struct OrderCancelled {
     /// The order.
     pub order_id: OrderId,

@@ -349,10 +349,8 @@ mod tests {
     const ORDER: &str = "018f1c2e-7b3a-7000-8000-000000000001";
 
     fn placed() -> StoredEvent {
-        serde_json::from_str(include_str!(
-            "../../../shared/tests/fixtures/order_placed_v1.json"
-        ))
-        .unwrap_or_else(|e| panic!("the fixture: {e}"))
+        serde_json::from_str(include_str!("../../../schemas/samples/OrderPlaced-v1.json"))
+            .unwrap_or_else(|e| panic!("the fixture: {e}"))
     }
 
     #[test]

@@ -123,7 +123,7 @@ async fn an_unknown_or_malformed_order_id_is_404_or_400() {
 async fn the_history_is_upcast_for_audit() {
     let h = harness();
     let v1: StoredEvent = serde_json::from_str(include_str!(
-        "../../../../shared/tests/fixtures/order_placed_v1.json"
+        "../../../../schemas/samples/OrderPlaced-v1.json"
     ))
     .unwrap();
     h.store.insert_raw(v1.clone());
