@@ -630,6 +630,8 @@ impl Resources {
             "AWS::CloudWatch::Alarm",
             "AWS::CloudWatch::Dashboard",
             "AWS::Logs::LogGroup",
+            "AWS::EventSchemas::Registry",
+            "AWS::EventSchemas::Schema",
         ] {
             let count = template.of_type(kind).count();
             if count > 0 {
@@ -861,7 +863,12 @@ mod tests {
                 .iter()
                 .any(|q| q.name == "orderflow-local-delivery-overdue-check-failures")
         );
-        for kind in ["AWS::Logs::LogGroup", "AWS::CloudWatch::Dashboard"] {
+        for kind in [
+            "AWS::Logs::LogGroup",
+            "AWS::CloudWatch::Dashboard",
+            "AWS::EventSchemas::Registry",
+            "AWS::EventSchemas::Schema",
+        ] {
             assert!(
                 resources.skipped.iter().any(|s| s.contains(kind)),
                 "{kind}: {:?}",
