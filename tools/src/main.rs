@@ -103,6 +103,10 @@ async fn run(cli: Cli) -> Result<()> {
                 )
             })
         }
+        Command::Demo(_) if json => bail!(
+            "orderflow demo tells a story for people and has no JSON output; \
+             `orderflow order ID --json` gives an order's story as JSON"
+        ),
         Command::Demo(args) => demo(&config, &store, &names, args).await,
         Command::Load(args) => load(&config, &names, args, json).await,
         Command::Soak(args) => soak(&config, &names, args, json).await,
@@ -129,7 +133,7 @@ async fn run(cli: Cli) -> Result<()> {
             let views = DynamoOrderViews::new(dynamodb, &table);
             let progress = Progress::stderr();
             let done = rebuild_views(&store, &views, |p| progress.update(p)).await?;
-            progress.finish(format!("done: {done}"));
+            progress.finish();
             print(json, &done, || format!("{done}"))
         }
         Command::Republish(args) => {
@@ -147,7 +151,7 @@ async fn run(cli: Cli) -> Result<()> {
                 progress.update(p)
             })
             .await?;
-            progress.finish(format!("done: {done}"));
+            progress.finish();
             print(json, &done, || format!("{done}"))
         }
         Command::Order(args) => {
@@ -329,10 +333,7 @@ async fn dlq(
                     queue.name
                 ),
             };
-            progress.finish(format!(
-                "{}: {} moved, {} left",
-                queue.name, moved.moved, moved.left
-            ));
+            progress.finish();
             print(json, &moved, || redrive_text(&queue.name, &moved))?;
             match moved.stopped {
                 Some(why) => bail!("the redrive of {} stopped: {why}", queue.name),

@@ -55,11 +55,11 @@ impl Progress {
         }
     }
 
-    /// The run ended: the last line stays.
-    pub fn finish(&self, line: impl std::fmt::Display) {
-        match &self.bar {
-            Some(bar) => bar.finish_with_message(line.to_string()),
-            None => eprintln!("{line}"),
+    /// The run ended: the live line goes (the command prints its result on stdout); a log keeps
+    /// its lines.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }
@@ -79,6 +79,6 @@ mod tests {
         let live = Progress::new(true);
         assert!(live.is_live());
         assert_eq!(live.every(Duration::from_secs(15)), Duration::from_secs(1));
-        live.finish("done");
+        live.finish();
     }
 }
