@@ -1,5 +1,6 @@
-//! SQS consumers (DESIGN §5): every per-event handler is fed by its own queue, which an EventBridge
-//! rule fills with the bus's events (the envelope as `detail`, no input transformer).
+//! SQS consumers (docs/architecture.md, "Delivery semantics"): every per-event handler is fed by
+//! its own queue, which an EventBridge rule fills with the bus's events (the envelope as `detail`,
+//! no input transformer).
 //!
 //! [`handle_sqs_batch`] runs a handler over a batch and answers `batchItemFailures` naming exactly
 //! the messages that failed, so succeeded messages are deleted and failed ones come back after the

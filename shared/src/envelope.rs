@@ -1,7 +1,8 @@
-//! The event envelope (DESIGN §3): what every stored and published event carries around its data.
-//! [`StoredEvent`] is the wire form — the events-table item (with `data` as a native map), the
-//! stream image and the EventBridge detail all have exactly these fields. [`event_source`] names the
-//! EventBridge `source` an event is published under: the bounded context of its stream.
+//! The event envelope (docs/architecture.md, "The event envelope"): what every stored and published
+//! event carries around its data. [`StoredEvent`] is the wire form — the events-table item (with
+//! `data` as a native map), the stream image and the EventBridge detail all have exactly these
+//! fields. [`event_source`] names the EventBridge `source` an event is published under: the bounded
+//! context of its stream.
 
 use std::fmt;
 

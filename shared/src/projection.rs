@@ -1,5 +1,6 @@
-//! Projecting stored events into the order views (DESIGN §4–5): the core the `projector` function
-//! runs for every record of the events table's stream.
+//! Projecting stored events into the order views (docs/architecture.md, "Storage" and "Delivery
+//! semantics"): the core the `projector` function runs for every record of the events table's
+//! stream.
 //!
 //! At-least-once in, exactly-once effect out: a record whose version the view holds already is a
 //! duplicate and writes nothing; a record that arrives after a gap in its stream first brings in

@@ -1,4 +1,4 @@
-//! Read models (DESIGN §4): the order view that `GET /orders/{id}` and
+//! Read models (docs/architecture.md, "Storage"): the order view that `GET /orders/{id}` and
 //! `GET /customers/{id}/orders` answer from, kept current by the projector from the events table's
 //! stream.
 //!
@@ -181,7 +181,8 @@ impl OrderView {
     }
 }
 
-/// The delivery board (DESIGN §4): deliveries on their way by ETA, read by the overdue check.
+/// The delivery board (docs/architecture.md, "Storage"): deliveries on their way by ETA, read by
+/// the overdue check.
 #[async_trait]
 pub trait DeliveryBoard: Send + Sync {
     /// Active deliveries whose ETA is before `now`, earliest ETA first, at most `limit`.

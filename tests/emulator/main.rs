@@ -1,5 +1,6 @@
-//! Adapter tests against the AWS API emulator (DESIGN §7, layer 3): real SDK calls to moto (or
-//! LocalStack) on 127.0.0.1, reached through `AWS_ENDPOINT_URL`. Run them with `scripts/test.sh`.
+//! Adapter tests against the AWS API emulator (docs/architecture.md, "Tests, in layers", layer 3):
+//! real SDK calls to moto (or LocalStack) on 127.0.0.1, reached through `AWS_ENDPOINT_URL`. Run
+//! them with `scripts/test.sh`.
 //!
 //! One test binary with a module per adapter, so the AWS SDK is linked once.
 

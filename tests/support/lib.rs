@@ -335,12 +335,12 @@ impl Emulator {
         }
     }
 
-    /// Creates what DESIGN §5 puts between the bus and a handler: a custom bus; an SQS queue with a
-    /// redrive policy to its own dead-letter queue (after [`MAX_RECEIVE_COUNT`] receives); and a
-    /// rule on the bus matching orderflow sources (`{"prefix": "orderflow."}`) and, unless
-    /// `detail_types` is empty, only those detail types, targeting the queue (with the dead-letter
-    /// queue and a retry policy on the target). Both queues get the policy AWS needs to let
-    /// EventBridge send to them from this rule.
+    /// Creates what docs/architecture.md, "Delivery semantics" puts between the bus and a handler:
+    /// a custom bus; an SQS queue with a redrive policy to its own dead-letter queue (after
+    /// [`MAX_RECEIVE_COUNT`] receives); and a rule on the bus matching orderflow sources
+    /// (`{"prefix": "orderflow."}`) and, unless `detail_types` is empty, only those detail types,
+    /// targeting the queue (with the dead-letter queue and a retry policy on the target). Both
+    /// queues get the policy AWS needs to let EventBridge send to them from this rule.
     pub async fn bus_to_queue(&self, test: &str, detail_types: &[&str]) -> BusFixture {
         let events = self.eventbridge();
         let sqs = self.sqs();

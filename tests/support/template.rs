@@ -1,11 +1,12 @@
-//! `template.yaml` and the function registry (`functions/registry`) agree (DESIGN §7, layer 5): the
-//! template declares exactly the registry's functions, each shipping the one bootstrap, with the
-//! environment it reads, the services it uses and the trigger the registry names (routes, the
-//! queue of its event type, the events stream, a schedule); every handler queue redrives to a DLQ; every event
-//! source mapping has failure handling; every rule target has a DLQ and a retry policy; every DLQ
-//! has an alarm; every function has errors and throttles alarms and a log group with retention;
-//! every handler queue an age alarm; HTTP routes match the routers; the dashboard shows every
-//! metric the functions emit, each function's errors and cold starts, and every alarm.
+//! `template.yaml` and the function registry (`functions/registry`) agree (docs/architecture.md,
+//! "Tests, in layers", layer 5): the template declares exactly the registry's functions, each
+//! shipping the one bootstrap, with the environment it reads, the services it uses and the trigger
+//! the registry names (routes, the queue of its event type, the events stream, a schedule); every
+//! handler queue redrives to a DLQ; every event source mapping has failure handling; every rule
+//! target has a DLQ and a retry policy; every DLQ has an alarm; every function has errors and
+//! throttles alarms and a log group with retention; every handler queue an age alarm; HTTP routes
+//! match the routers; the dashboard shows every metric the functions emit, each function's errors
+//! and cold starts, and every alarm.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -1,5 +1,5 @@
-//! `coupon-on-delivery-delayed`: compensates every delivery delay with a coupon (DESIGN §2: at
-//! most one per delay).
+//! `coupon-on-delivery-delayed`: compensates every delivery delay with a coupon
+//! (docs/architecture.md, "Domain": at most one per delay).
 //!
 //! On `DeliveryDelayed` it runs `CouponCommand::Issue` against the coupon stream
 //! `coupon#<CouponId::for_delay(delivery_id, delay_number)>` through [`repository::execute`]. The

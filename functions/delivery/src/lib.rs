@@ -1,8 +1,8 @@
 //! # delivery
 //!
-//! The delivery context (DESIGN §2): a delivery is scheduled when an order is placed, moved by
-//! couriers over HTTP, checked for lateness on a schedule, and cancelled with its order — or, when
-//! the cancel arrives after dispatch, refused explicitly.
+//! The delivery context (docs/architecture.md, "Domain"): a delivery is scheduled when an order is
+//! placed, moved by couriers over HTTP, checked for lateness on a schedule, and cancelled with its
+//! order — or, when the cancel arrives after dispatch, refused explicitly.
 //!
 //! | module | responsibility |
 //! | --- | --- |

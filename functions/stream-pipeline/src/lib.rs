@@ -1,6 +1,7 @@
 //! # stream-pipeline
 //!
-//! The two readers of the events table's DynamoDB stream (DESIGN §5 — at most two per shard):
+//! The two readers of the events table's DynamoDB stream (docs/architecture.md, "Delivery
+//! semantics" — at most two per shard):
 //!
 //! | module | responsibility |
 //! | --- | --- |

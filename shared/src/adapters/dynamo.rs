@@ -1,6 +1,6 @@
-//! The DynamoDB adapters: [`DynamoEventStore`] (events table, DESIGN §4), [`DynamoIdempotencyStore`]
-//! and the table definitions the tests and tools create (the order views' adapter lives in
-//! [`super::dynamo_views`]).
+//! The DynamoDB adapters: [`DynamoEventStore`] (events table, docs/architecture.md, "Storage"),
+//! [`DynamoIdempotencyStore`] and the table definitions the tests and tools create (the order
+//! views' adapter lives in [`super::dynamo_views`]).
 //!
 //! Events table item = the [`StoredEvent`] envelope with `data` as a native map; key
 //! `stream_id` (S) + `version` (N). An append is one `TransactWriteItems`: one `Put` per event with

@@ -1,4 +1,5 @@
-//! [`DynamoOrderViews`]: the order views on DynamoDB (DESIGN §4, read models).
+//! [`DynamoOrderViews`]: the order views on DynamoDB (docs/architecture.md, "Storage", read
+//! models).
 //!
 //! One item per order, key `pk` = `order#<order_id>`, the [`OrderView`] stored as native
 //! attributes (maps and lists, readable in the console), not as a blob. Placed orders also carry

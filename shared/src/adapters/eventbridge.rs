@@ -1,5 +1,5 @@
 //! The EventBridge adapter: [`EventBridgePublisher`] forwards stored events to the orderflow bus
-//! (DESIGN §5: the publisher reading the events table's stream).
+//! (docs/architecture.md, "Delivery semantics": the publisher reading the events table's stream).
 //!
 //! One stored event is one `PutEvents` entry:
 //!

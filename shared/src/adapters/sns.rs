@@ -1,5 +1,5 @@
 //! The SNS adapter: [`SnsNotifier`] tells customers what happened by publishing to the
-//! customer-notifications topic (DESIGN §2, alert context).
+//! customer-notifications topic (docs/architecture.md, "Domain", alert context).
 //!
 //! One [`Notification`] is one `Publish`:
 //!
