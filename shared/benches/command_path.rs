@@ -83,7 +83,7 @@ fn bench(c: &mut Criterion) {
             Ok(order) => order,
             Err(error) => panic!("bench setup: {error}"),
         };
-        let stream = StreamId::new("order", &order.order_id);
+        let stream = StreamId::order(&order.order_id);
         let command = OrderCommand::Place(order);
         if let Err(error) = command_path(&command, &stream, &context) {
             panic!("the command path failed: {error}");

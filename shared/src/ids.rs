@@ -1,6 +1,7 @@
 //! Validated identifiers. Ids are opaque strings of at most [`MAX_ID_LEN`] characters from
 //! `[A-Za-z0-9._-]`; the ids orderflow generates itself are UUIDv7, so they sort by creation time.
 
+use std::borrow::Borrow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -146,6 +147,26 @@ impl StreamId {
     /// The stream of `kind` (`order`, `delivery`, `coupon`) with id `id`.
     pub fn new(kind: &str, id: impl fmt::Display) -> Self {
         Self(format!("{kind}#{id}"))
+    }
+
+    /// The stream of the aggregate `A` with id `id`: `<A::KIND>#<id>`.
+    pub fn of<A: crate::domain::Aggregate>(id: impl fmt::Display) -> Self {
+        Self::new(A::KIND, id)
+    }
+
+    /// The order `id`'s stream (`order#<id>`).
+    pub fn order(id: impl Borrow<OrderId>) -> Self {
+        Self::of::<crate::domain::order::Order>(id.borrow())
+    }
+
+    /// The delivery `id`'s stream (`delivery#<id>`).
+    pub fn delivery(id: impl Borrow<DeliveryId>) -> Self {
+        Self::of::<crate::domain::delivery::Delivery>(id.borrow())
+    }
+
+    /// The coupon `id`'s stream (`coupon#<id>`).
+    pub fn coupon(id: impl Borrow<CouponId>) -> Self {
+        Self::of::<crate::domain::coupon::Coupon>(id.borrow())
     }
 
     /// The stream id as text.

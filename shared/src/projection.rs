@@ -96,7 +96,7 @@ pub async fn project_order_view_events(
     events: &[&StoredEvent],
     max_attempts: u32,
 ) -> Result<Projected, ProjectionError> {
-    let order_stream = StreamId::new("order", order_id);
+    let order_stream = StreamId::order(order_id);
     let mut attempt = 1;
     loop {
         let previous = views.get(order_id).await?;
@@ -197,10 +197,10 @@ mod tests {
         DeliveryId::for_order(&order_id())
     }
     fn order_stream() -> StreamId {
-        StreamId::new("order", order_id())
+        StreamId::order(order_id())
     }
     fn delivery_stream() -> StreamId {
-        StreamId::new("delivery", delivery_id())
+        StreamId::delivery(delivery_id())
     }
     fn at(minutes: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap() + Duration::minutes(minutes)
@@ -470,7 +470,7 @@ mod tests {
         let delivery = append(&store, &delivery_stream(), 1, &[scheduled()]).await;
         let coupons = append(
             &store,
-            &StreamId::new("coupon", CouponId::for_delay(&delivery_id(), 1)),
+            &StreamId::coupon(CouponId::for_delay(&delivery_id(), 1)),
             2,
             &[coupon()],
         )

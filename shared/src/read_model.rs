@@ -553,13 +553,13 @@ mod tests {
     }
 
     fn order_stream() -> StreamId {
-        StreamId::new("order", order_id())
+        StreamId::order(order_id())
     }
     fn delivery_stream() -> StreamId {
-        StreamId::new("delivery", delivery_id())
+        StreamId::delivery(delivery_id())
     }
     fn coupon_stream(delay: u32) -> StreamId {
-        StreamId::new("coupon", CouponId::for_delay(&delivery_id(), delay))
+        StreamId::coupon(CouponId::for_delay(&delivery_id(), delay))
     }
 
     fn placed(minute: i64) -> StoredEvent {

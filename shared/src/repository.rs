@@ -189,7 +189,7 @@ mod tests {
     async fn a_new_stream_is_appended_at_version_one_without_a_read() {
         let store = InMemoryEventStore::new();
         let place = place_order("cust-1");
-        let stream = StreamId::new("order", &place.order_id);
+        let stream = StreamId::order(&place.order_id);
         let context = customer_context("cust-1");
         let stored = execute_new::<Order>(
             &store,
@@ -210,7 +210,7 @@ mod tests {
     async fn a_new_stream_that_exists_after_all_is_loaded_and_decided_again() {
         let store = InMemoryEventStore::new();
         let place = place_order("cust-1");
-        let stream = StreamId::new("order", &place.order_id);
+        let stream = StreamId::order(&place.order_id);
         let context = customer_context("cust-1");
         let command = OrderCommand::Place(place);
         execute::<Order>(&store, &stream, &command, &context, None, 3)

@@ -85,7 +85,7 @@ async fn appends(fixture: &integration_tests::EventStoreFixture, count: usize) -
     let mut durations = Vec::with_capacity(count);
     for _ in 0..count {
         let order = place_order("cust-bench", 1);
-        let stream = StreamId::new("order", &order.order_id);
+        let stream = StreamId::order(&order.order_id);
         let started = Instant::now();
         repository::execute::<Order>(&fixture.store, &stream, &place(&order), &context, None, 1)
             .await

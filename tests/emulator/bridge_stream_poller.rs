@@ -168,7 +168,7 @@ async fn the_stream_poller_reads_on_after_a_cancelled_transaction_detached_its_i
 
     let context = customer_request("cust-poller");
     let order = place_order("cust-poller", 1);
-    let stream = StreamId::new("order", &order.order_id);
+    let stream = StreamId::order(&order.order_id);
     let mut expected =
         ids(
             &repository::execute::<Order>(&store, &stream, &place(&order), &context, None, 1)
@@ -194,7 +194,7 @@ async fn the_stream_poller_reads_on_after_a_cancelled_transaction_detached_its_i
     );
 
     let later = place_order("cust-poller", 2);
-    let later_stream = StreamId::new("order", &later.order_id);
+    let later_stream = StreamId::order(&later.order_id);
     expected.extend(ids(&repository::execute::<Order>(
         &store,
         &later_stream,

@@ -66,7 +66,7 @@ fn by_named_courier(request: Request, body: &Value) -> Request {
 async fn stored(stack: &Stack, id: &DeliveryId) -> Vec<StoredEvent> {
     stack
         .store
-        .load(&StreamId::new("delivery", id))
+        .load(&StreamId::delivery(id))
         .await
         .expect("loading the delivery stream")
 }

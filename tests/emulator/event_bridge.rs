@@ -34,7 +34,7 @@ async fn placed_orders(
     let mut events = Vec::new();
     for _ in 0..count {
         let order = place_order(customer, 2);
-        let stream = StreamId::new("order", &order.order_id);
+        let stream = StreamId::order(&order.order_id);
         let context = customer_request(customer);
         events.extend(
             repository::execute::<Order>(store, &stream, &place(&order), &context, None, 1)
@@ -176,7 +176,7 @@ async fn each_context_publishes_under_its_own_source() {
     let store = InMemoryEventStore::new();
     let placed = placed_orders(&store, "cust-eb-src", 1).await;
     let order = place_order("cust-eb-src", 1);
-    let delivery_stream = StreamId::new("delivery", DeliveryId::for_order(&order.order_id));
+    let delivery_stream = StreamId::delivery(DeliveryId::for_order(&order.order_id));
     let scheduled = repository::execute::<Delivery>(
         &store,
         &delivery_stream,

@@ -14,7 +14,7 @@ use shared::ports::{AppendRequest, EventStore, IdempotencyRecord, IdempotencySto
 use shared::repository::{self, CommandError};
 
 fn order_stream(order: &shared::domain::order::PlaceOrder) -> StreamId {
-    StreamId::new("order", &order.order_id)
+    StreamId::order(&order.order_id)
 }
 
 fn shipped(order: &shared::domain::order::PlaceOrder) -> OrderEvent {

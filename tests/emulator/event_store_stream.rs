@@ -45,7 +45,7 @@ async fn a_stream_reader_sees_every_record_written_after_a_cancelled_transaction
     let fixture = emulator.event_store("fidelity").await;
     let context = customer_request("cust-fidelity");
     let order = place_order("cust-fidelity", 1);
-    let stream = StreamId::new("order", &order.order_id);
+    let stream = StreamId::order(&order.order_id);
     repository::execute::<Order>(&fixture.store, &stream, &place(&order), &context, None, 1)
         .await
         .expect("placing");
@@ -71,7 +71,7 @@ async fn a_stream_reader_sees_every_record_written_after_a_cancelled_transaction
 
     // Writes after the cancelled transaction: another order, then a cancel of the first.
     let later = place_order("cust-fidelity", 2);
-    let later_stream = StreamId::new("order", &later.order_id);
+    let later_stream = StreamId::order(&later.order_id);
     let mut written = repository::execute::<Order>(
         &fixture.store,
         &later_stream,
@@ -104,7 +104,7 @@ async fn the_stream_shows_each_appended_event_as_a_new_image_with_its_envelope()
     let emulator = emulator().await;
     let fixture = emulator.event_store("stream").await;
     let order = place_order("cust-stream", 2);
-    let stream = StreamId::new("order", &order.order_id);
+    let stream = StreamId::order(&order.order_id);
     let context = customer_request("cust-stream");
     let mut appended =
         repository::execute::<Order>(&fixture.store, &stream, &place(&order), &context, None, 1)

@@ -42,7 +42,7 @@ async fn the_envelope(emulator: &Emulator, topic: &TopicFixture) -> Value {
 async fn delivery_delayed(customer: &str) -> StoredEvent {
     let store = InMemoryEventStore::new();
     let order = place_order(customer, 2);
-    let stream = StreamId::new("delivery", DeliveryId::for_order(&order.order_id));
+    let stream = StreamId::delivery(DeliveryId::for_order(&order.order_id));
     let context = customer_request(customer);
     let promised_by = context.occurred_at + chrono::Duration::hours(48);
     let schedule = DeliveryCommand::Schedule {

@@ -170,7 +170,7 @@ async fn an_orders_history_pages_through_the_events_table_in_order() {
         .expect("loading")
         .remove(0);
     let address = serde_json::from_value(placed.data["delivery_address"].clone()).expect("address");
-    let delivery = StreamId::new("delivery", &delivery_id);
+    let delivery = StreamId::delivery(&delivery_id);
     let mut events = vec![DeliveryEvent::DeliveryScheduled(DeliveryScheduled {
         delivery_id: delivery_id.clone(),
         order_id: order_id.clone(),

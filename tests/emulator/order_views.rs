@@ -36,13 +36,7 @@ fn placed_event(order: &PlaceOrder, minute: i64) -> StoredEvent {
         occurred_at: base() + Duration::minutes(minute),
         ..customer_request(order.customer_id.as_str())
     };
-    StoredEvent::stamp(
-        &StreamId::new("order", &order.order_id),
-        0,
-        &[event],
-        &context,
-    )
-    .remove(0)
+    StoredEvent::stamp(&StreamId::order(&order.order_id), 0, &[event], &context).remove(0)
 }
 
 /// The view of `order` placed at `base() + minute`.
@@ -209,7 +203,7 @@ async fn a_save_over_a_changed_view_is_a_conflict() {
     );
 
     let mut cancelled = first.clone();
-    let stream = StreamId::new("order", &order.order_id);
+    let stream = StreamId::order(&order.order_id);
     let cancel = StoredEvent::stamp(
         &stream,
         1,
@@ -363,7 +357,7 @@ async fn order_with_delivery(
     customer: &str,
 ) -> (Vec<StoredEvent>, Vec<StoredEvent>) {
     let order = place_order(customer, 2);
-    let order_stream = StreamId::new("order", &order.order_id);
+    let order_stream = StreamId::order(&order.order_id);
     let context = customer_request(customer);
     let placed = repository::execute::<Order>(
         &fixture.store,

@@ -21,7 +21,7 @@ async fn saga(test: &str) -> Saga {
 /// Places an order as a customer would and returns it with its `OrderPlaced`.
 async fn place_an_order(saga: &Saga, customer: &str) -> (PlaceOrder, StoredEvent) {
     let order = place_order(customer, 2);
-    let stream = StreamId::new("order", &order.order_id);
+    let stream = StreamId::order(&order.order_id);
     let placed = repository::execute::<Order>(
         &saga.events.store,
         &stream,
@@ -46,7 +46,7 @@ async fn courier(saga: &Saga, order: &PlaceOrder, command: DeliveryCommand) -> V
         actor: Actor::courier(&courier),
         occurred_at: chrono::Utc::now(),
     };
-    let stream = StreamId::new("delivery", DeliveryId::for_order(&order.order_id));
+    let stream = StreamId::delivery(DeliveryId::for_order(&order.order_id));
     repository::execute::<Delivery>(&saga.events.store, &stream, &command, &context, None, 3)
         .await
         .expect("the courier's command")
@@ -111,7 +111,7 @@ async fn happy_path_placed_scheduled_dispatched_completed() {
     let order_events = saga
         .events
         .store
-        .load(&StreamId::new("order", &order.order_id))
+        .load(&StreamId::order(&order.order_id))
         .await
         .expect("loading");
     let order_types: Vec<&str> = order_events.iter().map(|e| e.event_type.as_str()).collect();
@@ -219,7 +219,7 @@ async fn a_failed_delivery_cancels_the_order_and_the_customer_hears_of_it() {
     let order_events = saga
         .events
         .store
-        .load(&StreamId::new("order", &order.order_id))
+        .load(&StreamId::order(&order.order_id))
         .await
         .expect("loading");
     let last = order_events.last().expect("events");
@@ -234,7 +234,7 @@ async fn a_cancel_before_dispatch_cancels_the_delivery() {
     let mut saga = saga("saga-cancel").await;
     let (order, _) = place_an_order(&saga, "cust-cancel").await;
     saga.pump(40).await;
-    let stream = StreamId::new("order", &order.order_id);
+    let stream = StreamId::order(&order.order_id);
     let cancel = OrderCommand::Cancel {
         reason: CancellationReason::CustomerRequest,
     };
@@ -275,7 +275,7 @@ async fn a_cancel_racing_the_dispatch_is_resolved_explicitly_with_an_alert() {
     };
     repository::execute::<Order>(
         &saga.events.store,
-        &StreamId::new("order", &order.order_id),
+        &StreamId::order(&order.order_id),
         &cancel,
         &customer_request("cust-race"),
         None,

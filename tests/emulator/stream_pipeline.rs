@@ -22,7 +22,7 @@ use stream_pipeline::{Deadline, StreamEvent};
 /// Places an order and cancels it: two events on one stream.
 async fn place_and_cancel(fixture: &EventStoreFixture, customer: &str) -> Vec<StoredEvent> {
     let order = place_order(customer, 2);
-    let stream = StreamId::new("order", &order.order_id);
+    let stream = StreamId::order(&order.order_id);
     let context = customer_request(customer);
     let mut stored =
         repository::execute::<Order>(&fixture.store, &stream, &place(&order), &context, None, 1)

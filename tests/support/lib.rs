@@ -765,7 +765,7 @@ pub async fn place_one(store: &DynamoEventStore, customer: &str) -> OrderId {
     let order = place_order(customer, 1);
     shared::repository::execute::<shared::domain::order::Order>(
         store,
-        &shared::ids::StreamId::new("order", &order.order_id),
+        &shared::ids::StreamId::order(&order.order_id),
         &place(&order),
         &customer_request(customer),
         None,

@@ -54,7 +54,7 @@ pub async fn demo(store: &DynamoEventStore) -> Result<()> {
         (demo_order(&customer, &[("KETTLE-1L", 1, 3450)])?, true),
     ];
     for (order, cancel) in orders {
-        let stream = StreamId::new("order", &order.order_id);
+        let stream = StreamId::order(&order.order_id);
         let correlation_id = CorrelationId::generate();
         let context = EventContext {
             causation_id: correlation_id.as_str().to_owned(),

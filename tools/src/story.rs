@@ -65,14 +65,14 @@ pub async fn read(
 ) -> Result<Story> {
     let order_id =
         OrderId::parse(order_id).with_context(|| format!("{order_id:?} is not an order id"))?;
-    let order = store.load(&StreamId::new("order", &order_id)).await?;
+    let order = store.load(&StreamId::order(&order_id)).await?;
     let Some(first) = order.first() else {
         bail!("there is no order {order_id} in the store");
     };
     let correlation_id = first.correlation_id.as_str().to_owned();
     let delivery_id = DeliveryId::for_order(&order_id);
     let mut events = order.clone();
-    events.extend(store.load(&StreamId::new("delivery", &delivery_id)).await?);
+    events.extend(store.load(&StreamId::delivery(&delivery_id)).await?);
     for delay in 1..=MAX_COUPONS {
         let coupon = store
             .load(&StreamId::new(

@@ -101,11 +101,11 @@ pub fn stored<E: Event>(stream: StreamId, version: u64, event: E) -> StoredEvent
 }
 
 fn order(version: u64, event: OrderEvent) -> StoredEvent {
-    stored(StreamId::new("order", order_id()), version, event)
+    stored(StreamId::order(order_id()), version, event)
 }
 
 fn delivery(version: u64, event: DeliveryEvent) -> StoredEvent {
-    stored(StreamId::new("delivery", delivery_id()), version, event)
+    stored(StreamId::delivery(delivery_id()), version, event)
 }
 
 /// `OrderPlaced`: 2 × 12.50 + 3 × 1.99 = 30.97 EUR, 5 items.

@@ -93,7 +93,7 @@ pub async fn check_overdue(
             now,
             new_eta: now + extension,
         };
-        let stream = StreamId::new("delivery", &delivery.delivery_id);
+        let stream = StreamId::delivery(&delivery.delivery_id);
         match repository::execute::<Delivery>(store, &stream, &command, &context, None, 3).await {
             Ok(stored) if stored.is_empty() => checked.unchanged += 1,
             Ok(_) => {

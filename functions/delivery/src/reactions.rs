@@ -36,7 +36,7 @@ pub struct Reactions<'a> {
 }
 
 fn delivery_stream(order_id: &shared::ids::OrderId) -> StreamId {
-    StreamId::new("delivery", DeliveryId::for_order(order_id))
+    StreamId::delivery(DeliveryId::for_order(order_id))
 }
 
 impl Reactions<'_> {

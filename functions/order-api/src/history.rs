@@ -20,13 +20,9 @@ use shared::ports::{EventStore, StoreError};
 /// The streams of an order's history: its own, its delivery's, and a coupon stream per delay.
 pub fn streams(order_id: &OrderId) -> Vec<StreamId> {
     let delivery_id = DeliveryId::for_order(order_id);
-    let mut streams = vec![
-        StreamId::new("order", order_id),
-        StreamId::new("delivery", &delivery_id),
-    ];
+    let mut streams = vec![StreamId::order(order_id), StreamId::delivery(&delivery_id)];
     streams.extend(
-        (1..=MAX_DELAYS)
-            .map(|delay| StreamId::new("coupon", CouponId::for_delay(&delivery_id, delay))),
+        (1..=MAX_DELAYS).map(|delay| StreamId::coupon(CouponId::for_delay(&delivery_id, delay))),
     );
     streams
 }

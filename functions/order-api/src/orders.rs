@@ -179,7 +179,7 @@ pub async fn cancel_order(
 ) -> Handled {
     let caller = Caller::from_request(request)?;
     let order_id = order_id(raw_id)?;
-    let stream = StreamId::new("order", &order_id);
+    let stream = StreamId::order(&order_id);
     let loaded = repository::load::<Order>(app.store.as_ref(), &stream)
         .await
         .map_err(|e| Problem::from_store(&e, "order"))?;

@@ -94,7 +94,7 @@ pub async fn place_order(app: &App, request: &Request, correlation_id: &Correlat
     // condition that the key is new, so a retry ends in `DuplicateRequest` below and is answered
     // from the stored record — one DynamoDB call for a new order instead of two.
     let order_id = OrderId::generate();
-    let stream = StreamId::new("order", &order_id);
+    let stream = StreamId::order(&order_id);
     let context = EventContext {
         correlation_id: correlation_id.clone(),
         causation_id: correlation_id.as_str().to_owned(),

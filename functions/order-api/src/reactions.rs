@@ -67,7 +67,7 @@ impl Reactions<'_> {
             }
         };
         let context = EventContext::caused_by(&event, Actor::system(handler), self.clock.now());
-        let stream = StreamId::new("order", &order_id);
+        let stream = StreamId::order(&order_id);
         reaction_result(
             repository::execute::<Order>(
                 self.store,

@@ -57,7 +57,7 @@ fn events() -> Vec<StoredEvent> {
         .flat_map(|n| {
             let order_id = OrderId::parse(format!("bench-order-{n}")).unwrap();
             let customer_id = CustomerId::parse(format!("bench-customer-{}", n % 7)).unwrap();
-            let stream = StreamId::new("order", &order_id);
+            let stream = StreamId::order(&order_id);
             let placed = OrderEvent::OrderPlaced(OrderPlaced {
                 order_id: order_id.clone(),
                 customer_id: customer_id.clone(),

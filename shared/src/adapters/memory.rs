@@ -548,7 +548,7 @@ mod tests {
 
         let store = InMemoryEventStore::new();
         let order_id = OrderId::parse("o1").unwrap();
-        let stream = StreamId::new("order", &order_id);
+        let stream = StreamId::order(&order_id);
         let shipped = OrderEvent::OrderShipped(OrderShipped {
             order_id: order_id.clone(),
             customer_id: CustomerId::parse("c1").unwrap(),

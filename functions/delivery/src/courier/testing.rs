@@ -119,7 +119,7 @@ pub async fn schedule(
     };
     let stored = repository::execute::<Delivery>(
         store,
-        &StreamId::new("delivery", &delivery_id),
+        &StreamId::delivery(&delivery_id),
         &command,
         &context,
         None,

@@ -440,7 +440,7 @@ async fn long_history(h: &Harness, id: &str, count: u64, delays: u32) {
             placed.occurred_at + Duration::minutes(minute as i64),
         )
     };
-    let delivery = StreamId::new("delivery", &delivery_id);
+    let delivery = StreamId::delivery(&delivery_id);
     let mut events = StoredEvent::stamp(
         &delivery,
         0,
@@ -473,7 +473,7 @@ async fn long_history(h: &Harness, id: &str, count: u64, delays: u32) {
     }
     for delay in 1..=delays {
         let coupon_id = CouponId::for_delay(&delivery_id, delay);
-        let stream = StreamId::new("coupon", &coupon_id);
+        let stream = StreamId::coupon(&coupon_id);
         let issued = CouponEvent::CouponIssued(CouponIssued {
             coupon_id,
             customer_id: customer_id.clone(),

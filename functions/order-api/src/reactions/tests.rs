@@ -26,7 +26,7 @@ fn delivery_event(
         actor: Actor::system("test"),
         occurred_at: Utc.with_ymd_and_hms(2026, 11, 28, 11, 0, 0).unwrap(),
     };
-    let stream = StreamId::new("delivery", &delivery);
+    let stream = StreamId::delivery(&delivery);
     StoredEvent::stamp(&stream, 2, &[event(delivery, order, customer)], &context).remove(0)
 }
 
