@@ -583,7 +583,7 @@ async fn racing_commands_on_one_order_leave_the_saga_running_for_the_orders_afte
     let refused = stack
         .store()
         .append(AppendRequest {
-            stream_id: StreamId::order(&order_id),
+            stream_id: StreamId::new("order", &order_id),
             expected_version: 0,
             events: vec![placed],
             idempotency: None,
