@@ -44,7 +44,9 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
-cargo clippy --workspace --all-targets --test e2e --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# The end-to-end suite (`test = false`): `--all-targets` leaves it out even beside `--test e2e`.
+cargo clippy --locked -p integration-tests --test e2e -- -D warnings
 
 step "template.yaml: cfn-lint and sam validate --lint"
 validate_template
