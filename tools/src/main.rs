@@ -221,7 +221,6 @@ async fn soak(
     args: SoakArgs,
     json: bool,
 ) -> Result<()> {
-    let args_report = args.report.clone();
     let options = tools::soak::stack::Options {
         api: args.api,
         settings: tools::soak::Settings {
@@ -246,7 +245,7 @@ async fn soak(
     print(json, &figures_json(report.figures()), || {
         report.to_string().trim_end().to_owned()
     })?;
-    if let Some(path) = &args_report {
+    if let Some(path) = &args.report {
         report.write_html(&options, path)?;
         eprintln!("soak: the report is in {}", path.display());
     }

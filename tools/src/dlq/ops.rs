@@ -102,35 +102,14 @@ impl Queues {
     }
 
     async fn all(&self) -> Result<Vec<Queue>> {
-        let prefix = format!("orderflow-{}-", self.stage);
-        let mut queues = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .sqs
-                .list_queues()
-                .queue_name_prefix(&prefix)
-                .max_results(1000)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(sqs_error)
-                .context("listing the stage's queues")?;
-            for url in page.queue_urls() {
-                let name = url.rsplit('/').next().unwrap_or_default().to_owned();
-                if let Some(kind) = QueueKind::of(&self.stage, &name) {
-                    queues.push(Queue {
-                        name,
-                        url: url.clone(),
-                        kind,
-                    });
-                }
-            }
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
+        let mut queues: Vec<Queue> = stage_queues(&self.sqs, &self.stage)
+            .await?
+            .into_iter()
+            .filter_map(|(name, url)| {
+                let kind = QueueKind::of(&self.stage, &name)?;
+                Some(Queue { name, url, kind })
+            })
+            .collect();
         queues.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(queues)
     }
@@ -477,6 +456,31 @@ impl Queues {
             .map_err(sqs_error)
             .with_context(|| format!("sending a message back to {}", queue_name(source_url)))?;
         Ok(())
+    }
+}
+
+/// Every queue of `stage` (named `orderflow-<stage>-…`): (name, URL), all pages.
+pub async fn stage_queues(sqs: &Client, stage: &str) -> Result<Vec<(String, String)>> {
+    let prefix = format!("orderflow-{stage}-");
+    let mut queues = Vec::new();
+    let mut token = None;
+    loop {
+        let page = sqs
+            .list_queues()
+            .queue_name_prefix(&prefix)
+            .max_results(1000)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(sqs_error)
+            .context("listing the stage's queues")?;
+        for url in page.queue_urls() {
+            queues.push((queue_name(url).to_owned(), url.clone()));
+        }
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(queues);
+        }
     }
 }
 

@@ -177,28 +177,7 @@ async fn settle_views(placed: &[Placed], observed: &Observed) {
 
 /// The stage's queues: (name, URL).
 async fn stage_queues(observed: &Observed) -> Result<Vec<(String, String)>> {
-    let prefix = format!("orderflow-{}-", observed.stage);
-    let mut queues = Vec::new();
-    let mut token = None;
-    loop {
-        let page = observed
-            .sqs
-            .list_queues()
-            .queue_name_prefix(&prefix)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(aws_sdk_sqs::Error::from)
-            .context("listing the stage's queues")?;
-        for url in page.queue_urls() {
-            let name = url.rsplit('/').next().unwrap_or_default().to_owned();
-            queues.push((name, url.clone()));
-        }
-        token = page.next_token;
-        if token.is_none() {
-            return Ok(queues);
-        }
-    }
+    crate::dlq::ops::stage_queues(&observed.sqs, &observed.stage).await
 }
 
 /// Messages in a queue, visible or in flight.
