@@ -48,6 +48,18 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The end-to-end suite (`test = false`): `--all-targets` leaves it out even beside `--test e2e`.
 cargo clippy --locked -p integration-tests --test e2e -- -D warnings
 
+step "layers: the domain depends on no AWS SDK, tokio or Lambda crate; no function on the testkit"
+# docs/architecture.md, "The crates". The domain crate cannot name an SDK type because it has no
+# such dependency; this keeps it so. `-e normal`: what ships, not what the tests add.
+layer_check() {
+  local crate="$1" forbidden="$2" found
+  found="$(cargo tree -p "$crate" -e normal --locked --prefix none | sed 's/ .*//' | sort -u | grep -E "$forbidden" || true)"
+  [ -z "$found" ] || die "$crate depends on what its layer must not: $(echo $found)"
+}
+layer_check domain '^(aws-|aws_|tokio|lambda_|hyper|testkit$|adapters$|lambda-glue$)'
+layer_check function-registry '^(testkit|aws-smithy-mocks)$'
+echo "domain: $(cargo tree -p domain -e normal --locked --depth 1 --prefix none | tail -n +2 | sed 's/ (.*//' | tr '\n' ' ')"
+
 step "template.yaml: cfn-lint and sam validate --lint"
 validate_template
 
@@ -57,7 +69,10 @@ if $with_localstack; then
 fi
 
 step "building the test binaries"
-cargo test --workspace --all-targets --locked --no-run
+# `--tests --benches`, not `--all-targets`: the binaries without tests (`test = false`) are not
+# linked as test executables; the libraries, the integration suites and the benchmarks' smoke
+# runs are.
+cargo test --workspace --tests --benches --locked --no-run
 
 step "starting the AWS API emulators (DynamoDB Local, moto)"
 trap stop_emulators EXIT
@@ -69,7 +84,7 @@ trap 'stop_emulators; rm -f "$results" "$localstack_results"' EXIT
 # "P F": the tests passed and failed in a file of cargo test output.
 count() { awk '/^test result:/ { p += $4; f += $6 } END { print p + 0, f + 0 }' "$1"; }
 step "cargo test: unit, handler, benchmark smoke and emulator suites"
-cargo test --workspace --all-targets --locked 2>&1 | tee -a "$results"
+cargo test --workspace --tests --benches --locked 2>&1 | tee -a "$results"
 step "cargo test: doc tests"
 cargo test --workspace --doc --locked 2>&1 | tee -a "$results"
 stop_emulators

@@ -18,10 +18,10 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use domain::ids::StreamId;
+use domain::order::Order;
+use domain::repository;
 use integration_tests::{EmulatorKind, customer_request, emulator, place, place_order};
-use shared::domain::order::Order;
-use shared::ids::StreamId;
-use shared::repository;
 
 /// Items written per `BatchWriteItem` (DynamoDB's limit).
 const BATCH: usize = 25;

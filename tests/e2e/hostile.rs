@@ -6,12 +6,12 @@
 //! a token the authorizer refuses (the function never sees the request), the function's problem
 //! document otherwise — and nothing is stored or published. Then the legal paths still work.
 
+use domain::identity::Group;
 use http::{Method, StatusCode};
 use integration_tests::stack::{Reply, Stack};
 use integration_tests::tokens::{Forger, tampered, unsigned};
 use integration_tests::unique_name;
 use serde_json::{Value, json};
-use shared::identity::Group;
 
 /// One route, with a path for the victim's order and a body that would be accepted.
 struct Route {

@@ -12,13 +12,13 @@
 
 mod hostile;
 
+use adapters::eventbridge::EventBridgePublisher;
+use domain::ids::{CouponId, DeliveryId, StreamId};
+use domain::ports::{AppendRequest, EventPublisher, EventStore, StoreError};
 use http::{Method, StatusCode};
 use integration_tests::stack::{Inbox, STEP_TIMEOUT, Stack};
 use integration_tests::unique_name;
 use serde_json::{Value, json};
-use shared::adapters::eventbridge::EventBridgePublisher;
-use shared::ids::{CouponId, DeliveryId, StreamId};
-use shared::ports::{AppendRequest, EventPublisher, EventStore, StoreError};
 
 fn delivery_status(view: &Value) -> &str {
     view["delivery"]["status"].as_str().unwrap_or("-")

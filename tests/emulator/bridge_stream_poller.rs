@@ -9,17 +9,17 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use adapters::dynamo::{DynamoEventStore, tables};
+use domain::Aggregate;
+use domain::envelope::StoredEvent;
+use domain::ids::StreamId;
+use domain::order::{CancellationReason, Order, OrderCommand};
+use domain::ports::{AppendRequest, EventStore, StoreError};
+use domain::repository;
 use integration_tests::{
     EmulatorKind, customer_request, emulator, place, place_order, unique_name,
 };
 use serde_json::Value;
-use shared::adapters::dynamo::{DynamoEventStore, tables};
-use shared::domain::Aggregate;
-use shared::domain::order::{CancellationReason, Order, OrderCommand};
-use shared::envelope::StoredEvent;
-use shared::ids::StreamId;
-use shared::ports::{AppendRequest, EventStore, StoreError};
-use shared::repository;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

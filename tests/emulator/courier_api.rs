@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use adapters::clock::SystemClock;
+use adapters::dynamo::DynamoEventStore;
 use chrono::Duration;
 use delivery::courier::routes::CourierAction::{self, Complete, Delay, Dispatch, Fail};
 use delivery::courier::testing::{
@@ -12,14 +14,12 @@ use delivery::courier::testing::{
     with_store,
 };
 use delivery::courier::{App, Settings};
+use domain::envelope::StoredEvent;
+use domain::ids::{DeliveryId, OrderId, StreamId};
+use domain::ports::{Clock, EventStore};
 use integration_tests::emulator;
 use lambda_http::Request;
 use serde_json::{Value, json};
-use shared::adapters::clock::SystemClock;
-use shared::adapters::dynamo::DynamoEventStore;
-use shared::envelope::StoredEvent;
-use shared::ids::{DeliveryId, OrderId, StreamId};
-use shared::ports::{Clock, EventStore};
 
 struct Stack {
     app: App,

@@ -7,14 +7,14 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use adapters::eventbridge::EventBridgePublisher;
+use domain::envelope::StoredEvent;
+use domain::ids::OrderId;
+use domain::read_model::OrderViews;
 use integration_tests::streams::read_stream;
 use integration_tests::{Emulator, emulator, place_one, unique_name};
 use serde_json::{Value, json};
-use shared::adapters::eventbridge::EventBridgePublisher;
-use shared::consumer::bus_event_body;
-use shared::envelope::StoredEvent;
-use shared::ids::OrderId;
-use shared::read_model::OrderViews;
+use testkit::lambda::bus_event_body;
 use tokio_util::sync::CancellationToken;
 use tools::cli::MoveMethod;
 use tools::dlq::ops::{Queue, Queues};

@@ -6,18 +6,18 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use adapters::eventbridge::{EventBridgePublisher, MAX_BYTES_PER_CALL};
 use aws_sdk_eventbridge::config::retry::RetryConfig;
 use chrono::SecondsFormat;
+use domain::delivery::{Delivery, DeliveryCommand};
+use domain::envelope::{Actor, EventContext, StoredEvent};
+use domain::ids::{DeliveryId, StreamId};
+use domain::order::{CancellationReason, Order, OrderCommand};
+use domain::ports::{Backoff, EventPublisher, PublishError};
+use domain::repository;
 use integration_tests::{BusFixture, Emulator, customer_request, emulator, place, place_order};
 use serde_json::{Value, json};
-use shared::adapters::eventbridge::{EventBridgePublisher, MAX_BYTES_PER_CALL};
-use shared::adapters::memory::InMemoryEventStore;
-use shared::domain::delivery::{Delivery, DeliveryCommand};
-use shared::domain::order::{CancellationReason, Order, OrderCommand};
-use shared::envelope::{Actor, EventContext, StoredEvent};
-use shared::ids::{DeliveryId, StreamId};
-use shared::ports::{Backoff, EventPublisher, PublishError};
-use shared::repository;
+use testkit::memory::InMemoryEventStore;
 
 const ARRIVAL: Duration = Duration::from_secs(20);
 
@@ -77,7 +77,7 @@ fn details_by_id(messages: &[Value], bus: &BusFixture) -> HashMap<String, Stored
         );
         assert_eq!(
             message["source"],
-            json!(shared::envelope::event_source(&detail.stream_id)),
+            json!(domain::envelope::event_source(&detail.stream_id)),
             "{message}"
         );
         assert_eq!(

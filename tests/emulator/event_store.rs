@@ -2,22 +2,22 @@
 //! payload, optimistic concurrency, idempotency in the same transaction, paging, corrupt items and
 //! an unreachable table.
 
+use adapters::dynamo::{DynamoEventStore, DynamoIdempotencyStore};
 use aws_sdk_dynamodb::types::AttributeValue;
+use domain::DomainError;
+use domain::envelope::StoredEvent;
+use domain::ids::{DeliveryId, StreamId};
+use domain::order::{CancellationReason, Order, OrderCommand, OrderEvent, OrderShipped};
+use domain::ports::{AppendRequest, EventStore, IdempotencyRecord, IdempotencyStore, StoreError};
+use domain::repository::{self, CommandError};
 use integration_tests::{customer_request, emulator, place, place_order};
 use serde_json::json;
-use shared::adapters::dynamo::{DynamoEventStore, DynamoIdempotencyStore};
-use shared::domain::DomainError;
-use shared::domain::order::{CancellationReason, Order, OrderCommand, OrderEvent, OrderShipped};
-use shared::envelope::StoredEvent;
-use shared::ids::{DeliveryId, StreamId};
-use shared::ports::{AppendRequest, EventStore, IdempotencyRecord, IdempotencyStore, StoreError};
-use shared::repository::{self, CommandError};
 
-fn order_stream(order: &shared::domain::order::PlaceOrder) -> StreamId {
+fn order_stream(order: &domain::order::PlaceOrder) -> StreamId {
     StreamId::order(&order.order_id)
 }
 
-fn shipped(order: &shared::domain::order::PlaceOrder) -> OrderEvent {
+fn shipped(order: &domain::order::PlaceOrder) -> OrderEvent {
     OrderEvent::OrderShipped(OrderShipped {
         order_id: order.order_id.clone(),
         customer_id: order.customer_id.clone(),
@@ -266,16 +266,14 @@ async fn a_retried_request_with_the_same_idempotency_key_stores_nothing_twice() 
         events: StoredEvent::stamp(
             &stream,
             0,
-            &[OrderEvent::OrderPlaced(
-                shared::domain::order::OrderPlaced {
-                    order_id: order.order_id.clone(),
-                    customer_id: order.customer_id.clone(),
-                    items: order.items.clone(),
-                    total: shared::domain::order::order_total(&order.items).expect("total"),
-                    currency: order.currency,
-                    delivery_address: order.delivery_address.clone(),
-                },
-            )],
+            &[OrderEvent::OrderPlaced(domain::order::OrderPlaced {
+                order_id: order.order_id.clone(),
+                customer_id: order.customer_id.clone(),
+                items: order.items.clone(),
+                total: domain::order::order_total(&order.items).expect("total"),
+                currency: order.currency,
+                delivery_address: order.delivery_address.clone(),
+            })],
             &customer_request("cust-idem"),
         ),
         idempotency: Some(record(key, order.order_id.as_str())),

@@ -6,20 +6,20 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodbstreams::types::StreamViewType;
+use domain::Aggregate;
+use domain::envelope::StoredEvent;
+use domain::ids::StreamId;
+use domain::order::{CancellationReason, Order, OrderCommand};
+use domain::ports::{AppendRequest, EventStore, StoreError};
+use domain::repository;
 use integration_tests::streams::{StreamFollower, read_stream};
 use integration_tests::{customer_request, emulator, place, place_order};
-use shared::domain::Aggregate;
-use shared::domain::order::{CancellationReason, Order, OrderCommand};
-use shared::envelope::StoredEvent;
-use shared::ids::StreamId;
-use shared::ports::{AppendRequest, EventStore, StoreError};
-use shared::repository;
 
 /// The customer cancels the order of `stream`: the events stored.
 async fn cancel(
-    store: &shared::adapters::dynamo::DynamoEventStore,
+    store: &adapters::dynamo::DynamoEventStore,
     stream: &StreamId,
-    context: &shared::envelope::EventContext,
+    context: &domain::envelope::EventContext,
 ) -> Vec<StoredEvent> {
     let command = OrderCommand::Cancel {
         reason: CancellationReason::CustomerRequest,

@@ -6,22 +6,23 @@
 
 use std::time::Duration;
 
+use adapters::clock::SystemClock;
+use adapters::dynamo::DynamoIdempotencyStore;
+use adapters::sns::SnsNotifier;
 use alert::coupon_on_delivery_delayed::{self, CouponDeps};
 use alert::notify::{AlertDeps, marker_key};
 use alert::on_delivery_delayed;
 use chrono::Utc;
+use domain::delivery::{Delivery, DeliveryCommand};
+use domain::envelope::{Actor, EventContext, StoredEvent};
+use domain::ids::{DeliveryId, StreamId};
+use domain::ports::{EventStore, Notification, Notifier};
+use domain::repository;
 use integration_tests::{Emulator, TopicFixture, customer_request, emulator, place_order};
+use lambda_glue::consumer::handle_sqs_batch;
 use serde_json::{Value, json};
-use shared::adapters::clock::SystemClock;
-use shared::adapters::dynamo::DynamoIdempotencyStore;
-use shared::adapters::memory::InMemoryEventStore;
-use shared::adapters::sns::SnsNotifier;
-use shared::consumer::{bus_event_body, failed_ids, handle_sqs_batch, sqs_event};
-use shared::domain::delivery::{Delivery, DeliveryCommand};
-use shared::envelope::{Actor, EventContext, StoredEvent};
-use shared::ids::{DeliveryId, StreamId};
-use shared::ports::{EventStore, Notification, Notifier};
-use shared::repository;
+use testkit::lambda::{bus_event_body, failed_ids, sqs_event};
+use testkit::memory::InMemoryEventStore;
 
 const ARRIVAL: Duration = Duration::from_secs(20);
 const QUIET: Duration = Duration::from_secs(2);
@@ -55,7 +56,7 @@ async fn delivery_delayed(customer: &str) -> StoredEvent {
     repository::execute::<Delivery>(&store, &stream, &schedule, &context, None, 1)
         .await
         .expect("scheduling");
-    let courier_id = shared::ids::CourierId::parse("courier-1").expect("id");
+    let courier_id = domain::ids::CourierId::parse("courier-1").expect("id");
     let dispatch = DeliveryCommand::Dispatch {
         courier_id: courier_id.clone(),
     };
@@ -261,7 +262,7 @@ async fn the_coupon_handler_issues_one_coupon_for_a_delay_delivered_three_times(
 
 #[tokio::test]
 async fn effect_markers_are_claimed_once_completed_released_and_taken_over_after_their_lease() {
-    use shared::ports::{Claim, EffectMarkers, IdempotencyRecord, IdempotencyStore};
+    use domain::ports::{Claim, EffectMarkers, IdempotencyRecord, IdempotencyStore};
     let emulator = emulator().await;
     let tables = emulator.event_store("markers").await;
     let markers = DynamoIdempotencyStore::new(tables.client.clone(), &tables.idempotency_table);

@@ -3,18 +3,18 @@
 
 use std::sync::Arc;
 
+use adapters::clock::SystemClock;
+use adapters::dynamo::{DynamoEventStore, DynamoIdempotencyStore};
+use adapters::dynamo_catalogue::DynamoCatalogue;
+use adapters::dynamo_views::DynamoOrderViews;
+use domain::ids::StreamId;
+use domain::ports::{EventStore, IdempotencyStore};
+use domain::projection::project_order_view;
+use domain::read_model::OrderViews;
 use integration_tests::emulator;
 use order_api::testing::{Answer, as_customer, order_body, post_orders, request, send};
 use order_api::{App, Settings};
 use serde_json::json;
-use shared::adapters::clock::SystemClock;
-use shared::adapters::dynamo::{DynamoEventStore, DynamoIdempotencyStore};
-use shared::adapters::dynamo_catalogue::DynamoCatalogue;
-use shared::adapters::dynamo_views::DynamoOrderViews;
-use shared::ids::StreamId;
-use shared::ports::{EventStore, IdempotencyStore};
-use shared::projection::project_order_view;
-use shared::read_model::OrderViews;
 
 struct Stack {
     app: App,
@@ -132,7 +132,7 @@ async fn an_order_reads_back_at_once_and_then_from_the_read_model() {
     project(&stack, &id).await;
     let row = stack
         .views
-        .get(&shared::ids::OrderId::parse(&id).expect("id"))
+        .get(&domain::ids::OrderId::parse(&id).expect("id"))
         .await
         .expect("get");
     assert!(row.is_some(), "the projector wrote the row");
@@ -151,12 +151,12 @@ async fn an_order_reads_back_at_once_and_then_from_the_read_model() {
 
 #[tokio::test]
 async fn an_orders_history_pages_through_the_events_table_in_order() {
-    use shared::domain::delivery::{
+    use domain::delivery::{
         DeliveryCancellationRefused, DeliveryEvent, DeliveryScheduled, DeliveryStatus,
     };
-    use shared::envelope::{Actor, EventContext, StoredEvent};
-    use shared::ids::{CustomerId, DeliveryId, OrderId};
-    use shared::ports::AppendRequest;
+    use domain::envelope::{Actor, EventContext, StoredEvent};
+    use domain::ids::{CustomerId, DeliveryId, OrderId};
+    use domain::ports::AppendRequest;
 
     let stack = stack("api-history").await;
     let id = order_id(&place(&stack, "cust-api-history", None).await);
@@ -352,9 +352,9 @@ async fn a_missing_table_is_a_503_not_a_500() {
 
 #[tokio::test]
 async fn the_catalogue_adapter_reads_what_an_operator_loaded_and_prices_orders_from_it() {
-    use shared::domain::catalogue::parse_catalogue;
-    use shared::ids::Sku;
-    use shared::ports::Catalogue;
+    use domain::catalogue::parse_catalogue;
+    use domain::ids::Sku;
+    use domain::ports::Catalogue;
     let emulator = emulator().await;
     let catalogue = emulator.catalogue("catalogue-adapter").await;
     let sku = |s: &str| Sku::parse(s).expect("sku");

@@ -2,19 +2,19 @@
 //! attributes, conditional saves, a customer's orders newest first page by page through the
 //! `by-customer` index, and real appended events projected with duplicates and gaps.
 
+use adapters::dynamo_views::DynamoOrderViews;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use integration_tests::{customer_request, emulator, place, place_order};
-use shared::adapters::dynamo_views::DynamoOrderViews;
-use shared::domain::delivery::{Delivery, DeliveryCommand, DeliveryStatus};
-use shared::domain::order::{
+use domain::delivery::{Delivery, DeliveryCommand, DeliveryStatus};
+use domain::envelope::{Actor, EventContext, StoredEvent};
+use domain::ids::{CourierId, CustomerId, OrderId, StreamId};
+use domain::order::{
     CancellationReason, Order, OrderEvent, OrderPlaced, OrderStatus, PlaceOrder, order_total,
 };
-use shared::envelope::{Actor, EventContext, StoredEvent};
-use shared::ids::{CourierId, CustomerId, OrderId, StreamId};
-use shared::projection::{Projected, project_order_view};
-use shared::read_model::{OrderView, OrderViews, ViewError};
-use shared::repository;
+use domain::projection::{Projected, project_order_view};
+use domain::read_model::{OrderView, OrderViews, ViewError};
+use domain::repository;
+use integration_tests::{customer_request, emulator, place, place_order};
 
 fn base() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0)
@@ -146,7 +146,7 @@ async fn a_view_round_trips_and_is_stored_as_native_attributes() {
 
 #[tokio::test]
 async fn a_view_beyond_the_item_limit_is_too_large_not_unavailable() {
-    use shared::read_model::TimelineEntry;
+    use domain::read_model::TimelineEntry;
 
     let fixture = emulator().await.order_views("views-too-large").await;
     let order = place_order("cust-too-large", 1);
@@ -160,11 +160,8 @@ async fn a_view_beyond_the_item_limit_is_too_large_not_unavailable() {
             ..entry.clone()
         })
         .collect();
-    let size = shared::adapters::dynamo_views::item_size(&view).expect("a size");
-    assert!(
-        size > shared::adapters::dynamo_views::MAX_ITEM_BYTES,
-        "{size}"
-    );
+    let size = adapters::dynamo_views::item_size(&view).expect("a size");
+    assert!(size > adapters::dynamo_views::MAX_ITEM_BYTES, "{size}");
 
     let error = fixture
         .views
@@ -173,7 +170,7 @@ async fn a_view_beyond_the_item_limit_is_too_large_not_unavailable() {
         .expect_err("too large for one item");
     assert_eq!(error, ViewError::TooLarge(order.order_id.clone()));
     assert!(
-        !shared::projection::ProjectionError::View(error).is_retryable(),
+        !domain::projection::ProjectionError::View(error).is_retryable(),
         "dead-letter the record"
     );
     assert_eq!(fixture.views.get(&order.order_id).await, Ok(None));
@@ -207,13 +204,11 @@ async fn a_save_over_a_changed_view_is_a_conflict() {
     let cancel = StoredEvent::stamp(
         &stream,
         1,
-        &[OrderEvent::OrderCancelled(
-            shared::domain::order::OrderCancelled {
-                order_id: order.order_id.clone(),
-                customer_id: order.customer_id.clone(),
-                reason: CancellationReason::CustomerRequest,
-            },
-        )],
+        &[OrderEvent::OrderCancelled(domain::order::OrderCancelled {
+            order_id: order.order_id.clone(),
+            customer_id: order.customer_id.clone(),
+            reason: CancellationReason::CustomerRequest,
+        })],
         &customer_request("cust-conflict"),
     );
     assert!(cancelled.apply(&cancel[0]).expect("applies"));
@@ -371,7 +366,7 @@ async fn order_with_delivery(
     .expect("placing");
     let delivery_stream = StreamId::new(
         "delivery",
-        shared::ids::DeliveryId::for_order(&order.order_id),
+        domain::ids::DeliveryId::for_order(&order.order_id),
     );
     let mut delivery = Vec::new();
     for (second, command) in (1..).zip([

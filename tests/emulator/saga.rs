@@ -2,15 +2,15 @@
 //! handler → events table → stream → publisher → bus …, an SQS queue subscribed to the SNS topic
 //! observing the customer notifications (see `integration_tests::saga`).
 
+use domain::delivery::{Delivery, DeliveryCommand};
+use domain::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
+use domain::ids::{CourierId, DeliveryId, StreamId};
+use domain::order::{CancellationReason, Order, OrderCommand, PlaceOrder};
+use domain::ports::EventStore;
+use domain::read_model::OrderViews;
+use domain::repository;
 use integration_tests::saga::{MAX_RECEIVE_COUNT, Saga};
 use integration_tests::{customer_request, emulator, place, place_order};
-use shared::domain::delivery::{Delivery, DeliveryCommand};
-use shared::domain::order::{CancellationReason, Order, OrderCommand, PlaceOrder};
-use shared::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
-use shared::ids::{CourierId, DeliveryId, StreamId};
-use shared::ports::EventStore;
-use shared::read_model::OrderViews;
-use shared::repository;
 
 /// Every queue function and both stream readers of the registry, wired to the saga's tables, bus
 /// and topic.
@@ -175,7 +175,7 @@ async fn a_delay_delivered_three_times_issues_one_coupon_and_one_notification() 
     .remove(0);
     saga.pump(40).await;
     // The same DeliveryDelayed delivered twice more to each of its consumers.
-    let body = shared::consumer::bus_event_body(&delayed);
+    let body = testkit::lambda::bus_event_body(&delayed);
     for _ in 0..2 {
         saga.send_to(alert::coupon_on_delivery_delayed::NAME, &body)
             .await;
@@ -183,7 +183,7 @@ async fn a_delay_delivered_three_times_issues_one_coupon_and_one_notification() 
     }
     saga.pump(40).await;
 
-    let coupon = shared::ids::CouponId::for_delay(&DeliveryId::for_order(&order.order_id), 1);
+    let coupon = domain::ids::CouponId::for_delay(&DeliveryId::for_order(&order.order_id), 1);
     assert_eq!(types(&saga, "coupon", &coupon).await, ["CouponIssued"]);
     let view = saga
         .views

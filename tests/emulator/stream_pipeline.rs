@@ -5,19 +5,19 @@
 
 use std::time::Duration;
 
+use adapters::eventbridge::EventBridgePublisher;
 use chrono::Utc;
+use domain::envelope::StoredEvent;
+use domain::ids::{OrderId, StreamId};
+use domain::order::{CancellationReason, Order, OrderCommand};
+use domain::read_model::OrderViews;
+use domain::repository;
 use integration_tests::streams::{lambda_event, read_stream};
 use integration_tests::{EventStoreFixture, customer_request, emulator, place, place_order};
-use shared::adapters::eventbridge::EventBridgePublisher;
-use shared::adapters::memory::InMemoryDeadLetters;
-use shared::domain::order::{CancellationReason, Order, OrderCommand};
-use shared::envelope::StoredEvent;
-use shared::ids::{OrderId, StreamId};
-use shared::read_model::OrderViews;
-use shared::repository;
 use stream_pipeline::projector::project_batch;
 use stream_pipeline::publisher::publish_batch;
 use stream_pipeline::{Deadline, StreamEvent};
+use testkit::memory::InMemoryDeadLetters;
 
 /// Places an order and cancels it: two events on one stream.
 async fn place_and_cancel(fixture: &EventStoreFixture, customer: &str) -> Vec<StoredEvent> {
@@ -183,7 +183,7 @@ async fn rebuilding_the_read_model_twice_gives_the_same_rows() {
         .list_for_customer(
             &first[0].data["customer_id"]
                 .as_str()
-                .and_then(|c| shared::ids::CustomerId::parse(c).ok())
+                .and_then(|c| domain::ids::CustomerId::parse(c).ok())
                 .expect("customer"),
             10,
             None,

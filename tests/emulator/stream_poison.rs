@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
+use adapters::eventbridge::EventBridgePublisher;
+use adapters::sqs::SqsDeadLetters;
+use domain::ids::OrderId;
+use domain::read_model::OrderViews;
 use integration_tests::streams::{lambda_event, read_stream};
 use integration_tests::{EventStoreFixture, emulator, unique_name};
 use serde_json::json;
-use shared::adapters::eventbridge::EventBridgePublisher;
-use shared::adapters::sqs::SqsDeadLetters;
-use shared::ids::OrderId;
-use shared::read_model::OrderViews;
 use stream_pipeline::projector::project_batch;
 use stream_pipeline::publisher::publish_batch;
 use stream_pipeline::{Deadline, StreamEvent};

@@ -24,18 +24,18 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use adapters::dynamo::{DynamoEventStore, tables};
+use adapters::dynamo_views::DynamoOrderViews;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_eventbridge::types::{DeadLetterConfig, RetryPolicy, RuleState, Target};
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{TimeZone, Utc};
+use domain::address::{Address, UncheckedAddress};
+use domain::envelope::{Actor, CorrelationId, EventContext};
+use domain::ids::{CustomerId, OrderId, Sku};
+use domain::money::Currency;
+use domain::order::{LineItem, OrderCommand, PlaceOrder};
 use serde_json::{Value, json};
-use shared::adapters::dynamo::{DynamoEventStore, tables};
-use shared::adapters::dynamo_views::DynamoOrderViews;
-use shared::address::{Address, UncheckedAddress};
-use shared::domain::order::{LineItem, OrderCommand, PlaceOrder};
-use shared::envelope::{Actor, CorrelationId, EventContext};
-use shared::ids::{CustomerId, OrderId, Sku};
-use shared::money::Currency;
 
 /// The emulator the suite talks to, with SDK configuration pointing at it.
 #[derive(Debug, Clone)]
@@ -367,7 +367,7 @@ impl Emulator {
             .await;
         let queue_arn = self.queue_arn(&queue_url).await;
 
-        let mut pattern = json!({"source": [{"prefix": shared::envelope::SOURCE_PREFIX}]});
+        let mut pattern = json!({"source": [{"prefix": domain::envelope::SOURCE_PREFIX}]});
         if !detail_types.is_empty() {
             pattern["detail-type"] = json!(detail_types);
         }
@@ -576,18 +576,15 @@ impl Emulator {
     }
 
     /// Creates a fresh catalogue table, loaded with the repository's sample catalogue.
-    pub async fn catalogue(
-        &self,
-        test: &str,
-    ) -> shared::adapters::dynamo_catalogue::DynamoCatalogue {
-        use shared::ports::Catalogue;
+    pub async fn catalogue(&self, test: &str) -> adapters::dynamo_catalogue::DynamoCatalogue {
+        use domain::ports::Catalogue;
         let client = self.dynamodb();
         let table = unique_name(&format!("{test}-catalogue"));
         tables::create_catalogue_table(&client, &table)
             .await
             .unwrap_or_else(|e| panic!("creating {table} on {}: {e}", self.endpoint));
-        let catalogue = shared::adapters::dynamo_catalogue::DynamoCatalogue::new(client, &table);
-        let entries = shared::domain::catalogue::parse_catalogue(SAMPLE_CATALOGUE)
+        let catalogue = adapters::dynamo_catalogue::DynamoCatalogue::new(client, &table);
+        let entries = domain::catalogue::parse_catalogue(SAMPLE_CATALOGUE)
             .expect("the sample catalogue parses");
         catalogue
             .put_entries(&entries)
@@ -763,9 +760,9 @@ pub fn place_order(customer: &str, lines: u32) -> PlaceOrder {
 /// Places an order for `customer` (one line) in `store`: one event; its order id.
 pub async fn place_one(store: &DynamoEventStore, customer: &str) -> OrderId {
     let order = place_order(customer, 1);
-    shared::repository::execute::<shared::domain::order::Order>(
+    domain::repository::execute::<domain::order::Order>(
         store,
-        &shared::ids::StreamId::order(&order.order_id),
+        &domain::ids::StreamId::order(&order.order_id),
         &place(&order),
         &customer_request(customer),
         None,

@@ -14,12 +14,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use adapters::dynamo_views::DynamoOrderViews;
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use function_registry::{FUNCTIONS, Handler, Trigger, Wiring};
+use lambda_glue::consumer::{EventHandler, handle_queue_batch};
 use serde_json::{Value, json};
-use shared::adapters::dynamo_views::DynamoOrderViews;
-use shared::consumer::{EventHandler, handle_queue_batch};
 use stream_pipeline::{Deadline, StreamEvent, StreamHandler};
 
 use crate::streams::lambda_event;

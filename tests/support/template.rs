@@ -842,7 +842,7 @@ fn placeholders(text: &str) -> BTreeSet<&str> {
 
 #[test]
 fn the_dashboard_shows_every_metric_every_functions_errors_and_cold_starts_and_every_alarm() {
-    use shared::telemetry::{COLD_START, HANDLER_ERRORS, METRICS, NAMESPACE};
+    use domain::telemetry::{COLD_START, HANDLER_ERRORS, METRICS, NAMESPACE};
 
     let template = template();
     let resources = resources(&template);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use shared::identity::Group;
+use domain::identity::Group;
 
 /// The operator's tool for an orderflow stage: tables, catalogue, users, the demo, load and soak
 /// runs, replays, an order's story and the dead-letter queues.

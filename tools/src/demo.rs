@@ -1,17 +1,17 @@
 //! `orderflow demo`: places a few orders (one of them cancelled) through the event store and
 //! prints each order's timeline, as a person reads it.
 
+use adapters::clock::SystemClock;
+use adapters::dynamo::DynamoEventStore;
 use anyhow::{Context, Result};
-use shared::adapters::clock::SystemClock;
-use shared::adapters::dynamo::DynamoEventStore;
-use shared::address::{Address, UncheckedAddress};
-use shared::domain::order::{CancellationReason, LineItem, Order, OrderCommand, PlaceOrder};
-use shared::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
-use shared::events::DomainEvent;
-use shared::ids::{CustomerId, OrderId, Sku, StreamId};
-use shared::money::{Currency, Money};
-use shared::ports::{Clock, EventStore};
-use shared::repository;
+use domain::address::{Address, UncheckedAddress};
+use domain::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
+use domain::events::DomainEvent;
+use domain::ids::{CustomerId, OrderId, Sku, StreamId};
+use domain::money::{Currency, Money};
+use domain::order::{CancellationReason, LineItem, Order, OrderCommand, PlaceOrder};
+use domain::ports::{Clock, EventStore};
+use domain::repository;
 
 fn demo_order(customer: &CustomerId, lines: &[(&str, u32, u64)]) -> Result<PlaceOrder> {
     let items = lines
@@ -116,8 +116,8 @@ fn print_timeline(events: &[StoredEvent]) {
     }
 }
 
-fn describe(event: &shared::domain::order::OrderEvent) -> String {
-    use shared::domain::order::OrderEvent;
+fn describe(event: &domain::order::OrderEvent) -> String {
+    use domain::order::OrderEvent;
     match event {
         OrderEvent::OrderPlaced(placed) => format!(
             "{} line(s), total {}",

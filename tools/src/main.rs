@@ -3,17 +3,17 @@
 //! `orderflow <command> --help` describe them ([`tools::cli`] defines them), the README's
 //! "Operating it" shows each with its output.
 
+use adapters::dynamo::{DynamoEventStore, tables};
+use adapters::dynamo_catalogue::DynamoCatalogue;
+use adapters::dynamo_views::DynamoOrderViews;
+use adapters::eventbridge::EventBridgePublisher;
 use anyhow::{Context, Result, bail};
 use aws_config::BehaviorVersion;
 use clap::{CommandFactory, Parser};
+use domain::catalogue::parse_catalogue;
+use domain::identity::Group;
+use domain::ports::Catalogue;
 use serde::Serialize;
-use shared::adapters::dynamo::{DynamoEventStore, tables};
-use shared::adapters::dynamo_catalogue::DynamoCatalogue;
-use shared::adapters::dynamo_views::DynamoOrderViews;
-use shared::adapters::eventbridge::EventBridgePublisher;
-use shared::domain::catalogue::parse_catalogue;
-use shared::identity::Group;
-use shared::ports::Catalogue;
 use tokio_util::sync::CancellationToken;
 use tools::cli::{CatalogueCommand, Cli, Command, DemoArgs, DlqCommand, LoadArgs, Names, SoakArgs};
 use tools::demo_api::SignedIn;

@@ -3,13 +3,13 @@
 
 use std::time::{Duration, Instant};
 
+use adapters::dynamo::DynamoEventStore;
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
-use shared::adapters::dynamo::DynamoEventStore;
-use shared::envelope::StoredEvent;
-use shared::ports::EventPublisher;
-use shared::projection::{Projected, project_order_view};
-use shared::read_model::OrderViews;
+use domain::envelope::StoredEvent;
+use domain::ports::EventPublisher;
+use domain::projection::{Projected, project_order_view};
+use domain::read_model::OrderViews;
 
 /// How far a replay has got.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

@@ -7,10 +7,10 @@ use std::fmt;
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
+use domain::envelope::StoredEvent;
+use domain::ids::{CouponId, DeliveryId, OrderId, StreamId};
+use domain::ports::EventStore;
 use serde::Serialize;
-use shared::envelope::StoredEvent;
-use shared::ids::{CouponId, DeliveryId, OrderId, StreamId};
-use shared::ports::EventStore;
 
 /// The most coupons one delivery can have earned (one per delay); the story stops looking after
 /// the first missing one anyway.

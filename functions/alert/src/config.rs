@@ -2,8 +2,8 @@
 //! declares for them. The six notification functions share [`NotifierConfig`]; the coupon
 //! function reads [`CouponConfig`].
 
-pub use shared::config::ConfigError;
-use shared::config::{env, required};
+pub use lambda_glue::config::ConfigError;
+use lambda_glue::config::{env, required};
 
 /// The configuration of a notification function (`alert-on-…`).
 #[derive(Debug, Clone, PartialEq, Eq)]

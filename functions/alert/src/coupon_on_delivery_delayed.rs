@@ -13,14 +13,14 @@
 //! retryable; a stored coupon that cannot be read, an append the store refuses, or a command the
 //! domain refuses (a delay numbered 0) is poison, as no retry changes it.
 
-use shared::consumer::{EventHandler, HandlerError};
-use shared::domain::Aggregate;
-use shared::domain::coupon::{Coupon, CouponCommand};
-use shared::domain::delivery::DeliveryEvent;
-use shared::envelope::{Actor, EventContext, StoredEvent};
-use shared::ids::{CouponId, DeliveryId, StreamId};
-use shared::ports::{Clock, EventStore};
-use shared::repository::{self, CommandError};
+use domain::Aggregate;
+use domain::coupon::{Coupon, CouponCommand};
+use domain::delivery::DeliveryEvent;
+use domain::envelope::{Actor, EventContext, StoredEvent};
+use domain::ids::{CouponId, DeliveryId, StreamId};
+use domain::ports::{Clock, EventStore};
+use domain::repository::{self, CommandError};
+use lambda_glue::consumer::{EventHandler, HandlerError};
 use tracing::info;
 
 use crate::config::CouponConfig;
@@ -110,10 +110,10 @@ pub async fn handle(deps: &CouponDeps<'_>, event: StoredEvent) -> Result<(), Han
 
 #[cfg(test)]
 mod tests {
-    use shared::consumer::{bus_event_body, sqs_event};
-    use shared::domain::coupon::{CouponEvent, CouponIssued};
-    use shared::ids::{CustomerId, OrderId};
-    use shared::ports::{AppendRequest, StoreError};
+    use domain::coupon::{CouponEvent, CouponIssued};
+    use domain::ids::{CustomerId, OrderId};
+    use domain::ports::{AppendRequest, StoreError};
+    use testkit::lambda::{bus_event_body, sqs_event};
 
     use super::*;
     use crate::testing::{self, World, delayed_fixture, delayed_fixture_body, delivery_delayed};
@@ -311,7 +311,7 @@ mod tests {
         };
         assert_eq!(record.event_source.as_deref(), Some("aws:sqs"));
         let body = record.body.as_deref().unwrap();
-        let event = shared::consumer::event_from_sqs_body(body).unwrap();
+        let event = lambda_glue::consumer::event_from_sqs_body(body).unwrap();
         assert_eq!(event.event_type, "DeliveryDelayed");
         assert_eq!(event.stream_id.kind(), "delivery");
         let bus: serde_json::Value = serde_json::from_str(body).unwrap();

@@ -3,7 +3,7 @@
 //! The alert context (docs/architecture.md, "Domain"): it tells customers what happened to their
 //! orders over SNS, and compensates delivery delays with coupons. Seven functions, each its own
 //! Lambda fed by its own SQS queue (an EventBridge rule per event type fills it;
-//! docs/architecture.md, "Delivery semantics"). Each is a [`shared::consumer::EventHandler`] (the
+//! docs/architecture.md, "Delivery semantics"). Each is a [`lambda_glue::consumer::EventHandler`] (the
 //! queue convention: one event in, `batchItemFailures` naming exactly the failed messages out); the
 //! function registry (`functions/registry`) wires it.
 //!

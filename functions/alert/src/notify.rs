@@ -28,11 +28,11 @@
 //! the better failure for a customer.
 
 use chrono::Duration;
+use domain::envelope::StoredEvent;
+use domain::ids::CustomerId;
+use domain::ports::{Claim, Clock, EffectMarkers, Notification, Notifier, StoreError};
+use lambda_glue::consumer::{EventHandler, HandlerError};
 use serde_json::json;
-use shared::consumer::{EventHandler, HandlerError};
-use shared::envelope::StoredEvent;
-use shared::ids::CustomerId;
-use shared::ports::{Claim, Clock, EffectMarkers, Notification, Notifier, StoreError};
 use tracing::{info, warn};
 
 /// How long a processed-event marker is kept.
@@ -161,7 +161,7 @@ impl NotificationHandler {
             }
             return Err(HandlerError::Retryable(error.to_string()));
         }
-        shared::telemetry::notification_sent();
+        domain::telemetry::notification_sent();
         let done = deps.clock.now();
         let response = json!({
             "handler": self.name,
@@ -231,7 +231,7 @@ pub(crate) fn notification(
     }
 }
 
-/// A subject SNS accepts: ASCII on one line, at most [`shared::adapters::sns::MAX_SUBJECT_LEN`]
+/// A subject SNS accepts: ASCII on one line, at most [`adapters::sns::MAX_SUBJECT_LEN`]
 /// characters (AWS refuses anything else; moto only checks the length). The subjects are fixed
 /// English text around ASCII ids, so this never changes one in practice.
 pub(crate) fn subject(text: String) -> String {
@@ -242,7 +242,7 @@ pub(crate) fn subject(text: String) -> String {
             c if c.is_whitespace() => ' ',
             _ => '?',
         })
-        .take(shared::adapters::sns::MAX_SUBJECT_LEN)
+        .take(adapters::sns::MAX_SUBJECT_LEN)
         .collect();
     one_line.trim_end().to_owned()
 }
@@ -254,9 +254,10 @@ pub(crate) fn when(at: chrono::DateTime<chrono::Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use shared::adapters::memory::MarkerState;
-    use shared::consumer::{bus_event_body, failed_ids, handle_sqs_batch, sqs_event};
-    use shared::ids::OrderId;
+    use domain::ids::OrderId;
+    use lambda_glue::consumer::handle_sqs_batch;
+    use testkit::lambda::{bus_event_body, failed_ids, sqs_event};
+    use testkit::memory::MarkerState;
 
     use super::*;
     use crate::testing::{self, World, address_lines, sample};
@@ -577,12 +578,12 @@ mod tests {
 
     #[tokio::test]
     async fn subjects_fit_sns_even_with_the_longest_order_ids() {
-        let long_id = OrderId::parse("o".repeat(shared::ids::MAX_ID_LEN)).unwrap();
+        let long_id = OrderId::parse("o".repeat(domain::ids::MAX_ID_LEN)).unwrap();
         for (handler, mut event) in every_handler() {
             event.data["order_id"] = serde_json::json!(long_id);
             let notification = (handler.compose)(&event).unwrap();
             assert!(
-                notification.subject.len() <= shared::adapters::sns::MAX_SUBJECT_LEN,
+                notification.subject.len() <= adapters::sns::MAX_SUBJECT_LEN,
                 "{}: {:?}",
                 handler.name,
                 notification.subject

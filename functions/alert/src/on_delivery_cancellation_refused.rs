@@ -4,10 +4,10 @@
 //! order and delivery agree nothing was delivered) and the customer is told it comes back; a parcel
 //! delivered already cannot be undone, and the customer is told how to return it.
 
-use shared::consumer::HandlerError;
-use shared::domain::delivery::{DeliveryEvent, DeliveryStatus};
-use shared::envelope::StoredEvent;
-use shared::ports::Notification;
+use domain::delivery::{DeliveryEvent, DeliveryStatus};
+use domain::envelope::StoredEvent;
+use domain::ports::Notification;
+use lambda_glue::consumer::HandlerError;
 
 use crate::config::NotifierConfig;
 use crate::notify::{AlertDeps, NotificationHandler, misrouted, notification};
@@ -75,7 +75,7 @@ fn compose(event: &StoredEvent) -> Result<Notification, HandlerError> {
 mod tests {
     use super::*;
     use crate::testing::{CUSTOMER, World, cancellation_refused};
-    use shared::consumer::bus_event_body;
+    use testkit::lambda::bus_event_body;
 
     #[tokio::test]
     async fn the_customer_hears_the_parcel_comes_back_or_could_not_be_stopped() {

@@ -1,9 +1,9 @@
 //! `alert-on-delivery-completed`: tells the customer their order has been delivered.
 
-use shared::consumer::HandlerError;
-use shared::domain::delivery::DeliveryEvent;
-use shared::envelope::StoredEvent;
-use shared::ports::Notification;
+use domain::delivery::DeliveryEvent;
+use domain::envelope::StoredEvent;
+use domain::ports::Notification;
+use lambda_glue::consumer::HandlerError;
 
 use crate::config::NotifierConfig;
 use crate::notify::{AlertDeps, NotificationHandler, misrouted, notification};
@@ -45,7 +45,7 @@ fn compose(event: &StoredEvent) -> Result<Notification, HandlerError> {
 mod tests {
     use super::*;
     use crate::testing::{CUSTOMER, World, delivery_completed};
-    use shared::consumer::bus_event_body;
+    use testkit::lambda::bus_event_body;
 
     #[tokio::test]
     async fn the_customer_hears_that_the_order_arrived() {

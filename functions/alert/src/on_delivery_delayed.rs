@@ -3,10 +3,10 @@
 //! (The compensation coupon is issued by [`crate::coupon_on_delivery_delayed`], fed by its own
 //! queue.)
 
-use shared::consumer::HandlerError;
-use shared::domain::delivery::DeliveryEvent;
-use shared::envelope::StoredEvent;
-use shared::ports::Notification;
+use domain::delivery::DeliveryEvent;
+use domain::envelope::StoredEvent;
+use domain::ports::Notification;
+use lambda_glue::consumer::HandlerError;
 
 use crate::config::NotifierConfig;
 use crate::notify::{AlertDeps, NotificationHandler, misrouted, notification, when};
@@ -51,7 +51,7 @@ fn compose(event: &StoredEvent) -> Result<Notification, HandlerError> {
 mod tests {
     use super::*;
     use crate::testing::{World, delayed_fixture, delivery_delayed};
-    use shared::consumer::bus_event_body;
+    use testkit::lambda::bus_event_body;
 
     #[tokio::test]
     async fn the_customer_hears_the_new_eta_from_the_real_sqs_event() {

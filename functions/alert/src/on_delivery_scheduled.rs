@@ -1,10 +1,10 @@
 //! `alert-on-delivery-scheduled`: tells the customer by when their order will arrive — never
 //! where to.
 
-use shared::consumer::HandlerError;
-use shared::domain::delivery::DeliveryEvent;
-use shared::envelope::StoredEvent;
-use shared::ports::Notification;
+use domain::delivery::DeliveryEvent;
+use domain::envelope::StoredEvent;
+use domain::ports::Notification;
+use lambda_glue::consumer::HandlerError;
 
 use crate::config::NotifierConfig;
 use crate::notify::{AlertDeps, NotificationHandler, misrouted, notification, when};
@@ -47,7 +47,7 @@ fn compose(event: &StoredEvent) -> Result<Notification, HandlerError> {
 mod tests {
     use super::*;
     use crate::testing::{CUSTOMER, World, delivery_scheduled};
-    use shared::consumer::bus_event_body;
+    use testkit::lambda::bus_event_body;
 
     #[tokio::test]
     async fn the_customer_hears_the_promised_time() {

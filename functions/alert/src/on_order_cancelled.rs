@@ -2,10 +2,10 @@
 //! at their request, or because it could not be delivered. The courier's failure detail is free
 //! text and stays out.
 
-use shared::consumer::HandlerError;
-use shared::domain::order::{CancellationReason, OrderEvent};
-use shared::envelope::StoredEvent;
-use shared::ports::Notification;
+use domain::envelope::StoredEvent;
+use domain::order::{CancellationReason, OrderEvent};
+use domain::ports::Notification;
+use lambda_glue::consumer::HandlerError;
 
 use crate::config::NotifierConfig;
 use crate::notify::{AlertDeps, NotificationHandler, misrouted, notification};
@@ -56,7 +56,7 @@ fn compose(event: &StoredEvent) -> Result<Notification, HandlerError> {
 mod tests {
     use super::*;
     use crate::testing::{CUSTOMER, World, delivery_failed, order_cancelled};
-    use shared::consumer::bus_event_body;
+    use testkit::lambda::bus_event_body;
 
     #[tokio::test]
     async fn the_customer_hears_the_reason_in_words() {

@@ -1,11 +1,11 @@
 //! `alert-on-order-placed`: tells the customer their order was received — its id, how many items
 //! and the total, never the delivery address.
 
-use shared::consumer::HandlerError;
-use shared::domain::order::OrderEvent;
-use shared::envelope::StoredEvent;
-use shared::money::Money;
-use shared::ports::Notification;
+use domain::envelope::StoredEvent;
+use domain::money::Money;
+use domain::order::OrderEvent;
+use domain::ports::Notification;
+use lambda_glue::consumer::HandlerError;
 
 use crate::config::NotifierConfig;
 use crate::notify::{AlertDeps, NotificationHandler, misrouted, notification};
@@ -62,7 +62,7 @@ fn compose(event: &StoredEvent) -> Result<Notification, HandlerError> {
 mod tests {
     use super::*;
     use crate::testing::{CUSTOMER, World, order_placed};
-    use shared::consumer::bus_event_body;
+    use testkit::lambda::bus_event_body;
 
     #[tokio::test]
     async fn the_customer_hears_the_order_id_the_items_and_the_exact_total() {

@@ -1,25 +1,24 @@
 //! Test support: sample events of every type the alert context hears about, the SQS fixture, and a
 //! world of in-memory adapters to drive the handlers through [`handle_sqs_batch`].
 
+use adapters::clock::FixedClock;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use shared::adapters::clock::FixedClock;
-use shared::adapters::memory::{InMemoryEventStore, InMemoryIdempotencyStore, InMemoryNotifier};
-use shared::address::{Address, UncheckedAddress};
-use shared::consumer::{failed_ids, handle_sqs_batch, sqs_event};
-use shared::domain::delivery::{
+use domain::address::{Address, UncheckedAddress};
+use domain::delivery::{
     DeliveryCancellationRefused, DeliveryCompleted, DeliveryDelayed, DeliveryEvent,
     DeliveryScheduled, DeliveryStatus,
 };
-use shared::domain::order::{
-    CancellationReason, LineItem, OrderCancelled, OrderEvent, OrderPlaced,
-};
-use shared::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
-use shared::events::Event;
-use shared::ids::{CustomerId, DeliveryId, OrderId, Sku, StreamId};
-use shared::money::{Cents, Currency};
-use shared::ports::{Claim, EffectMarkers, StoreError};
+use domain::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
+use domain::events::Event;
+use domain::ids::{CustomerId, DeliveryId, OrderId, Sku, StreamId};
+use domain::money::{Cents, Currency};
+use domain::order::{CancellationReason, LineItem, OrderCancelled, OrderEvent, OrderPlaced};
+use domain::ports::{Claim, EffectMarkers, StoreError};
+use lambda_glue::consumer::handle_sqs_batch;
+use testkit::lambda::{failed_ids, sqs_event};
+use testkit::memory::{InMemoryEventStore, InMemoryIdempotencyStore, InMemoryNotifier};
 
 use crate::coupon_on_delivery_delayed::{self, CouponDeps};
 use crate::notify::{AlertDeps, NotificationHandler};

@@ -3,8 +3,8 @@
 
 use chrono::Duration;
 
-pub use shared::config::ConfigError;
-use shared::config::{Lookup, env, number_in, required};
+pub use lambda_glue::config::ConfigError;
+use lambda_glue::config::{Lookup, env, number_in, required};
 
 /// A whole number of hours from 1 to 720 (30 days), `default` when unset.
 fn hours(lookup: Lookup<'_>, name: &'static str, default: i64) -> Result<Duration, ConfigError> {

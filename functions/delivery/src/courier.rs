@@ -14,7 +14,7 @@
 //! | [`state`] | `GET /deliveries/{id}`: the delivery's current state folded from its event stream, and its history |
 //! | `testing` | (feature `testing`) real API Gateway v2 request fixtures and an in-memory app, for handler and integration tests |
 //!
-//! Responses and request parsing come from `shared::http`, so both HTTP functions answer bad input
+//! Responses and request parsing come from `lambda_glue::http`, so both HTTP functions answer bad input
 //! the same way (problem+json naming the field and the rule).
 //!
 //! [`App::handle`] never fails: every outcome, including a dependency failure, is an HTTP
@@ -28,12 +28,12 @@ pub mod state;
 
 use std::sync::Arc;
 
+use domain::envelope::CorrelationId;
+use domain::ids::DeliveryId;
+use domain::ports::{Clock, EventStore};
+use domain::validation::ValidationError;
+use lambda_glue::http::problem::Problem;
 use lambda_http::{Body, Request, Response};
-use shared::envelope::CorrelationId;
-use shared::http::problem::Problem;
-use shared::ids::DeliveryId;
-use shared::ports::{Clock, EventStore};
-use shared::validation::ValidationError;
 
 use self::routes::{Route, match_route};
 
@@ -62,7 +62,7 @@ pub struct App {
 }
 
 #[async_trait::async_trait]
-impl shared::http::serve::HttpHandler for App {
+impl lambda_glue::http::serve::HttpHandler for App {
     async fn handle(&self, request: Request) -> Response<Body> {
         App::handle(self, request).await
     }
@@ -75,7 +75,7 @@ impl App {
     /// Answers one request. Never fails and never panics on client input.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let request = &request;
-        shared::http::serve::serve(request, |method, path, correlation_id| async move {
+        lambda_glue::http::serve::serve(request, |method, path, correlation_id| async move {
             match match_route(&method, &path) {
                 Ok(route) => self.dispatch(route, request, &correlation_id).await,
                 Err(no_route) => Err(Problem::from(no_route)),

@@ -4,14 +4,14 @@
 //! board (the read model) lists it only while it is on its way.
 
 use chrono::Duration;
-use shared::consumer::HandlerError;
-use shared::domain::delivery::{Delivery, DeliveryCommand};
-use shared::envelope::{Actor, CorrelationId, EventContext};
-use shared::ids::StreamId;
-use shared::ports::{Clock, EventStore};
-use shared::read_model::DeliveryBoard;
-use shared::repository::{self, CommandError};
-use shared::schedule::ScheduledHandler;
+use domain::delivery::{Delivery, DeliveryCommand};
+use domain::envelope::{Actor, CorrelationId, EventContext};
+use domain::ids::StreamId;
+use domain::ports::{Clock, EventStore};
+use domain::read_model::DeliveryBoard;
+use domain::repository::{self, CommandError};
+use lambda_glue::consumer::HandlerError;
+use lambda_glue::schedule::ScheduledHandler;
 use tracing::{info, warn};
 
 /// The handler's name (its actor and log field).

@@ -9,13 +9,13 @@
 //! or cancelling twice decides nothing, and a cancel that overtakes the scheduling cancels first.
 
 use chrono::Duration;
-use shared::consumer::{EventHandler, HandlerError, reaction_result};
-use shared::domain::delivery::{Delivery, DeliveryCommand};
-use shared::domain::order::OrderEvent;
-use shared::envelope::{Actor, EventContext, StoredEvent};
-use shared::ids::{DeliveryId, StreamId};
-use shared::ports::{Clock, EventStore};
-use shared::repository;
+use domain::delivery::{Delivery, DeliveryCommand};
+use domain::envelope::{Actor, EventContext, StoredEvent};
+use domain::ids::{DeliveryId, StreamId};
+use domain::order::OrderEvent;
+use domain::ports::{Clock, EventStore};
+use domain::repository;
+use lambda_glue::consumer::{EventHandler, HandlerError, reaction_result};
 
 /// Load-decide-append attempts on version conflicts per message.
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -35,7 +35,7 @@ pub struct Reactions<'a> {
     pub sla: Duration,
 }
 
-fn delivery_stream(order_id: &shared::ids::OrderId) -> StreamId {
+fn delivery_stream(order_id: &domain::ids::OrderId) -> StreamId {
     StreamId::delivery(DeliveryId::for_order(order_id))
 }
 
@@ -87,7 +87,7 @@ impl Reactions<'_> {
         &self,
         handler: &str,
         cause: &StoredEvent,
-        order_id: &shared::ids::OrderId,
+        order_id: &domain::ids::OrderId,
         command: &DeliveryCommand,
         new_stream: bool,
     ) -> Result<(), HandlerError> {

@@ -2,8 +2,8 @@
 
 use crate::Settings;
 
-pub use shared::config::ConfigError;
-use shared::config::{env, number_in, required};
+pub use lambda_glue::config::ConfigError;
+use lambda_glue::config::{env, number_in, required};
 
 /// Configuration of `order-api`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,11 +11,11 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use shared::adapters::cursor;
-use shared::domain::delivery::MAX_DELAYS;
-use shared::envelope::StoredEvent;
-use shared::ids::{CouponId, DeliveryId, OrderId, StreamId};
-use shared::ports::{EventStore, StoreError};
+use domain::delivery::MAX_DELAYS;
+use domain::envelope::StoredEvent;
+use domain::ids::{CouponId, DeliveryId, OrderId, StreamId};
+use domain::ports::{EventStore, StoreError};
+use domain::storage_rules::cursor;
 
 /// The streams of an order's history: its own, its delivery's, and a coupon stream per delay.
 pub fn streams(order_id: &OrderId) -> Vec<StreamId> {

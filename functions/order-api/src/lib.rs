@@ -3,7 +3,7 @@
 //! The order context: its HTTP function behind API Gateway (HTTP API, payload v2) — customers place,
 //! read, list and cancel their own orders; support reads any order and its full history — and its
 //! reactions to delivery events. Who calls comes from the JWT authorizer's claims
-//! ([`shared::http::caller`]); prices come from the catalogue.
+//! ([`lambda_glue::http::caller`]); prices come from the catalogue.
 //!
 //! ## Layout
 //!
@@ -11,7 +11,7 @@
 //! | --- | --- |
 //! | [`config`] | `Config::from_env`: the environment `template.yaml` gives the function |
 //! | [`routes`] | the route table and path matching (checked against `openapi.json` and the template) |
-//! | [`problem`], [`input`] | (from `shared::http`) problem+json responses; request parsing that names the field |
+//! | [`problem`], [`input`] | (from `lambda_glue::http`) problem+json responses; request parsing that names the field |
 //! | [`place`] | `POST /orders` with `Idempotency-Key` |
 //! | `testing` | (feature `testing`) real API Gateway v2 request fixtures and an in-memory app, for handler and integration tests |
 //! | [`reactions`] | `order-on-delivery-dispatched` / `-completed` / `-failed` (SQS handlers) |
@@ -30,14 +30,14 @@ pub mod place;
 pub mod reactions;
 pub mod routes;
 
-pub use shared::http::{input, problem};
+pub use lambda_glue::http::{input, problem};
 
 use std::sync::Arc;
 
+use domain::envelope::CorrelationId;
+use domain::ports::{Catalogue, Clock, EventStore, IdempotencyStore};
+use domain::read_model::{OrderViews, ViewError};
 use lambda_http::{Body, Request, Response};
-use shared::envelope::CorrelationId;
-use shared::ports::{Catalogue, Clock, EventStore, IdempotencyStore};
-use shared::read_model::{OrderViews, ViewError};
 use tracing::error;
 
 use crate::problem::Problem;
@@ -79,7 +79,7 @@ pub struct App {
 }
 
 #[async_trait::async_trait]
-impl shared::http::serve::HttpHandler for App {
+impl lambda_glue::http::serve::HttpHandler for App {
     async fn handle(&self, request: Request) -> Response<Body> {
         App::handle(self, request).await
     }
@@ -92,7 +92,7 @@ impl App {
     /// Answers one request. Never fails and never panics on client input.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let request = &request;
-        shared::http::serve::serve(request, |method, path, correlation_id| async move {
+        lambda_glue::http::serve::serve(request, |method, path, correlation_id| async move {
             match match_route(&method, &path) {
                 Ok(route) => self.dispatch(route, request, &correlation_id).await,
                 Err(no_route) => Err(Problem::from(no_route)),
@@ -126,7 +126,7 @@ impl App {
 /// The answer to a read-model failure.
 pub(crate) fn view_problem(error: &ViewError) -> Problem {
     match error {
-        ViewError::InvalidCursor => Problem::invalid(shared::validation::ValidationError::new(
+        ViewError::InvalidCursor => Problem::invalid(domain::validation::ValidationError::new(
             "cursor",
             "must be a cursor returned by a previous page",
         )),

@@ -16,18 +16,18 @@
 //! existence is not disclosed; `support` reads every order, its history and every customer's list
 //! (and cancels nothing); a list of another customer is a 403.
 
+use domain::DomainError;
+use domain::address::strip_addresses;
+use domain::envelope::{CorrelationId, EventContext, StoredEvent};
+use domain::ids::{CustomerId, OrderId, StreamId};
+use domain::order::{CancellationReason, Order, OrderCommand};
+use domain::read_model::{MAX_PAGE_SIZE, OrderView};
+use domain::repository::{self, CommandError};
+use domain::validation::ValidationError;
+use lambda_glue::http::caller::{Caller, Group};
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
-use shared::address::strip_addresses;
-use shared::domain::DomainError;
-use shared::domain::order::{CancellationReason, Order, OrderCommand};
-use shared::envelope::{CorrelationId, EventContext, StoredEvent};
-use shared::http::caller::{Caller, Group};
-use shared::ids::{CustomerId, OrderId, StreamId};
-use shared::read_model::{MAX_PAGE_SIZE, OrderView};
-use shared::repository::{self, CommandError};
-use shared::validation::ValidationError;
 use tracing::{error, info};
 
 use crate::history::{self, Position};

@@ -11,21 +11,21 @@
 
 use std::collections::HashMap;
 
+use domain::address::Address;
+use domain::catalogue::{CatalogueEntry, PricingError, RequestedLine, price_lines};
+use domain::envelope::{CorrelationId, EventContext};
+use domain::ids::{CustomerId, OrderId, StreamId};
+use domain::money::{Currency, Money};
+use domain::order::{MAX_ITEMS, Order, OrderCommand, OrderEvent, PlaceOrder, order_total};
+use domain::ports::{IdempotencyRecord, StoreError};
+use domain::repository::{self, CommandError};
+use domain::validation::ValidationError;
+use lambda_glue::http::caller::{Caller, Group};
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use shared::address::Address;
-use shared::domain::catalogue::{CatalogueEntry, PricingError, RequestedLine, price_lines};
-use shared::domain::order::{MAX_ITEMS, Order, OrderCommand, OrderEvent, PlaceOrder, order_total};
-use shared::envelope::{CorrelationId, EventContext};
-use shared::http::caller::{Caller, Group};
-use shared::ids::{CustomerId, OrderId, StreamId};
-use shared::money::{Currency, Money};
-use shared::ports::{IdempotencyRecord, StoreError};
-use shared::repository::{self, CommandError};
-use shared::validation::ValidationError;
 use tracing::info;
 
 use crate::input::{json_body, typed};
@@ -184,7 +184,7 @@ async fn price(
     app: &App,
     lines: &[RequestedLine],
     currency: Currency,
-) -> Result<Result<Vec<shared::domain::order::LineItem>, PricingError>, Problem> {
+) -> Result<Result<Vec<domain::order::LineItem>, PricingError>, Problem> {
     let skus: Vec<_> = lines.iter().map(|line| line.sku.clone()).collect();
     let entries = app
         .catalogue

@@ -9,13 +9,13 @@
 //! dispatch or completion of an order the customer cancelled meanwhile is a race the delivery
 //! context resolves explicitly (`DeliveryCancellationRefused`), acknowledged here with a warning.
 
-use shared::consumer::{EventHandler, HandlerError, reaction_result};
-use shared::domain::delivery::DeliveryEvent;
-use shared::domain::order::{CancellationReason, Order, OrderCommand};
-use shared::envelope::{Actor, EventContext, StoredEvent};
-use shared::ids::StreamId;
-use shared::ports::{Clock, EventStore};
-use shared::repository;
+use domain::delivery::DeliveryEvent;
+use domain::envelope::{Actor, EventContext, StoredEvent};
+use domain::ids::StreamId;
+use domain::order::{CancellationReason, Order, OrderCommand};
+use domain::ports::{Clock, EventStore};
+use domain::repository;
+use lambda_glue::consumer::{EventHandler, HandlerError, reaction_result};
 
 /// Load-decide-append attempts on version conflicts per message.
 pub const MAX_ATTEMPTS: u32 = 3;

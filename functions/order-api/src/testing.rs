@@ -6,13 +6,13 @@
 
 use std::sync::Arc;
 
+use adapters::clock::FixedClock;
 use chrono::{TimeZone, Utc};
+use domain::catalogue::parse_catalogue;
 use lambda_http::Request;
 use serde_json::Value;
-use shared::adapters::clock::FixedClock;
-use shared::adapters::memory::{InMemoryCatalogue, InMemoryEventStore, InMemoryOrderViews};
-use shared::domain::catalogue::parse_catalogue;
-pub use shared::http::testing::{Answer, apigw_request, with_caller, without_caller};
+pub use testkit::http::{Answer, apigw_request, with_caller, without_caller};
+use testkit::memory::{InMemoryCatalogue, InMemoryEventStore, InMemoryOrderViews};
 
 use crate::{App, Settings};
 

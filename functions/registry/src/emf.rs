@@ -1,6 +1,6 @@
 //! The functions' metrics as CloudWatch Embedded Metric Format (docs/metrics.md): the bootstrap
 //! installs one recorder per process ([`Emf::install`]), the code records through the `metrics`
-//! facade ([`shared::telemetry`]), and after every invocation [`Emf::invocation`] writes what it
+//! facade ([`domain::telemetry`]), and after every invocation [`Emf::invocation`] writes what it
 //! recorded as EMF documents, one JSON line each, to stdout — where Lambda's logs pick them up and
 //! CloudWatch turns them into metrics (no API call, no permission). A process's first invocation
 //! also counts a cold start.
@@ -13,9 +13,9 @@ use std::future::Future;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use domain::telemetry::{self, FUNCTION, NAMESPACE};
+use lambda_glue::config::Lookup;
 use metrics_cloudwatch_embedded::{Builder, Collector};
-use shared::config::Lookup;
-use shared::telemetry::{self, FUNCTION, NAMESPACE};
 use tracing::warn;
 
 /// Why the metrics recorder could not be installed.

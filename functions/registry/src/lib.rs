@@ -12,10 +12,10 @@
 //! - the in-process saga harness (`tests/support/saga.rs`) builds its handlers from it.
 //!
 //! One handler convention per trigger kind ([`Handler`]): an HTTP function is an
-//! [`HttpHandler`](shared::http::serve::HttpHandler), a queue's function an
-//! [`EventHandler`](shared::consumer::EventHandler) (one event at a time; the batch around it is
+//! [`HttpHandler`](lambda_glue::http::serve::HttpHandler), a queue's function an
+//! [`EventHandler`](lambda_glue::consumer::EventHandler) (one event at a time; the batch around it is
 //! the same for all), a stream reader a [`StreamHandler`](stream_pipeline::StreamHandler), a
-//! scheduled function a [`ScheduledHandler`](shared::schedule::ScheduledHandler).
+//! scheduled function a [`ScheduledHandler`](lambda_glue::schedule::ScheduledHandler).
 //!
 //! Every invocation's metrics are written as CloudWatch Embedded Metric Format when it ends
 //! ([`emf`], docs/metrics.md).
@@ -25,22 +25,22 @@ pub mod emf;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use adapters::clock::SystemClock;
+use adapters::dynamo::{DynamoEventStore, DynamoIdempotencyStore};
+use adapters::dynamo_catalogue::DynamoCatalogue;
+use adapters::dynamo_views::DynamoOrderViews;
+use adapters::eventbridge::EventBridgePublisher;
+use adapters::sns::SnsNotifier;
+use adapters::sqs::SqsDeadLetters;
 use aws_config::SdkConfig;
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_glue::config::{ConfigError, Lookup};
+use lambda_glue::consumer::{EventHandler, handle_queue_batch};
+use lambda_glue::http::routes::RouteSpec;
+use lambda_glue::http::serve::HttpHandler;
+use lambda_glue::schedule::{ScheduledHandler, run_scheduled};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::adapters::clock::SystemClock;
-use shared::adapters::dynamo::{DynamoEventStore, DynamoIdempotencyStore};
-use shared::adapters::dynamo_catalogue::DynamoCatalogue;
-use shared::adapters::dynamo_views::DynamoOrderViews;
-use shared::adapters::eventbridge::EventBridgePublisher;
-use shared::adapters::sns::SnsNotifier;
-use shared::adapters::sqs::SqsDeadLetters;
-use shared::config::{ConfigError, Lookup};
-use shared::consumer::{EventHandler, handle_queue_batch};
-use shared::http::routes::RouteSpec;
-use shared::http::serve::HttpHandler;
-use shared::schedule::{ScheduledHandler, run_scheduled};
 use stream_pipeline::{Deadline, StreamEvent, StreamHandler};
 
 use crate::emf::Emf;
@@ -327,19 +327,19 @@ pub fn selected(lookup: Lookup<'_>) -> Result<&'static Function, StartError> {
 /// runtime stops.
 pub async fn run() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let function = selected(&shared::config::env)?;
+    let function = selected(&lambda_glue::config::env)?;
     let metrics = keep(
         Emf::install(&emf::function_dimension(
-            &shared::config::env,
+            &lambda_glue::config::env,
             function.name,
         ))
         .map_err(StartError::from)?,
     );
-    let aws = shared::adapters::sdk::load().await;
+    let aws = adapters::sdk::load().await;
     let handler = function
         .handler(Wiring {
             aws: &aws,
-            lookup: &shared::config::env,
+            lookup: &lambda_glue::config::env,
         })
         .map_err(|error| StartError::Config {
             function: function.name,

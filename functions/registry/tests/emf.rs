@@ -10,17 +10,18 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use adapters::clock::FixedClock;
 use chrono::{DateTime, Utc};
 use function_registry::emf::Emf;
+use lambda_glue::consumer::handle_queue_batch;
+use lambda_glue::http::serve::HttpHandler;
 use serde_json::{Value, json};
-use shared::adapters::clock::FixedClock;
-use shared::adapters::memory::{
+use stream_pipeline::{Deadline, StreamEvent, StreamHandler};
+use testkit::lambda::{bus_event_body, sqs_event};
+use testkit::memory::{
     InMemoryDeadLetters, InMemoryEventStore, InMemoryIdempotencyStore, InMemoryNotifier,
     InMemoryOrderViews, InMemoryPublisher,
 };
-use shared::consumer::{bus_event_body, handle_queue_batch, sqs_event};
-use shared::http::serve::HttpHandler;
-use stream_pipeline::{Deadline, StreamEvent, StreamHandler};
 
 const FUNCTION: &str = "orderflow-test-function";
 const STREAM_BATCH: &str =

@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use adapters::eventbridge::EventBridgePublisher;
 use async_trait::async_trait;
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::config::retry::RetryConfig;
@@ -21,18 +22,17 @@ use aws_sdk_eventbridge::types::PutEventsResultEntry;
 use aws_smithy_mocks::{MockResponse, RuleMode, mock, mock_client};
 use chrono::{TimeZone, Utc};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use domain::address::{Address, UncheckedAddress};
+use domain::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
+use domain::ids::{CustomerId, OrderId, Sku, StreamId};
+use domain::money::{Cents, Currency};
+use domain::order::{CancellationReason, OrderCancelled, OrderEvent, OrderPlaced};
+use domain::ports::{AppendRequest, EventStore, StoreError};
 use serde_json::{Value, json};
-use shared::adapters::eventbridge::EventBridgePublisher;
-use shared::adapters::memory::{InMemoryDeadLetters, InMemoryEventStore, InMemoryOrderViews};
-use shared::address::{Address, UncheckedAddress};
-use shared::domain::order::{CancellationReason, OrderCancelled, OrderEvent, OrderPlaced};
-use shared::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
-use shared::ids::{CustomerId, OrderId, Sku, StreamId};
-use shared::money::{Cents, Currency};
-use shared::ports::{AppendRequest, EventStore, StoreError};
 use stream_pipeline::projector::project_batch;
 use stream_pipeline::publisher::publish_batch;
 use stream_pipeline::{Deadline, StreamEvent};
+use testkit::memory::{InMemoryDeadLetters, InMemoryEventStore, InMemoryOrderViews};
 
 const RECORDS: usize = 100;
 
@@ -61,7 +61,7 @@ fn events() -> Vec<StoredEvent> {
             let placed = OrderEvent::OrderPlaced(OrderPlaced {
                 order_id: order_id.clone(),
                 customer_id: customer_id.clone(),
-                items: vec![shared::domain::order::LineItem {
+                items: vec![domain::order::LineItem {
                     sku: Sku::parse("SKU-1").unwrap(),
                     quantity: 2u32.try_into().unwrap(),
                     unit_price: 1299u64.try_into().unwrap(),

@@ -2,8 +2,8 @@
 //! Each poison queue has a variable of its own name: the local stack gives every function one
 //! environment file, in which one name cannot hold two queues.
 
-pub use shared::config::ConfigError;
-use shared::config::{env, required};
+pub use lambda_glue::config::ConfigError;
+use lambda_glue::config::{env, required};
 
 /// `event-publisher`'s configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@
 //!
 //! Failures (README, "Failure handling"):
 //! - a **poison** record (one that can never be processed) is set aside whole, with the reason, in
-//!   the function's poison queue (the [`DeadLetters`](shared::ports::DeadLetters) port), and the
+//!   the function's poison queue (the [`DeadLetters`](domain::ports::DeadLetters) port), and the
 //!   records after it go on;
 //! - a **transient** failure (the bus, the views table or the poison queue out of reach, a
 //!   PutEvents entry refused, no time left) stops the batch at the first record it hits: that record
@@ -30,12 +30,12 @@ pub mod records;
 
 use std::time::{Duration, Instant, SystemTime};
 
+use adapters::eventbridge::DEFAULT_BACKOFF;
+use adapters::sdk::OPERATION_TIMEOUT;
 use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use shared::adapters::eventbridge::DEFAULT_BACKOFF;
-use shared::adapters::sdk::OPERATION_TIMEOUT;
-use shared::ports::{DeadLetters, EventPublisher, EventStore};
-use shared::read_model::OrderViews;
+use domain::ports::{DeadLetters, EventPublisher, EventStore};
+use domain::read_model::OrderViews;
 
 /// The longest one `publish` of at most [`publisher::CHUNK`] events may take: every attempt of the
 /// EventBridge adapter's backoff a whole SDK call long, plus the waits between them.

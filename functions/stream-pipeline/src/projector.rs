@@ -14,13 +14,13 @@
 
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use chrono::{DateTime, Utc};
+use domain::envelope::StoredEvent;
+use domain::ids::OrderId;
+use domain::ports::{DeadLetters, EventStore};
+use domain::projection::{Projected, ProjectionError, project_order_view_events};
+use domain::read_model::{OrderViews, order_id_of};
+use domain::telemetry::{self, ErrorKind};
 use futures::stream::{self, StreamExt};
-use shared::envelope::StoredEvent;
-use shared::ids::OrderId;
-use shared::ports::{DeadLetters, EventStore};
-use shared::projection::{Projected, ProjectionError, project_order_view_events};
-use shared::read_model::{OrderViews, order_id_of};
-use shared::telemetry::{self, ErrorKind};
 use tracing::{error, info, instrument, warn};
 
 use crate::records::{inserted, poison};
@@ -229,9 +229,9 @@ fn report(reason: &ProjectionError, records: &[(usize, StoredEvent)]) {
 
 #[cfg(test)]
 mod tests {
+    use domain::ids::OrderId;
     use serde_json::json;
-    use shared::adapters::memory::{InMemoryDeadLetters, InMemoryEventStore, InMemoryOrderViews};
-    use shared::ids::OrderId;
+    use testkit::memory::{InMemoryDeadLetters, InMemoryEventStore, InMemoryOrderViews};
 
     use super::*;
     use crate::records::inserted;
@@ -262,7 +262,7 @@ mod tests {
         project_batch(&store_for(batch), views, letters, batch, Deadline::none()).await
     }
 
-    async fn view(views: &InMemoryOrderViews) -> shared::read_model::OrderView {
+    async fn view(views: &InMemoryOrderViews) -> domain::read_model::OrderView {
         views
             .get(&OrderId::parse(ORDER).unwrap())
             .await

@@ -11,11 +11,11 @@
 
 use std::collections::HashSet;
 
+use adapters::eventbridge::MAX_ENTRIES_PER_CALL;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
-use shared::adapters::eventbridge::MAX_ENTRIES_PER_CALL;
-use shared::envelope::StoredEvent;
-use shared::ports::{DeadLetters, EventPublisher, PublishError};
-use shared::telemetry::{self, ErrorKind};
+use domain::envelope::StoredEvent;
+use domain::ports::{DeadLetters, EventPublisher, PublishError};
+use domain::telemetry::{self, ErrorKind};
 use tracing::{error, info, instrument, warn};
 
 use crate::records::{StreamItem, inserted, poison};
@@ -156,9 +156,9 @@ mod tests {
     use std::time::Duration;
 
     use async_trait::async_trait;
+    use domain::envelope::StoredEvent;
     use serde_json::json;
-    use shared::adapters::memory::{InMemoryDeadLetters, InMemoryPublisher};
-    use shared::envelope::StoredEvent;
+    use testkit::memory::{InMemoryDeadLetters, InMemoryPublisher};
 
     use super::*;
     use crate::testing::{BATCH, batch, batch_with, ids};

@@ -7,10 +7,10 @@
 //! the caller sets it aside whole ([`poison`], to its dead-letter queue) and goes on.
 
 use aws_lambda_events::event::dynamodb::EventRecord;
-use shared::envelope::StoredEvent;
-use shared::events::DecodeError;
-use shared::ports::PoisonRecord;
-use shared::upcasting::upcast;
+use domain::envelope::StoredEvent;
+use domain::events::DecodeError;
+use domain::ports::PoisonRecord;
+use domain::upcasting::upcast;
 use tracing::warn;
 
 use crate::StreamEvent;

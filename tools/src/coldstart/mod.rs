@@ -157,8 +157,8 @@ mod tests {
     use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
     use aws_lambda_events::event::dynamodb::Event as StreamEvent;
     use aws_lambda_events::event::sqs::SqsEvent;
-    use shared::domain::order::OrderPlaced;
-    use shared::envelope::StoredEvent;
+    use domain::envelope::StoredEvent;
+    use domain::order::OrderPlaced;
 
     /// The events are what the functions' own decoders accept: a fixture they would refuse would
     /// measure an error path (or a poison message answered as a success).
@@ -182,7 +182,7 @@ mod tests {
         let sqs: SqsEvent =
             serde_json::from_str(include_str!("events/sqs-order-placed.json")).unwrap();
         let body = sqs.records[0].body.as_deref().unwrap();
-        let event = shared::consumer::event_from_sqs_body(body).unwrap();
+        let event = lambda_glue::consumer::event_from_sqs_body(body).unwrap();
         assert_eq!(event.event_type, "OrderPlaced");
         let placed: OrderPlaced = serde_json::from_value(event.data.clone()).unwrap();
         assert_eq!(placed.order_id.as_str(), request.path_parameters["id"]);

@@ -23,9 +23,9 @@ use std::collections::HashMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use lambda_glue::consumer::event_from_sqs_body;
 use serde::Serialize;
 use serde_json::Value;
-use shared::consumer::event_from_sqs_body;
 
 /// What a dead-letter queue is for, from its name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -184,7 +184,7 @@ pub fn decode(kind: &QueueKind, message: &Received) -> Letter {
                 Ok(event) => {
                     letter.event_type = Some(event.event_type.clone());
                     letter.event_id = Some(event.event_id.clone());
-                    letter.order_id = shared::read_model::order_id_of(&event)
+                    letter.order_id = domain::read_model::order_id_of(&event)
                         .ok()
                         .map(|id| id.to_string());
                     letter.stream = Some(format!("{}@{}", event.stream_id, event.version));
@@ -340,9 +340,9 @@ impl fmt::Display for Letter {
 
 #[cfg(test)]
 mod tests {
+    use domain::envelope::StoredEvent;
     use serde_json::json;
-    use shared::consumer::bus_event_body;
-    use shared::envelope::StoredEvent;
+    use testkit::lambda::bus_event_body;
 
     use super::*;
 

@@ -5,16 +5,16 @@
 
 use std::collections::HashSet;
 
+use adapters::dynamo::DynamoEventStore;
+use adapters::dynamo_views::DynamoOrderViews;
+use adapters::eventbridge::EventBridgePublisher;
 use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
+use domain::envelope::StoredEvent;
+use domain::ids::StreamId;
+use domain::ports::{EventPublisher, EventStore};
+use domain::projection::project_order_view;
 use serde_json::Value;
-use shared::adapters::dynamo::DynamoEventStore;
-use shared::adapters::dynamo_views::DynamoOrderViews;
-use shared::adapters::eventbridge::EventBridgePublisher;
-use shared::envelope::StoredEvent;
-use shared::ids::StreamId;
-use shared::ports::{EventPublisher, EventStore};
-use shared::projection::project_order_view;
 use tokio_util::sync::CancellationToken;
 
 use super::ops::{Moved, Queue, Queues};

@@ -17,13 +17,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use adapters::dynamo::DynamoEventStore;
+use adapters::dynamo_views::DynamoOrderViews;
 use anyhow::{Context, Result};
+use domain::envelope::StoredEvent;
+use domain::ids::OrderId;
+use domain::read_model::OrderViews;
 use serde_json::Value;
-use shared::adapters::dynamo::DynamoEventStore;
-use shared::adapters::dynamo_views::DynamoOrderViews;
-use shared::envelope::StoredEvent;
-use shared::ids::OrderId;
-use shared::read_model::OrderViews;
 
 use super::{Lifecycle, Placed, Race, Report, Violation};
 

@@ -5,12 +5,12 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use adapters::dynamo::DynamoEventStore;
+use adapters::dynamo_views::DynamoOrderViews;
 use anyhow::{Context, Result};
 use aws_config::SdkConfig;
+use domain::identity::Group;
 use serde_json::json;
-use shared::adapters::dynamo::DynamoEventStore;
-use shared::adapters::dynamo_views::DynamoOrderViews;
-use shared::identity::Group;
 
 use super::audit::{InboxCollector, Observed, audit};
 use super::{Actors, Report, Settings, drive};

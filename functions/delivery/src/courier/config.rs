@@ -1,8 +1,8 @@
 //! The courier API's configuration: exactly the environment variables `template.yaml` declares for
 //! it.
 
-pub use shared::config::ConfigError;
-use shared::config::{env, required};
+pub use lambda_glue::config::ConfigError;
+use lambda_glue::config::{env, required};
 
 /// Configuration of `courier-api`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! The route table: the one list of what the courier API answers. Dispatch and `openapi.json` are
 //! checked against it.
 
-pub use shared::http::routes::{NoRoute, RouteSpec};
+pub use lambda_glue::http::routes::{NoRoute, RouteSpec};
 
 /// Every route the function serves.
 pub const ROUTES: &[RouteSpec] = &[
@@ -105,7 +105,7 @@ pub fn match_route(method: &str, path: &str) -> Result<Route, NoRoute> {
 #[cfg(test)]
 mod tests {
     use serde_json::Value;
-    use shared::http::openapi_checks;
+    use testkit::openapi_checks;
 
     use super::*;
 

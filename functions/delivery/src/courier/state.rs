@@ -4,17 +4,17 @@
 //! disagrees with what a command would be decided on.
 
 use chrono::{DateTime, Utc};
+use domain::Aggregate;
+use domain::address::strip_addresses;
+use domain::delivery::{Delivery, DeliveryEvent, DeliveryStatus};
+use domain::envelope::{Actor, CorrelationId, StoredEvent};
+use domain::ids::{CourierId, CustomerId, DeliveryId, OrderId, StreamId};
+use domain::ports::StoreError;
+use lambda_glue::http::caller::{Caller, Group};
+use lambda_glue::http::problem::{Problem, json_response};
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
-use shared::address::strip_addresses;
-use shared::domain::Aggregate;
-use shared::domain::delivery::{Delivery, DeliveryEvent, DeliveryStatus};
-use shared::envelope::{Actor, CorrelationId, StoredEvent};
-use shared::http::caller::{Caller, Group};
-use shared::http::problem::{Problem, json_response};
-use shared::ids::{CourierId, CustomerId, DeliveryId, OrderId, StreamId};
-use shared::ports::StoreError;
 
 use super::{App, Handled, delivery_id};
 

@@ -9,19 +9,19 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use adapters::clock::FixedClock;
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use domain::address::{Address, UncheckedAddress};
+use domain::delivery::{Delivery, DeliveryCommand};
+use domain::envelope::StoredEvent;
+use domain::envelope::{Actor, CorrelationId, EventContext};
+use domain::ids::{CustomerId, DeliveryId, OrderId, StreamId};
+use domain::ports::{AppendRequest, EventStore, StoreError};
+use domain::repository;
 use lambda_http::Request;
 use serde_json::{Value, json};
-use shared::adapters::clock::FixedClock;
-use shared::adapters::memory::InMemoryEventStore;
-use shared::address::{Address, UncheckedAddress};
-use shared::domain::delivery::{Delivery, DeliveryCommand};
-use shared::envelope::StoredEvent;
-use shared::envelope::{Actor, CorrelationId, EventContext};
-pub use shared::http::testing::{Answer, apigw_request, with_caller, without_caller};
-use shared::ids::{CustomerId, DeliveryId, OrderId, StreamId};
-use shared::ports::{AppendRequest, EventStore, StoreError};
-use shared::repository;
+pub use testkit::http::{Answer, apigw_request, with_caller, without_caller};
+use testkit::memory::InMemoryEventStore;
 use tokio::sync::{Barrier, Notify};
 
 use super::routes::CourierAction;

@@ -1,13 +1,13 @@
 //! The overdue check with in-memory adapters: the board read from projected views.
 
+use adapters::clock::FixedClock;
 use chrono::{TimeZone, Utc};
-use shared::adapters::clock::FixedClock;
-use shared::adapters::memory::{InMemoryEventStore, InMemoryOrderViews};
-use shared::address::{Address, UncheckedAddress};
-use shared::domain::delivery::{Delivery, DeliveryCommand};
-use shared::envelope::StoredEvent;
-use shared::ids::{CustomerId, OrderId};
-use shared::projection::project_order_view;
+use domain::address::{Address, UncheckedAddress};
+use domain::delivery::{Delivery, DeliveryCommand};
+use domain::envelope::StoredEvent;
+use domain::ids::{CustomerId, OrderId};
+use domain::projection::project_order_view;
+use testkit::memory::{InMemoryEventStore, InMemoryOrderViews};
 
 use super::*;
 
@@ -41,7 +41,7 @@ async fn schedule(store: &InMemoryEventStore, id: &str, hours: i64) -> Vec<Store
     };
     let stream = StreamId::new(
         "delivery",
-        shared::ids::DeliveryId::for_order(&OrderId::parse(id).unwrap()),
+        domain::ids::DeliveryId::for_order(&OrderId::parse(id).unwrap()),
     );
     repository::execute::<Delivery>(store, &stream, &command, &context, None, 1)
         .await

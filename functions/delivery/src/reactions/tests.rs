@@ -1,16 +1,17 @@
 //! The delivery reactions on SQS events as Lambda delivers them, with in-memory adapters.
 
+use adapters::clock::FixedClock;
 use chrono::{TimeZone, Utc};
-use shared::adapters::clock::FixedClock;
-use shared::adapters::memory::InMemoryEventStore;
-use shared::address::{Address, UncheckedAddress};
-use shared::consumer::{bus_event_body, failed_ids, handle_sqs_batch, sqs_event};
-use shared::domain::delivery::{Delivery, DeliveryCommand};
-use shared::domain::order::{CancellationReason, LineItem, Order, OrderCommand, PlaceOrder};
-use shared::envelope::{Actor, CorrelationId, EventContext};
-use shared::ids::{CourierId, CustomerId, OrderId, Sku};
-use shared::money::Currency;
-use shared::ports::EventStore;
+use domain::address::{Address, UncheckedAddress};
+use domain::delivery::{Delivery, DeliveryCommand};
+use domain::envelope::{Actor, CorrelationId, EventContext};
+use domain::ids::{CourierId, CustomerId, OrderId, Sku};
+use domain::money::Currency;
+use domain::order::{CancellationReason, LineItem, Order, OrderCommand, PlaceOrder};
+use domain::ports::EventStore;
+use lambda_glue::consumer::handle_sqs_batch;
+use testkit::lambda::{bus_event_body, failed_ids, sqs_event};
+use testkit::memory::InMemoryEventStore;
 
 use super::*;
 

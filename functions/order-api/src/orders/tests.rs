@@ -2,20 +2,20 @@
 
 use async_trait::async_trait;
 use chrono::Duration;
+use domain::envelope::StoredEvent;
+use domain::ids::{DeliveryId, StreamId};
+use domain::order::{OrderEvent, OrderShipped};
+use domain::ports::{AppendRequest, EventStore, StoreError};
+use domain::projection::project_order_view;
+use domain::read_model::OrderViews;
 use serde_json::{Value, json};
-use shared::domain::order::{OrderEvent, OrderShipped};
-use shared::envelope::StoredEvent;
-use shared::ids::{DeliveryId, StreamId};
-use shared::ports::{AppendRequest, EventStore, StoreError};
-use shared::projection::project_order_view;
-use shared::read_model::OrderViews;
 
 use super::*;
 use crate::testing::{
     Harness, as_courier, as_customer, as_support, harness, order_body, post_orders, request, send,
     without_caller,
 };
-use shared::envelope::Actor;
+use domain::envelope::Actor;
 
 /// Places the fixture order (for `customer`) and returns its id.
 async fn place(h: &Harness, customer: &str) -> String {
@@ -191,7 +191,7 @@ async fn a_shipped_order_cannot_be_cancelled() {
 
 /// A store whose appends always lose the race (another writer keeps moving the stream on).
 struct AlwaysRacing {
-    inner: shared::adapters::memory::InMemoryEventStore,
+    inner: testkit::memory::InMemoryEventStore,
     appends: std::sync::atomic::AtomicU32,
 }
 
@@ -422,11 +422,11 @@ async fn a_request_without_the_authorizers_claims_is_401_on_every_route() {
 /// Appends `count` events to the placed order `id`'s delivery stream (scheduled, then refused
 /// cancellations) and a coupon for each of its `delays`, a minute apart from the placement.
 async fn long_history(h: &Harness, id: &str, count: u64, delays: u32) {
-    use shared::domain::coupon::{CouponEvent, CouponIssued};
-    use shared::domain::delivery::{
+    use domain::coupon::{CouponEvent, CouponIssued};
+    use domain::delivery::{
         DeliveryCancellationRefused, DeliveryEvent, DeliveryScheduled, DeliveryStatus,
     };
-    use shared::ids::CouponId;
+    use domain::ids::CouponId;
 
     let order_id = OrderId::parse(id).unwrap();
     let delivery_id = DeliveryId::for_order(&order_id);
@@ -532,7 +532,7 @@ async fn expected_history(h: &Harness, id: &str) -> Vec<String> {
         .store
         .all_events()
         .into_iter()
-        .filter(|e| shared::read_model::order_id_of(e).is_ok_and(|of| of == order_id))
+        .filter(|e| domain::read_model::order_id_of(e).is_ok_and(|of| of == order_id))
         .collect();
     all.sort_by(|a, b| {
         (a.occurred_at, a.stream_id.as_str(), a.version).cmp(&(
@@ -628,7 +628,7 @@ async fn history_parameters_are_checked() {
 
 /// A store that counts the events its reads return, and refuses whole-stream loads.
 struct CountingStore {
-    inner: shared::adapters::memory::InMemoryEventStore,
+    inner: testkit::memory::InMemoryEventStore,
     read: std::sync::atomic::AtomicUsize,
 }
 

@@ -1,8 +1,8 @@
 //! `POST /orders` on real API Gateway v2 events, with in-memory adapters.
 
+use domain::order::MAX_ITEMS;
+use domain::ports::Clock;
 use serde_json::{Value, json};
-use shared::domain::order::MAX_ITEMS;
-use shared::ports::Clock;
 
 use super::*;
 use crate::input::MAX_BODY_BYTES;

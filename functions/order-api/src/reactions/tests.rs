@@ -1,14 +1,13 @@
 //! The order reactions on SQS events as Lambda delivers them, with in-memory adapters.
 
+use adapters::clock::FixedClock;
 use chrono::{TimeZone, Utc};
+use domain::delivery::{DeliveryCompleted, DeliveryDispatched, DeliveryEvent, DeliveryFailed};
+use domain::ids::{CourierId, CustomerId, DeliveryId, OrderId};
+use domain::ports::EventStore;
+use lambda_glue::consumer::handle_sqs_batch;
 use serde_json::json;
-use shared::adapters::clock::FixedClock;
-use shared::consumer::{bus_event_body, failed_ids, handle_sqs_batch, sqs_event};
-use shared::domain::delivery::{
-    DeliveryCompleted, DeliveryDispatched, DeliveryEvent, DeliveryFailed,
-};
-use shared::ids::{CourierId, CustomerId, DeliveryId, OrderId};
-use shared::ports::EventStore;
+use testkit::lambda::{bus_event_body, failed_ids, sqs_event};
 
 use super::*;
 use crate::testing::{harness, order_body, post_orders, request, send};
@@ -21,7 +20,7 @@ fn delivery_event(
     let delivery = DeliveryId::for_order(&order);
     let customer = CustomerId::parse("cust-42").unwrap();
     let context = EventContext {
-        correlation_id: shared::envelope::CorrelationId::parse("req-saga").unwrap(),
+        correlation_id: domain::envelope::CorrelationId::parse("req-saga").unwrap(),
         causation_id: "cause".into(),
         actor: Actor::system("test"),
         occurred_at: Utc.with_ymd_and_hms(2026, 11, 28, 11, 0, 0).unwrap(),

@@ -5,14 +5,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
 use chrono::Duration;
+use domain::delivery::{DeliveryCommand, MAX_REASON_LEN};
+use domain::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
+use domain::ids::{CustomerId, OrderId, StreamId};
+use domain::ports::{AppendRequest, Clock, EventStore, StoreError};
+use domain::repository;
+use lambda_glue::http::input::MAX_BODY_BYTES;
 use serde_json::{Value, json};
-use shared::adapters::memory::InMemoryEventStore;
-use shared::domain::delivery::{DeliveryCommand, MAX_REASON_LEN};
-use shared::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
-use shared::http::input::MAX_BODY_BYTES;
-use shared::ids::{CustomerId, OrderId, StreamId};
-use shared::ports::{AppendRequest, Clock, EventStore, StoreError};
-use shared::repository;
+use testkit::memory::InMemoryEventStore;
 
 use super::*;
 use crate::courier::testing::{
@@ -899,7 +899,7 @@ async fn overtaken_by(h: &Harness, command: DeliveryCommand, rival: &str) -> cra
         inner: h.store.clone(),
         rival: std::sync::Mutex::new(Some((
             command,
-            Actor::courier(&shared::ids::CourierId::parse(rival).unwrap()),
+            Actor::courier(&domain::ids::CourierId::parse(rival).unwrap()),
         ))),
     });
     app
@@ -912,7 +912,7 @@ async fn a_lost_race_is_decided_again_on_the_new_state() {
     let app = overtaken_by(
         &h,
         DeliveryCommand::Fail {
-            courier_id: shared::ids::CourierId::parse("courier-7").unwrap(),
+            courier_id: domain::ids::CourierId::parse("courier-7").unwrap(),
             reason: "lost".into(),
         },
         "courier-7",
@@ -931,7 +931,7 @@ async fn a_lost_race_is_decided_again_on_the_new_state() {
     let app = overtaken_by(
         &h,
         DeliveryCommand::ReportDelay {
-            courier_id: shared::ids::CourierId::parse("courier-7").unwrap(),
+            courier_id: domain::ids::CourierId::parse("courier-7").unwrap(),
             new_eta: promised_by() + Duration::hours(1),
             reason: "traffic".into(),
         },
@@ -958,7 +958,7 @@ async fn a_dispatch_overtaken_by_another_couriers_dispatch_is_409() {
     let app = overtaken_by(
         &h,
         DeliveryCommand::Dispatch {
-            courier_id: shared::ids::CourierId::parse("courier-8").unwrap(),
+            courier_id: domain::ids::CourierId::parse("courier-8").unwrap(),
         },
         "courier-8",
     )
@@ -976,7 +976,7 @@ async fn a_dispatch_overtaken_by_another_couriers_dispatch_is_409() {
 
 #[tokio::test]
 async fn a_delay_past_the_limit_is_a_409_and_a_repeat_of_the_last_is_still_a_200() {
-    use shared::domain::delivery::MAX_DELAYS;
+    use domain::delivery::MAX_DELAYS;
     let h = dispatched().await;
     let eta = |n: u32| promised_by() + Duration::hours(i64::from(n));
     for n in 1..=MAX_DELAYS {

@@ -1,10 +1,10 @@
 //! `GET /deliveries/{id}` on real API Gateway v2 events, and the fold it answers with.
 
 use chrono::Duration;
+use domain::delivery::DeliveryCommand;
+use domain::envelope::{Actor, CorrelationId, EventContext};
+use domain::repository;
 use serde_json::json;
-use shared::domain::delivery::DeliveryCommand;
-use shared::envelope::{Actor, CorrelationId, EventContext};
-use shared::repository;
 
 use super::*;
 use crate::courier::routes::CourierAction::{Complete, Delay, Dispatch};
@@ -162,11 +162,11 @@ async fn a_delivery_cancelled_before_it_was_scheduled_reads_as_cancelled_without
 
 /// Appends what it is given and loads nothing, so a command is decided on an empty stream and
 /// appended after whatever is there.
-struct NoCheck<'a>(&'a shared::adapters::memory::InMemoryEventStore);
+struct NoCheck<'a>(&'a testkit::memory::InMemoryEventStore);
 
 #[async_trait::async_trait]
-impl shared::ports::EventStore for NoCheck<'_> {
-    async fn append(&self, mut request: shared::ports::AppendRequest) -> Result<(), StoreError> {
+impl domain::ports::EventStore for NoCheck<'_> {
+    async fn append(&self, mut request: domain::ports::AppendRequest) -> Result<(), StoreError> {
         let current = self.0.load(&request.stream_id).await?.len() as u64;
         request.expected_version = current;
         for (offset, event) in (1..).zip(request.events.iter_mut()) {
