@@ -170,7 +170,7 @@ pub struct DynamoOrderViews {
 }
 
 impl DynamoOrderViews {
-    /// Views in `table` (created by [`super::dynamo::tables::create_views_table`] or the template).
+    /// Views in `table` (template.yaml's `ViewsTable`).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use adapters::dynamo::{DynamoEventStore, tables};
+use adapters::dynamo::DynamoEventStore;
 use domain::Aggregate;
 use domain::envelope::StoredEvent;
 use domain::ids::StreamId;
@@ -123,9 +123,10 @@ async fn the_stream_poller_reads_on_after_a_cancelled_transaction_detached_its_i
         EmulatorKind::LocalStack => (emulator.dynamodb(), emulator.dynamodb_streams()),
     };
     let table = unique_name("poller-events");
-    let stream_arn = tables::create_events_table(&dynamodb, &table)
+    let stream_arn = tools::bridge::setup::create_template_table(&dynamodb, "EventsTable", &table)
         .await
-        .expect("creating the events table");
+        .expect("creating the events table")
+        .expect("the events table has a stream");
     let store = DynamoEventStore::reader(dynamodb, &table);
 
     let (functions, invoked) = fake_function().await;

@@ -9,7 +9,7 @@ use domain::order::{CancellationReason, Order, OrderCommand, PlaceOrder};
 use domain::ports::EventStore;
 use domain::read_model::OrderViews;
 use domain::repository;
-use integration_tests::saga::{MAX_RECEIVE_COUNT, Saga};
+use integration_tests::saga::Saga;
 use integration_tests::{customer_request, emulator, place, place_order};
 
 /// Every queue function and both stream readers of the registry, wired to the saga's tables, bus
@@ -317,7 +317,8 @@ async fn a_poison_message_ends_in_its_handlers_dlq_while_its_batch_mates_succeed
     assert_eq!(
         dead.len(),
         1,
-        "after {MAX_RECEIVE_COUNT} receives the poison is dead-lettered"
+        "after {} receives (template.yaml) the poison is dead-lettered",
+        saga.queues[handler].max_receive_count
     );
     assert!(dead[0].contains("\"detail\": 42"));
     assert!(

@@ -24,7 +24,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use adapters::dynamo::{DynamoEventStore, tables};
+use adapters::dynamo::DynamoEventStore;
 use adapters::dynamo_views::DynamoOrderViews;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_eventbridge::types::{DeadLetterConfig, RetryPolicy, RuleState, Target};
@@ -73,6 +73,15 @@ impl EmulatorKind {
         match self {
             Self::Moto => "moto",
             Self::LocalStack => "localstack",
+        }
+    }
+
+    /// The account its resources live in with the suites' credentials (`test`): moto's default,
+    /// LocalStack's.
+    pub fn account(self) -> &'static str {
+        match self {
+            Self::Moto => "123456789012",
+            Self::LocalStack => "000000000000",
         }
     }
 
@@ -337,7 +346,7 @@ impl Emulator {
 
     /// Creates what docs/architecture.md, "Delivery semantics" puts between the bus and a handler:
     /// a custom bus; an SQS queue with a redrive policy to its own dead-letter queue (after
-    /// [`MAX_RECEIVE_COUNT`] receives); and a rule on the bus matching orderflow sources
+    /// [`max_receive_count`] receives, as in template.yaml); and a rule on the bus matching orderflow sources
     /// (`{"prefix": "orderflow."}`) and, unless `detail_types` is empty, only those detail types,
     /// targeting the queue (with the dead-letter queue and a retry policy on the target). Both
     /// queues get the policy AWS needs to let EventBridge send to them from this rule.
@@ -361,7 +370,8 @@ impl Emulator {
 
         let dlq_url = self.create_queue(&format!("{test}-dlq"), None).await;
         let dlq_arn = self.queue_arn(&dlq_url).await;
-        let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT});
+        let redrive =
+            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count()});
         let queue_url = self
             .create_queue(&format!("{test}-queue"), Some(redrive.to_string()))
             .await;
@@ -555,17 +565,25 @@ impl Emulator {
         );
     }
 
+    /// Creates template.yaml's table `logical_id` named `name` (the bridge's code: the tables are
+    /// described once, in the template); its stream's ARN when it has one.
+    pub async fn template_table(&self, logical_id: &str, name: &str) -> Option<String> {
+        tools::bridge::setup::create_template_table(&self.dynamodb(), logical_id, name)
+            .await
+            .unwrap_or_else(|e| panic!("creating {name} on {}: {e:#}", self.endpoint))
+    }
+
     /// Creates a fresh events table and idempotency table and a store on them.
     pub async fn event_store(&self, test: &str) -> EventStoreFixture {
         let client = self.dynamodb();
         let events_table = unique_name(&format!("{test}-events"));
         let idempotency_table = unique_name(&format!("{test}-idem"));
-        let stream_arn = tables::create_events_table(&client, &events_table)
+        let stream_arn = self
+            .template_table("EventsTable", &events_table)
             .await
-            .unwrap_or_else(|e| panic!("creating {events_table} on {}: {e}", self.endpoint));
-        tables::create_idempotency_table(&client, &idempotency_table)
-            .await
-            .unwrap_or_else(|e| panic!("creating {idempotency_table} on {}: {e}", self.endpoint));
+            .expect("the events table has a stream");
+        self.template_table("IdempotencyTable", &idempotency_table)
+            .await;
         EventStoreFixture {
             store: DynamoEventStore::new(client.clone(), &events_table, &idempotency_table),
             client,
@@ -580,9 +598,7 @@ impl Emulator {
         use domain::ports::Catalogue;
         let client = self.dynamodb();
         let table = unique_name(&format!("{test}-catalogue"));
-        tables::create_catalogue_table(&client, &table)
-            .await
-            .unwrap_or_else(|e| panic!("creating {table} on {}: {e}", self.endpoint));
+        self.template_table("CatalogueTable", &table).await;
         let catalogue = adapters::dynamo_catalogue::DynamoCatalogue::new(client, &table);
         let entries = domain::catalogue::parse_catalogue(SAMPLE_CATALOGUE)
             .expect("the sample catalogue parses");
@@ -597,9 +613,7 @@ impl Emulator {
     pub async fn order_views(&self, test: &str) -> OrderViewsFixture {
         let client = self.dynamodb();
         let table = unique_name(&format!("{test}-views"));
-        tables::create_views_table(&client, &table)
-            .await
-            .unwrap_or_else(|e| panic!("creating {table} on {}: {e}", self.endpoint));
+        self.template_table("ViewsTable", &table).await;
         OrderViewsFixture {
             views: DynamoOrderViews::new(client.clone(), &table),
             client,
@@ -611,8 +625,33 @@ impl Emulator {
 /// The sample catalogue the repository ships.
 pub const SAMPLE_CATALOGUE: &str = include_str!("../../catalogue/sample.json");
 
-/// How many receives before SQS moves a message to the dead-letter queue.
-pub const MAX_RECEIVE_COUNT: u32 = 3;
+/// How many receives before SQS moves a message to the dead-letter queue: the handler queues'
+/// redrive policy in template.yaml (all of them say the same; the template test checks it).
+pub fn max_receive_count() -> u64 {
+    static COUNT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *COUNT.get_or_init(|| {
+        let resources = tools::bridge::resources::Resources::builtin(
+            tools::bridge::template::Environment::local("local", "us-east-1", "http://127.0.0.1"),
+        )
+        .expect("template.yaml's resources");
+        let counts: std::collections::BTreeSet<u64> = resources
+            .queues
+            .iter()
+            .filter_map(|q| q.attributes.get("RedrivePolicy"))
+            .filter_map(|policy| serde_json::from_str::<Value>(policy).ok())
+            .filter_map(|policy| {
+                let count = &policy["maxReceiveCount"];
+                count.as_u64().or_else(|| count.as_str()?.parse().ok())
+            })
+            .collect();
+        assert_eq!(
+            counts.len(),
+            1,
+            "one maxReceiveCount in template.yaml: {counts:?}"
+        );
+        counts.into_iter().next().unwrap_or_default()
+    })
+}
 
 /// A bus whose rule routes orderflow events to a queue with a dead-letter queue.
 #[derive(Debug, Clone)]

@@ -14,19 +14,21 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use adapters::dynamo::DynamoEventStore;
 use adapters::dynamo_views::DynamoOrderViews;
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use function_registry::{FUNCTIONS, Handler, Trigger, Wiring};
 use lambda_glue::consumer::{EventHandler, handle_queue_batch};
-use serde_json::{Value, json};
+use serde_json::Value;
 use stream_pipeline::{Deadline, StreamEvent, StreamHandler};
+use tools::bridge::resources::{QueueSpec, Resources};
+use tools::bridge::setup;
+use tools::bridge::stack::Stack;
+use tools::bridge::template::{Environment, Resolver, Template};
 
 use crate::streams::lambda_event;
-use crate::{Emulator, EventStoreFixture, unique_name};
-
-/// Receives after which a message goes to the handler's DLQ.
-pub const MAX_RECEIVE_COUNT: i32 = 3;
+use crate::{Emulator, EventStoreFixture};
 
 /// One handler's queue.
 #[derive(Debug, Clone)]
@@ -35,6 +37,8 @@ pub struct HandlerQueue {
     pub queue_url: String,
     /// Its dead-letter queue.
     pub dlq_url: String,
+    /// Receives after which a message goes to the DLQ (the template's redrive policy).
+    pub max_receive_count: u64,
 }
 
 /// The wired-up system on the emulator.
@@ -61,64 +65,78 @@ pub struct Saga {
 }
 
 impl Saga {
-    /// Creates the tables, bus, topic, the notifications queue and the poison queues, and wires
-    /// every queue function and both stream readers of the registry to them.
+    /// Creates what template.yaml describes for a stage of its own (tables, bus, rules, queues
+    /// with their redrive policies, topics; not the user pools: no function here takes a token)
+    /// with the local bridge's set-up code, subscribes a queue to the notifications topic, and
+    /// wires every queue function and both stream readers of the registry to them, each with the
+    /// environment the template gives it.
     pub async fn new(emulator: Emulator, test: &str) -> Self {
-        let events = emulator.event_store(test).await;
-        let views = emulator.order_views(test).await;
-        let bus_name = unique_name(&format!("{test}-bus"));
-        emulator
-            .eventbridge()
-            .create_event_bus()
-            .name(&bus_name)
+        let stage = stage_name();
+        let region = emulator
+            .config
+            .region()
+            .map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
+        let mut environment = Environment::local(&stage, &region, &emulator.endpoint);
+        environment.account = emulator.kind.account().to_owned();
+        let template = Template::builtin().expect("template.yaml parses");
+        let resolver = Resolver::new(&template, environment);
+        let mut resources = Resources::from_template(&resolver).expect("template.yaml's resources");
+        resources.user_pools.clear();
+        let report = setup::create(&emulator.config, &resources, NOTIFICATIONS_TOPIC)
+            .await
+            .unwrap_or_else(|e| panic!("{test}: creating stage {stage}'s resources: {e:#}"));
+        let stack = Stack::from_template(&resolver).expect("template.yaml's functions");
+        let table = |logical_id: &str| {
+            resources
+                .table(logical_id)
+                .unwrap_or_else(|| panic!("template.yaml has no {logical_id}"))
+                .name
+                .clone()
+        };
+        let (events_table, idempotency_table) = (table("EventsTable"), table("IdempotencyTable"));
+        let client = emulator.dynamodb();
+        let stream_arn = client
+            .describe_table()
+            .table_name(&events_table)
             .send()
             .await
-            .expect("create_event_bus");
-        let sns = aws_sdk_sns::Client::new(&emulator.config);
-        let topic_arn = sns
-            .create_topic()
-            .name(unique_name(&format!("{test}-notify")))
-            .send()
-            .await
-            .expect("create_topic")
-            .topic_arn
-            .expect("a topic ARN");
-        let (notifications_url, notifications_arn) =
-            create_queue(&emulator, &format!("{test}-inbox"), None).await;
-        sns.subscribe()
-            .topic_arn(&topic_arn)
-            .protocol("sqs")
-            .endpoint(&notifications_arn)
-            .send()
-            .await
-            .expect("subscribe");
-        let (publisher_poison, _) =
-            create_queue(&emulator, &format!("{test}-pub-poison"), None).await;
-        let (projector_poison, _) =
-            create_queue(&emulator, &format!("{test}-proj-poison"), None).await;
-        let environment: BTreeMap<&str, String> = BTreeMap::from([
-            ("EVENTS_TABLE", events.events_table.clone()),
-            ("IDEMPOTENCY_TABLE", events.idempotency_table.clone()),
-            ("VIEWS_TABLE", views.table.clone()),
-            ("EVENT_BUS_NAME", bus_name.clone()),
-            ("TOPIC_ARN", topic_arn.clone()),
-            ("PUBLISHER_POISON_QUEUE_URL", publisher_poison.clone()),
-            ("PROJECTOR_POISON_QUEUE_URL", projector_poison.clone()),
-        ]);
+            .expect("describe_table")
+            .table
+            .and_then(|t| t.latest_stream_arn)
+            .expect("the events table has a stream");
+        let events = EventStoreFixture {
+            store: DynamoEventStore::new(client.clone(), &events_table, &idempotency_table),
+            client: client.clone(),
+            events_table,
+            idempotency_table,
+            stream_arn,
+        };
+        let views = DynamoOrderViews::new(client, table("ViewsTable"));
+        let variable = |name: &str| {
+            resources
+                .environment
+                .get(name)
+                .unwrap_or_else(|| panic!("no function of template.yaml reads {name}"))
+                .clone()
+        };
+        let poison_urls = vec![
+            variable("PUBLISHER_POISON_QUEUE_URL"),
+            variable("PROJECTOR_POISON_QUEUE_URL"),
+        ];
         let mut saga = Self {
+            bus_name: variable("EVENT_BUS_NAME"),
+            topic_arn: variable("TOPIC_ARN"),
+            notifications_url: report.inbox_url.expect("the notifications topic's inbox"),
             emulator,
             events,
-            views: views.views,
-            bus_name,
-            topic_arn,
-            notifications_url,
+            views,
             queues: BTreeMap::new(),
-            poison_urls: vec![publisher_poison, projector_poison],
+            poison_urls,
             handlers: BTreeMap::new(),
             readers: Vec::new(),
             shard_iterators: HashMap::new(),
         };
-        let lookup = |name: &str| environment.get(name).cloned();
+        let lookup = |name: &str| resources.environment.get(name).cloned();
         let event_driven = FUNCTIONS
             .iter()
             .filter(|f| matches!(f.trigger, Trigger::Queue { .. } | Trigger::EventsStream));
@@ -129,53 +147,74 @@ impl Saga {
                     lookup: &lookup,
                 })
                 .unwrap_or_else(|e| panic!("{}: {e}", function.name));
-            match (function.trigger, handler) {
-                (Trigger::Queue { event_type }, Handler::Queue(handler)) => {
-                    saga.handler(function.name, event_type, handler).await;
+            match handler {
+                Handler::Queue(handler) => {
+                    let mapping = stack
+                        .queues
+                        .iter()
+                        .find(|m| m.function.handler == function.name)
+                        .unwrap_or_else(|| {
+                            panic!("template.yaml maps no queue to {}", function.name)
+                        });
+                    let queue = resources
+                        .queues
+                        .iter()
+                        .find(|q| q.logical_id == mapping.queue.logical_id)
+                        .expect("the mapped queue is a resource");
+                    saga.handler(function.name, queue, handler).await;
                 }
-                (Trigger::EventsStream, Handler::Stream(reader)) => {
-                    saga.readers.push((function.name, reader));
-                }
-                (trigger, _) => panic!("{}: a handler not of its {trigger:?}", function.name),
+                Handler::Stream(reader) => saga.readers.push((function.name, reader)),
+                _ => panic!(
+                    "{}: a handler not of its {:?}",
+                    function.name, function.trigger
+                ),
             }
         }
         assert_eq!(saga.readers.len(), 2, "the publisher and the projector");
         saga
     }
 
-    /// Adds a handler fed by its own queue, which a rule for `detail_type` fills.
-    async fn handler(&mut self, name: &str, detail_type: &str, handler: Arc<dyn EventHandler>) {
-        let (dlq_url, dlq_arn) = create_queue(&self.emulator, &format!("{name}-dlq"), None).await;
-        let (queue_url, queue_arn) = create_queue(&self.emulator, name, Some(&dlq_arn)).await;
-        let events = self.emulator.eventbridge();
-        let rule = unique_name(name);
-        events
-            .put_rule()
-            .name(&rule)
-            .event_bus_name(&self.bus_name)
-            .event_pattern(
-                json!({"source": [{"prefix": "orderflow."}], "detail-type": [detail_type]})
-                    .to_string(),
-            )
-            .send()
-            .await
-            .expect("put_rule");
-        events
-            .put_targets()
-            .rule(&rule)
-            .event_bus_name(&self.bus_name)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("queue")
-                    .arn(queue_arn)
-                    .build()
-                    .expect("a target"),
-            )
-            .send()
-            .await
-            .expect("put_targets");
-        self.queues
-            .insert(name.to_owned(), HandlerQueue { queue_url, dlq_url });
+    /// Adds a handler fed by its queue (the template's, filled by the template's rule).
+    async fn handler(&mut self, name: &str, queue: &QueueSpec, handler: Arc<dyn EventHandler>) {
+        let sqs = self.emulator.sqs();
+        let url_of = |queue_name: String| {
+            let sqs = sqs.clone();
+            async move {
+                sqs.get_queue_url()
+                    .queue_name(&queue_name)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("get_queue_url {queue_name}: {e}"))
+                    .queue_url
+                    .expect("a queue URL")
+            }
+        };
+        let redrive: Value = serde_json::from_str(
+            queue
+                .attributes
+                .get("RedrivePolicy")
+                .unwrap_or_else(|| panic!("{}: no redrive policy in template.yaml", queue.name)),
+        )
+        .expect("a redrive policy is JSON");
+        let dlq_name = redrive["deadLetterTargetArn"]
+            .as_str()
+            .and_then(|arn| arn.rsplit(':').next())
+            .expect("a dead-letter target ARN")
+            .to_owned();
+        let max_receive_count = redrive["maxReceiveCount"]
+            .as_u64()
+            .or_else(|| redrive["maxReceiveCount"].as_str()?.parse().ok())
+            .expect("a maxReceiveCount");
+        let queue_url = url_of(queue.name.clone()).await;
+        let dlq_url = url_of(dlq_name).await;
+        self.queues.insert(
+            name.to_owned(),
+            HandlerQueue {
+                queue_url,
+                dlq_url,
+                max_receive_count,
+            },
+        );
         self.handlers.insert(name.to_owned(), handler);
     }
 
@@ -291,32 +330,13 @@ impl Saga {
                 continue;
             }
             moved += messages.len();
-            let records: Vec<Value> = messages
-                .iter()
-                .map(|m| {
-                    let attributes: BTreeMap<String, String> = m
-                        .attributes()
-                        .map(|a| {
-                            a.iter()
-                                .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    json!({
-                        "messageId": m.message_id(),
-                        "receiptHandle": m.receipt_handle(),
-                        "body": m.body(),
-                        "attributes": attributes,
-                        "messageAttributes": {},
-                        "md5OfBody": m.md5_of_body(),
-                        "eventSource": "aws:sqs",
-                        "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:{name}"),
-                        "awsRegion": "us-east-1",
-                    })
-                })
-                .collect();
-            let event: SqsEvent =
-                serde_json::from_value(json!({ "Records": records })).expect("an SQS event");
+            let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}");
+            let event: SqsEvent = serde_json::from_value(tools::bridge::sqs_event::lambda_event(
+                messages,
+                &queue_arn,
+                "us-east-1",
+            ))
+            .expect("an SQS event");
             let response = handle_queue_batch(self.handlers[name].as_ref(), &event).await;
             let failed: Vec<&str> = response
                 .batch_item_failures
@@ -417,33 +437,15 @@ impl Saga {
     }
 }
 
-/// Creates a queue (with a redrive policy to `dlq_arn`) and returns its URL and ARN.
-async fn create_queue(emulator: &Emulator, name: &str, dlq_arn: Option<&str>) -> (String, String) {
-    use aws_sdk_sqs::types::QueueAttributeName;
-    let sqs = emulator.sqs();
-    let mut create = sqs.create_queue().queue_name(unique_name(name));
-    if let Some(dlq_arn) = dlq_arn {
-        create = create.attributes(
-            QueueAttributeName::RedrivePolicy,
-            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
-                .to_string(),
-        );
-    }
-    let url = create
-        .send()
-        .await
-        .expect("create_queue")
-        .queue_url
-        .expect("a queue URL");
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("get_queue_attributes")
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("a queue ARN");
-    (url, arn)
+/// The topic (logical id) whose messages the saga reads back.
+const NOTIFICATIONS_TOPIC: &str = "CustomerNotificationsTopic";
+
+/// A stage of the saga's own (template names are `orderflow-<stage>-…`; the longest, a rule's,
+/// leaves 15 characters of EventBridge's 64 for the stage).
+fn stage_name() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = chrono::Utc::now().timestamp_subsec_nanos() % 1_000;
+    format!("s{}x{n}n{nanos}", std::process::id() % 100_000)
 }

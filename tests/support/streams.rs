@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Reads every record of the stream from its start, waiting (up to ~5 s) until at least
 /// `at_least` have arrived; panics with what it saw otherwise.
@@ -26,45 +26,14 @@ pub async fn read_stream(
     records
 }
 
-/// The records as the DynamoDB event Lambda delivers (one batch).
+/// The records as the DynamoDB event Lambda delivers (one batch): the bridge's own builder
+/// (`tools::bridge::stream_event`), the one place that JSON is made.
 pub fn lambda_event(records: &[Record], stream_arn: &str) -> Value {
-    let records: Vec<Value> = records
-        .iter()
-        .map(|record| {
-            let change = record.dynamodb().expect("a stream record");
-            let image = |item: Option<
-                &std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>,
-            >| {
-                item.map(|item| {
-                    serde_json::to_value(serde_dynamo::Item::from(item.clone()))
-                        .expect("an item is JSON")
-                })
-            };
-            let mut dynamodb = json!({
-                "ApproximateCreationDateTime": change
-                    .approximate_creation_date_time()
-                    .map_or(0, |t| t.secs()),
-                "Keys": image(change.keys()),
-                "SequenceNumber": change.sequence_number(),
-                "SizeBytes": change.size_bytes(),
-                "StreamViewType": change.stream_view_type().map(|t| t.as_str()),
-            });
-            if let Some(new_image) = image(change.new_image()) {
-                dynamodb["NewImage"] = new_image;
-            }
-            json!({
-                "eventID": record.event_id(),
-                "eventName": record.event_name().map(|n| n.as_str()),
-                "eventVersion": record.event_version(),
-                "eventSource": "aws:dynamodb",
-                "awsRegion": record.aws_region(),
-                "dynamodb": dynamodb,
-                "eventSourceARN": stream_arn,
-            })
-        })
-        .collect();
-    json!({ "Records": records })
+    tools::bridge::stream_event::lambda_event(records, stream_arn, REGION)
 }
+
+/// The region the emulators' clients use (tests/support `Emulator`).
+const REGION: &str = "us-east-1";
 
 /// A stream reader that behaves like a long-running poller (the bridge's, Lambda's): it takes one
 /// iterator per shard once, at the stream's start, and from then on only follows

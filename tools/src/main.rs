@@ -3,7 +3,7 @@
 //! `orderflow <command> --help` describe them ([`tools::cli`] defines them), the README's
 //! "Operating it" shows each with its output.
 
-use adapters::dynamo::{DynamoEventStore, tables};
+use adapters::dynamo::DynamoEventStore;
 use adapters::dynamo_catalogue::DynamoCatalogue;
 use adapters::dynamo_views::DynamoOrderViews;
 use adapters::eventbridge::EventBridgePublisher;
@@ -414,13 +414,15 @@ async fn create_tables(client: &aws_sdk_dynamodb::Client, names: &Names) -> Resu
     ] {
         let created = !existing.contains(name);
         if created {
-            match kind {
-                "events" => tables::create_events_table(client, name).await.map(drop),
-                "idempotency" => tables::create_idempotency_table(client, name).await,
-                "catalogue" => tables::create_catalogue_table(client, name).await,
-                _ => tables::create_views_table(client, name).await,
-            }
-            .with_context(|| format!("creating {name}"))?;
+            // The table as template.yaml describes it (the one description of every resource),
+            // under the name the stage or the operator gives it.
+            let logical_id = match kind {
+                "events" => "EventsTable",
+                "idempotency" => "IdempotencyTable",
+                "catalogue" => "CatalogueTable",
+                _ => "ViewsTable",
+            };
+            tools::bridge::setup::create_template_table(client, logical_id, name).await?;
         }
         tables.push(Table {
             name: name.clone(),

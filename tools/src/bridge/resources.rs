@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 use serde_norway::Value;
 
-use super::template::{Resolver, TemplateError};
+use super::template::{Environment, Resolver, Template, TemplateError};
 
 /// A key of a table or an index: attribute name and `HASH`/`RANGE`.
 pub type Key = (String, String);
@@ -640,6 +640,17 @@ impl Resources {
         }
         resources.skipped = skipped;
         Ok(resources)
+    }
+
+    /// Everything the repository's template ([`Template::builtin`]) describes in `environment`.
+    pub fn builtin(environment: Environment) -> Result<Self, TemplateError> {
+        let template = Template::builtin()?;
+        Self::from_template(&Resolver::new(&template, environment))
+    }
+
+    /// The table with this logical id.
+    pub fn table(&self, logical_id: &str) -> Option<&TableSpec> {
+        self.tables.iter().find(|t| t.logical_id == logical_id)
     }
 
     /// The topic with this logical id.

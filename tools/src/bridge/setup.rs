@@ -28,6 +28,7 @@ use super::resources::{
     AppClientSpec, IndexSpec, Key, QueueSpec, Resources, RuleSpec, TableSpec, UserPoolSpec,
     env_file, service_endpoints_from_env,
 };
+use super::template::Environment;
 use crate::identity::{find_app_client, find_user_pool};
 
 /// What setup did, for the summary.
@@ -85,7 +86,8 @@ fn throughput() -> Result<ProvisionedThroughput> {
         .build()?)
 }
 
-async fn create_table(client: &aws_sdk_dynamodb::Client, table: &TableSpec) -> Result<()> {
+/// Creates `table` as its spec says (keys, indexes, billing, stream, TTL).
+pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &TableSpec) -> Result<()> {
     let provisioned = table.billing_mode != "PAY_PER_REQUEST";
     let mut create = client
         .create_table()
@@ -152,7 +154,37 @@ async fn create_table(client: &aws_sdk_dynamodb::Client, table: &TableSpec) -> R
     Ok(())
 }
 
-async fn existing_tables(client: &aws_sdk_dynamodb::Client) -> Result<Vec<String>> {
+/// Creates the repository template's table `logical_id` under the name `name` (a test's own, or
+/// an operator's choice), and returns its stream's ARN when it has one.
+pub async fn create_template_table(
+    client: &aws_sdk_dynamodb::Client,
+    logical_id: &str,
+    name: &str,
+) -> Result<Option<String>> {
+    let resources =
+        Resources::builtin(Environment::local("local", "us-east-1", "http://127.0.0.1"))?;
+    let spec = resources
+        .table(logical_id)
+        .with_context(|| format!("template.yaml has no table {logical_id}"))?;
+    let table = TableSpec {
+        name: name.to_owned(),
+        ..spec.clone()
+    };
+    create_table(client, &table)
+        .await
+        .with_context(|| format!("creating table {name} ({logical_id})"))?;
+    let described = client
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(aws_sdk_dynamodb::Error::from)
+        .with_context(|| format!("describing table {name}"))?;
+    Ok(described.table.and_then(|t| t.latest_stream_arn))
+}
+
+/// Every table's name.
+pub async fn existing_tables(client: &aws_sdk_dynamodb::Client) -> Result<Vec<String>> {
     let mut names = Vec::new();
     let mut start: Option<String> = None;
     loop {
@@ -440,6 +472,29 @@ pub async fn setup(
     region: &str,
     env_path: &Path,
 ) -> Result<SetupReport> {
+    let mut report = create(config, resources, inbox_topic).await?;
+    if let Some(parent) = env_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let service_endpoints = service_endpoints_from_env();
+    std::fs::write(
+        env_path,
+        env_file(&resources.environment, endpoint, &service_endpoints, region),
+    )
+    .with_context(|| format!("writing {}", env_path.display()))?;
+    report.variables = resources.environment.len();
+    Ok(report)
+}
+
+/// Creates every resource of `resources` on the emulator `config` points at (idempotently) and
+/// subscribes `<topic>-inbox` to the topic with logical id `inbox_topic`: the local stack's
+/// set-up, and the saga tests' (which is why they describe no resource of their own).
+pub async fn create(
+    config: &SdkConfig,
+    resources: &Resources,
+    inbox_topic: &str,
+) -> Result<SetupReport> {
     let mut report = SetupReport {
         skipped: resources.skipped.clone(),
         ..SetupReport::default()
@@ -552,16 +607,5 @@ pub async fn setup(
             "no topic {inbox_topic} in the template: no inbox queue"
         ));
     }
-    if let Some(parent) = env_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let service_endpoints = service_endpoints_from_env();
-    std::fs::write(
-        env_path,
-        env_file(&resources.environment, endpoint, &service_endpoints, region),
-    )
-    .with_context(|| format!("writing {}", env_path.display()))?;
-    report.variables = resources.environment.len();
     Ok(report)
 }

@@ -56,7 +56,16 @@ pub struct Template {
     resources: BTreeMap<String, Value>,
 }
 
+/// The repository's `template.yaml`, compiled in: what the tests and `orderflow create-tables`
+/// create their resources from, so no table, queue or rule is described anywhere else.
+pub const TEMPLATE_YAML: &str = include_str!("../../../template.yaml");
+
 impl Template {
+    /// The repository's template ([`TEMPLATE_YAML`]).
+    pub fn builtin() -> Result<Self, TemplateError> {
+        Self::parse(TEMPLATE_YAML)
+    }
+
     /// Reads and parses the file at `path`.
     pub fn load(path: &Path) -> Result<Self, TemplateError> {
         let text = std::fs::read_to_string(path)
