@@ -1,4 +1,4 @@
-//! The bridge's stream poller (`tools::bridge::stream_poller`) against a DynamoDB whose stream
+//! The bridge's stream poller (`bridge::stream_poller`) against a DynamoDB whose stream
 //! iterators stop seeing new records after a cancelled transaction: moto's own DynamoDB, the fault
 //! that made the local saga freeze (docs/local-emulators.md). The default stack avoids it by
 //! serving DynamoDB with DynamoDB Local; this test keeps it on purpose, in one table of its own,
@@ -10,6 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use adapters::dynamo::DynamoEventStore;
+use bridge::invoke::Invoker;
+use bridge::stack::{FunctionSpec, StartingPosition, StreamMapping};
+use bridge::stream_poller::StreamPoller;
+use bridge::stream_retry::RetryPolicy;
 use domain::Aggregate;
 use domain::envelope::StoredEvent;
 use domain::ids::StreamId;
@@ -23,10 +27,6 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tools::bridge::invoke::Invoker;
-use tools::bridge::stack::{FunctionSpec, StartingPosition, StreamMapping};
-use tools::bridge::stream_poller::StreamPoller;
-use tools::bridge::stream_retry::RetryPolicy;
 
 /// The event ids the fake function was invoked with, in order.
 type Invoked = Arc<Mutex<Vec<String>>>;
@@ -123,7 +123,7 @@ async fn the_stream_poller_reads_on_after_a_cancelled_transaction_detached_its_i
         EmulatorKind::LocalStack => (emulator.dynamodb(), emulator.dynamodb_streams()),
     };
     let table = unique_name("poller-events");
-    let stream_arn = tools::bridge::setup::create_template_table(&dynamodb, "EventsTable", &table)
+    let stream_arn = bridge::setup::create_template_table(&dynamodb, "EventsTable", &table)
         .await
         .expect("creating the events table")
         .expect("the events table has a stream");

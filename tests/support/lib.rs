@@ -568,7 +568,7 @@ impl Emulator {
     /// Creates template.yaml's table `logical_id` named `name` (the bridge's code: the tables are
     /// described once, in the template); its stream's ARN when it has one.
     pub async fn template_table(&self, logical_id: &str, name: &str) -> Option<String> {
-        tools::bridge::setup::create_template_table(&self.dynamodb(), logical_id, name)
+        bridge::setup::create_template_table(&self.dynamodb(), logical_id, name)
             .await
             .unwrap_or_else(|e| panic!("creating {name} on {}: {e:#}", self.endpoint))
     }
@@ -630,8 +630,8 @@ pub const SAMPLE_CATALOGUE: &str = include_str!("../../catalogue/sample.json");
 pub fn max_receive_count() -> u64 {
     static COUNT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *COUNT.get_or_init(|| {
-        let resources = tools::bridge::resources::Resources::builtin(
-            tools::bridge::template::Environment::local("local", "us-east-1", "http://127.0.0.1"),
+        let resources = bridge::resources::Resources::builtin(
+            bridge::template::Environment::local("local", "us-east-1", "http://127.0.0.1"),
         )
         .expect("template.yaml's resources");
         let counts: std::collections::BTreeSet<u64> = resources

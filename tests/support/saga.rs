@@ -18,14 +18,14 @@ use adapters::dynamo::DynamoEventStore;
 use adapters::dynamo_views::DynamoOrderViews;
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use bridge::resources::{QueueSpec, Resources};
+use bridge::setup;
+use bridge::stack::Stack;
+use bridge::template::{Environment, Resolver, Template};
 use function_registry::{FUNCTIONS, Handler, Trigger, Wiring};
 use lambda_glue::consumer::{EventHandler, handle_queue_batch};
 use serde_json::Value;
 use stream_pipeline::{Deadline, StreamEvent, StreamHandler};
-use tools::bridge::resources::{QueueSpec, Resources};
-use tools::bridge::setup;
-use tools::bridge::stack::Stack;
-use tools::bridge::template::{Environment, Resolver, Template};
 
 use crate::streams::lambda_event;
 use crate::{Emulator, EventStoreFixture};
@@ -331,7 +331,7 @@ impl Saga {
             }
             moved += messages.len();
             let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}");
-            let event: SqsEvent = serde_json::from_value(tools::bridge::sqs_event::lambda_event(
+            let event: SqsEvent = serde_json::from_value(bridge::sqs_event::lambda_event(
                 messages,
                 &queue_arn,
                 "us-east-1",

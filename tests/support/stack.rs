@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 
 use adapters::dynamo::DynamoEventStore;
 use aws_sdk_sqs::types::QueueAttributeName;
+use bridge::http_client::{HttpClient, json_request};
+use bridge::identity::Identity;
+use bridge::resources::Resources;
+use bridge::template::{Environment, Resolver, Template};
 use domain::envelope::StoredEvent;
 use domain::identity::Group;
 use domain::ids::StreamId;
@@ -29,11 +33,7 @@ use domain::ports::EventStore;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
-use tools::bridge::resources::Resources;
-use tools::bridge::template::{Environment, Resolver, Template};
 use tools::demo_api::SignedIn;
-use tools::http_client::{HttpClient, json_request};
-use tools::identity::Identity;
 
 use crate::{DisplayError, Emulator, emulator, unique_name};
 

@@ -27,9 +27,9 @@ pub async fn read_stream(
 }
 
 /// The records as the DynamoDB event Lambda delivers (one batch): the bridge's own builder
-/// (`tools::bridge::stream_event`), the one place that JSON is made.
+/// (`bridge::stream_event`), the one place that JSON is made.
 pub fn lambda_event(records: &[Record], stream_arn: &str) -> Value {
-    tools::bridge::stream_event::lambda_event(records, stream_arn, REGION)
+    bridge::stream_event::lambda_event(records, stream_arn, REGION)
 }
 
 /// The region the emulators' clients use (tests/support `Emulator`).

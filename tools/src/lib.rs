@@ -25,19 +25,18 @@
 //! of a republished event is idempotent.
 #![forbid(unsafe_code)]
 
-pub mod bridge;
 pub mod chaos;
 pub mod cli;
 pub mod coldstart;
 pub mod demo;
 pub mod demo_api;
 pub mod dlq;
-pub mod http_client;
-pub mod identity;
 pub mod load;
 pub mod progress;
 pub mod replay;
 pub mod report_html;
-pub mod signal;
 pub mod soak;
 pub mod story;
+
+/// The local bridge (its own crate), and what the operator's tool shares with it.
+pub use bridge::{self, http_client, identity, signal};

@@ -9,6 +9,7 @@ use adapters::dynamo_views::DynamoOrderViews;
 use adapters::eventbridge::EventBridgePublisher;
 use anyhow::{Context, Result, bail};
 use aws_config::BehaviorVersion;
+use bridge::identity::Identity;
 use clap::{CommandFactory, Parser};
 use domain::catalogue::parse_catalogue;
 use domain::identity::Group;
@@ -20,7 +21,6 @@ use tools::demo_api::SignedIn;
 use tools::dlq::ops::{Moved, Queues};
 use tools::dlq::redrive::Replay;
 use tools::dlq::{QueueKind, QueueSummary};
-use tools::identity::Identity;
 use tools::load::Settings;
 use tools::progress::Progress;
 use tools::replay::{rebuild_views, republish};
@@ -41,7 +41,7 @@ fn stop_on_signal() -> CancellationToken {
     let stop = CancellationToken::new();
     let cancel = stop.clone();
     tokio::spawn(async move {
-        tools::signal::stop_requested().await;
+        bridge::signal::stop_requested().await;
         cancel.cancel();
     });
     stop
@@ -422,7 +422,7 @@ async fn create_tables(client: &aws_sdk_dynamodb::Client, names: &Names) -> Resu
                 "catalogue" => "CatalogueTable",
                 _ => "ViewsTable",
             };
-            tools::bridge::setup::create_template_table(client, logical_id, name).await?;
+            bridge::setup::create_template_table(client, logical_id, name).await?;
         }
         tables.push(Table {
             name: name.clone(),

@@ -1,4 +1,4 @@
-//! The shipped bootstrap (`orderflow-lambda`) under the local Lambda (`tools::bridge::host`): it
+//! The shipped bootstrap (`orderflow-lambda`) under the local Lambda (`bridge::host`): it
 //! serves the function its `_HANDLER` names over the Lambda Runtime API, and the host answers for
 //! it as Lambda does — an unknown function, a timeout (the instance stopped and started again).
 //! No emulator: the invocations need no AWS call, or stall on one on purpose.
@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
+use bridge::host::{self, HostSettings, LambdaHost};
+use bridge::stack::FunctionSpec;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tools::bridge::host::{self, HostSettings, LambdaHost};
-use tools::bridge::stack::FunctionSpec;
 
 fn spec(handler: &str, timeout: Duration) -> FunctionSpec {
     FunctionSpec {
@@ -70,7 +70,7 @@ async fn invoke(host: &LambdaHost, handler: &str, payload: &Value) -> (u16, Opti
         .header("content-type", "application/json")
         .body(bytes::Bytes::from(payload.to_string()))
         .expect("a request");
-    let reply = tools::http_client::HttpClient::new()
+    let reply = bridge::http_client::HttpClient::new()
         .send(request, Duration::from_secs(30))
         .await
         .expect("the Invoke API answers");

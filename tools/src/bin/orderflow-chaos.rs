@@ -45,7 +45,7 @@ async fn run(options: CliOptions) -> Result<()> {
             .with_context(|| format!("writing {}", file.display()))?;
     }
     eprintln!("orderflow-chaos: listening on {}", proxy.url());
-    tools::signal::stop_requested().await;
+    bridge::signal::stop_requested().await;
     let summary = proxy.summary();
     proxy.stop().await.context("flushing the journal")?;
     eprintln!("orderflow-chaos: requests and faults by service\n{summary}");

@@ -30,6 +30,11 @@
 //! | [`sqs_poller`], [`stream_poller`], [`scheduler`] | the event sources at work |
 //! | [`warm_up`] | starting every function, one at a time, before the bridge is ready |
 //! | [`run`] | starting and stopping all of it |
+//! | [`identity`] | the stage's user pool and app client: finding them, users, tokens (also the operator's tool's) |
+//! | [`http_client`] | a small HTTP/1 client with deadlines (invokes; the operator's demo and load runs) |
+//! | [`signal`] | SIGINT / SIGTERM as a future |
+
+#![forbid(unsafe_code)]
 
 pub mod apigw;
 pub mod authorizer;
@@ -37,7 +42,9 @@ pub mod batch_response;
 pub mod cli;
 pub mod faults;
 pub mod host;
+pub mod http_client;
 pub mod http_server;
+pub mod identity;
 pub mod invoke;
 pub mod resources;
 pub mod routes;
@@ -45,6 +52,7 @@ pub mod run;
 pub mod schedule;
 pub mod scheduler;
 pub mod setup;
+pub mod signal;
 pub mod sqs_event;
 pub mod sqs_poller;
 pub mod stack;

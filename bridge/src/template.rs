@@ -58,7 +58,7 @@ pub struct Template {
 
 /// The repository's `template.yaml`, compiled in: what the tests and `orderflow create-tables`
 /// create their resources from, so no table, queue or rule is described anywhere else.
-pub const TEMPLATE_YAML: &str = include_str!("../../../template.yaml");
+pub const TEMPLATE_YAML: &str = include_str!("../../template.yaml");
 
 impl Template {
     /// The repository's template ([`TEMPLATE_YAML`]).

@@ -172,7 +172,7 @@ mod tests {
     use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 
     use super::*;
-    use crate::bridge::stack::FunctionSpec;
+    use crate::stack::FunctionSpec;
 
     fn schedule() -> ScheduleSpec {
         ScheduleSpec {

@@ -743,8 +743,8 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::bridge::template::Template;
-    use crate::bridge::template::tests::{local_env, real_template};
+    use crate::template::Template;
+    use crate::template::tests::{local_env, real_template};
 
     fn stack() -> Stack {
         let template = real_template();

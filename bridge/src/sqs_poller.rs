@@ -298,7 +298,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::bridge::stack::{FunctionSpec, QueueRef};
+    use crate::stack::{FunctionSpec, QueueRef};
 
     fn mapping(report: bool) -> QueueMapping {
         QueueMapping {

@@ -279,8 +279,8 @@ mod tests {
     use http::HeaderValue;
 
     use super::*;
-    use crate::bridge::routes::{HttpRoute, RouteTable};
-    use crate::bridge::stack::FunctionSpec;
+    use crate::routes::{HttpRoute, RouteTable};
+    use crate::stack::FunctionSpec;
 
     fn table() -> RouteTable {
         RouteTable::new(vec![HttpRoute {

@@ -719,8 +719,8 @@ pub fn env_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bridge::template::Template;
-    use crate::bridge::template::tests::{local_env, real_template};
+    use crate::template::Template;
+    use crate::template::tests::{local_env, real_template};
 
     fn resources() -> Resources {
         let template = real_template();

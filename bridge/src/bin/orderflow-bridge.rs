@@ -2,19 +2,19 @@
 //! creates the resources on the emulator at `AWS_ENDPOINT_URL` and writes the functions' env file;
 //! `functions` plays Lambda (every function as processes of the one bootstrap, behind the Invoke
 //! API); `run` plays API Gateway, the event source mappings and the schedules against them. See
-//! [`tools::bridge`] and `orderflow-bridge --help`.
+//! [`bridge`] and `orderflow-bridge --help`.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use bridge::cli::{self, Command, USAGE};
+use bridge::host::{self, HostSettings, read_env_file};
+use bridge::resources::Resources;
+use bridge::run::{CALL_TIMEOUT, RunSettings, emulator_timeouts, run};
+use bridge::setup::setup;
+use bridge::stack::Stack;
+use bridge::template::{Environment, Resolver, Template};
 use tokio_util::sync::CancellationToken;
-use tools::bridge::cli::{self, Command, USAGE};
-use tools::bridge::host::{self, HostSettings, read_env_file};
-use tools::bridge::resources::Resources;
-use tools::bridge::run::{CALL_TIMEOUT, RunSettings, emulator_timeouts, run};
-use tools::bridge::setup::setup;
-use tools::bridge::stack::Stack;
-use tools::bridge::template::{Environment, Resolver, Template};
 use tracing_subscriber::EnvFilter;
 
 /// How long every function's instances have to initialise.
@@ -94,7 +94,7 @@ async fn emulator_account(config: &aws_config::SdkConfig) -> Result<String> {
 }
 
 async fn execute(command: Command) -> Result<()> {
-    // Every emulator call ends: bounded connections and answers (tools::bridge::run).
+    // Every emulator call ends: bounded connections and answers (bridge::run).
     let config = aws_config::from_env()
         .timeout_config(emulator_timeouts(CALL_TIMEOUT))
         .load()
@@ -138,7 +138,7 @@ async fn execute(command: Command) -> Result<()> {
 
 /// `functions`: every function's processes behind the Invoke API until SIGINT or SIGTERM. Reads
 /// only the template (no emulator call): the functions reach the emulator themselves.
-async fn serve_functions(options: tools::bridge::cli::FunctionsOptions) -> Result<()> {
+async fn serve_functions(options: bridge::cli::FunctionsOptions) -> Result<()> {
     let template = Template::load(&options.template)?;
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
     let env = Environment::local(&options.stage, &region, "");
@@ -178,13 +178,13 @@ async fn serve_functions(options: tools::bridge::cli::FunctionsOptions) -> Resul
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.
 async fn stop_on_signal(shutdown: CancellationToken) {
-    tools::signal::stop_requested().await;
+    bridge::signal::stop_requested().await;
     tracing::info!("signal received");
     shutdown.cancel();
 }
 
 #[allow(clippy::print_stdout)]
-fn print_summary(report: &tools::bridge::setup::SetupReport, env_file: &std::path::Path) {
+fn print_summary(report: &bridge::setup::SetupReport, env_file: &std::path::Path) {
     println!(
         "tables: {} created, {} kept ({})",
         report.tables_created.len(),

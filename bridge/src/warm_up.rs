@@ -99,7 +99,7 @@ pub async fn warm_up(invoker: &Invoker, stack: &Stack, env: &Environment) -> any
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bridge::template::{Resolver, Template};
+    use crate::template::{Resolver, Template};
 
     #[test]
     fn every_function_of_the_template_gets_one_no_op_event_of_its_kind() {

@@ -183,11 +183,11 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::bridge::authorizer::JwtAuthorizer;
-    use crate::bridge::authorizer::tests::{claims, config, keys, sign};
-    use crate::bridge::routes::{HttpRoute, RouteAuth};
-    use crate::bridge::stack::FunctionSpec;
+    use crate::authorizer::JwtAuthorizer;
+    use crate::authorizer::tests::{claims, config, keys, sign};
     use crate::http_client::HttpClient;
+    use crate::routes::{HttpRoute, RouteAuth};
+    use crate::stack::FunctionSpec;
 
     /// Answers invokes by handler name: `echo` returns the event as the body, `boom` fails,
     /// `slow` answers after 2 s; counts the invokes.
