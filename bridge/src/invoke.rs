@@ -1,11 +1,16 @@
-//! Invoking a function through the Lambda Invoke API that the local Lambda serves ([`super::host`]:
-//! `POST {base}/2015-03-31/functions/{handler}/invocations`), synchronously, with the function's
-//! timeout. The first invoke of each function gets extra time (its first connections).
+//! Invoking a function: [`Invoke`] is how the bridge reaches one — over the Lambda Invoke API that
+//! the local Lambda serves ([`LambdaApi`], [`super::host`]:
+//! `POST {base}/2015-03-31/functions/{handler}/invocations`, synchronously, with the function's
+//! timeout; the first invoke of each function gets extra time for its first connections), or in
+//! the caller's process (the saga tests build the registry's handlers and invoke them directly,
+//! through the same pollers). [`Invoker`] is what the pollers, the API and the scheduler hold: an
+//! [`Invoke`] and the soak's batch faults.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Method, Request};
 use serde_json::Value;
@@ -40,14 +45,36 @@ impl InvokeError {
     }
 }
 
-/// Invokes functions by handler name (their `Handler` in `template.yaml`).
+/// A way to invoke a function by its spec (its `Handler` in `template.yaml`) with one event, and
+/// hear its result: what a function returned, or why it did not.
+#[async_trait]
+pub trait Invoke: Send + Sync {
+    /// Invokes `function` with `payload` and returns its result.
+    async fn invoke(&self, function: &FunctionSpec, payload: &Value) -> Result<Value, InvokeError>;
+}
+
+/// The Lambda Invoke API of the local Lambda (`orderflow-bridge functions`).
 #[derive(Debug, Clone)]
-pub struct Invoker {
+pub struct LambdaApi {
     client: HttpClient,
     base: String,
     cold_start_grace: Duration,
     started: Arc<Mutex<HashSet<String>>>,
+}
+
+/// Invokes functions through an [`Invoke`], playing the soak's faults on the batches it delivers.
+#[derive(Clone)]
+pub struct Invoker {
+    target: Arc<dyn Invoke>,
     faults: BatchFaults,
+}
+
+impl std::fmt::Debug for Invoker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invoker")
+            .field("faults", &self.faults)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The function's error document (`{"errorType", "errorMessage"}`), or the raw body.
@@ -61,15 +88,30 @@ fn function_error(body: &[u8], fallback_type: &str) -> InvokeError {
     }
 }
 
-impl Invoker {
-    /// An invoker for the invoke API at `base` (`http://127.0.0.1:9000`); a function's first invoke
-    /// may take `cold_start_grace` longer than its timeout.
+impl LambdaApi {
+    /// The invoke API at `base` (`http://127.0.0.1:9000`); a function's first invoke may take
+    /// `cold_start_grace` longer than its timeout.
     pub fn new(base: &str, cold_start_grace: Duration) -> Self {
         Self {
             client: HttpClient::new(),
             base: base.trim_end_matches('/').to_owned(),
             cold_start_grace,
             started: Arc::new(Mutex::new(HashSet::new())),
+        }
+    }
+}
+
+impl Invoker {
+    /// An invoker for the invoke API at `base` (`http://127.0.0.1:9000`); a function's first invoke
+    /// may take `cold_start_grace` longer than its timeout.
+    pub fn new(base: &str, cold_start_grace: Duration) -> Self {
+        Self::over(Arc::new(LambdaApi::new(base, cold_start_grace)))
+    }
+
+    /// An invoker reaching the functions through `target`.
+    pub fn over(target: Arc<dyn Invoke>) -> Self {
+        Self {
+            target,
             faults: BatchFaults::none(),
         }
     }
@@ -120,6 +162,13 @@ impl Invoker {
         function: &FunctionSpec,
         payload: &Value,
     ) -> Result<Value, InvokeError> {
+        self.target.invoke(function, payload).await
+    }
+}
+
+#[async_trait]
+impl Invoke for LambdaApi {
+    async fn invoke(&self, function: &FunctionSpec, payload: &Value) -> Result<Value, InvokeError> {
         let url = format!(
             "{}/2015-03-31/functions/{}/invocations",
             self.base, function.handler

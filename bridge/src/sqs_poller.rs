@@ -154,6 +154,17 @@ impl SqsPoller {
         }
     }
 
+    /// One round without waiting: the messages there are now (up to a batch) delivered and
+    /// settled as [`Self::run`] does. Returns how many. The saga tests call it step by step, with
+    /// the functions in their process.
+    pub async fn poll_once(&self, sqs: &Client, invoker: &Invoker) -> anyhow::Result<usize> {
+        let messages = self.receive(sqs, self.mapping.batch_size, 0).await?;
+        if !messages.is_empty() {
+            self.deliver(sqs, invoker, &messages).await;
+        }
+        Ok(messages.len())
+    }
+
     /// One batch: a long poll for the first message, then more until the batch is full or the
     /// window has passed.
     async fn gather(&self, sqs: &Client) -> anyhow::Result<Vec<Message>> {

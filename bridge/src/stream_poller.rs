@@ -110,6 +110,14 @@ impl Shard {
     }
 }
 
+/// What a stream poller knows between rounds: the shards, when they were described.
+#[derive(Debug, Default)]
+pub struct StreamState {
+    shards: Vec<Shard>,
+    described_at: Option<Instant>,
+    described_once: bool,
+}
+
 /// A running stream mapping.
 #[derive(Debug, Clone)]
 pub struct StreamPoller {
@@ -146,37 +154,56 @@ impl StreamPoller {
             on_failure = ?mapping.on_failure.as_ref().map(|q| &q.name),
             "stream poller started"
         );
-        let mut shards: Vec<Shard> = Vec::new();
-        let mut described_at: Option<Instant> = None;
-        let mut first_describe = true;
+        let mut state = StreamState::default();
         while !shutdown.is_cancelled() {
-            if described_at.is_none_or(|at| at.elapsed() >= DESCRIBE_EVERY) {
-                match self.describe(&streams, &mut shards).await {
-                    Ok(()) => described_at = Some(Instant::now()),
-                    Err(error) => warn!(mapping = %mapping.name, %error, "DescribeStream failed"),
-                }
-            }
-            for index in 0..shards.len() {
-                if !shards[index].started && self.parent_done(&shards, index) {
-                    // LATEST applies to the shards open when the mapping starts; later shards are
-                    // read from their start, so nothing written after that is missed.
-                    let position = if first_describe {
-                        mapping.starting_position
-                    } else {
-                        StartingPosition::TrimHorizon
-                    };
-                    self.start(&streams, &mut shards[index], position).await;
-                }
-                self.fetch(&streams, &mut shards[index]).await;
-                self.check_stalled(&streams, &mut shards[index]).await;
-                self.process(&sqs, &invoker, &mut shards[index]).await;
-            }
-            first_describe = false;
+            self.step(&mut state, &streams, &sqs, &invoker).await;
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(POLL_EVERY) => {}
             }
         }
+    }
+
+    /// One round of the poller (what [`Self::run`] does every [`POLL_EVERY`]): the shards
+    /// described (every [`DESCRIBE_EVERY`]), started, read, checked for a stale iterator chain,
+    /// and every batch that is ready delivered. Returns how many records it read. The saga tests
+    /// call it step by step, with the functions in their process.
+    pub async fn step(
+        &self,
+        state: &mut StreamState,
+        streams: &StreamsClient,
+        sqs: &aws_sdk_sqs::Client,
+        invoker: &Invoker,
+    ) -> usize {
+        let mapping = &self.mapping;
+        if state
+            .described_at
+            .is_none_or(|at| at.elapsed() >= DESCRIBE_EVERY)
+        {
+            match self.describe(streams, &mut state.shards).await {
+                Ok(()) => state.described_at = Some(Instant::now()),
+                Err(error) => warn!(mapping = %mapping.name, %error, "DescribeStream failed"),
+            }
+        }
+        let mut read = 0;
+        for index in 0..state.shards.len() {
+            if !state.shards[index].started && self.parent_done(&state.shards, index) {
+                // LATEST applies to the shards open when the mapping starts; later shards are
+                // read from their start, so nothing written after that is missed.
+                let position = if state.described_once {
+                    StartingPosition::TrimHorizon
+                } else {
+                    mapping.starting_position
+                };
+                self.start(streams, &mut state.shards[index], position)
+                    .await;
+            }
+            read += self.fetch(streams, &mut state.shards[index]).await;
+            self.check_stalled(streams, &mut state.shards[index]).await;
+            self.process(sqs, invoker, &mut state.shards[index]).await;
+        }
+        state.described_once = true;
+        read
     }
 
     fn parent_done(&self, shards: &[Shard], index: usize) -> bool {
@@ -253,12 +280,12 @@ impl StreamPoller {
     }
 
     /// Reads what the shard has after its iterator (while the pending list is short).
-    async fn fetch(&self, streams: &StreamsClient, shard: &mut Shard) {
+    async fn fetch(&self, streams: &StreamsClient, shard: &mut Shard) -> usize {
         let Some(iterator) = shard.iterator.clone() else {
-            return;
+            return 0;
         };
         if shard.pending.len() >= self.mapping.batch_size.max(1) * 4 {
-            return;
+            return 0;
         }
         match streams
             .get_records()
@@ -268,17 +295,19 @@ impl StreamPoller {
             .await
         {
             Ok(page) => {
-                shard.take_page(page);
+                let read = shard.take_page(page);
                 if shard.iterator.is_none() {
                     shard.closed = true;
                     info!(mapping = %self.mapping.name, shard = %shard.id, "shard closed");
                 }
+                read
             }
             Err(error) => {
                 // An expired or invalid iterator: take a new one after the last record read.
                 warn!(mapping = %self.mapping.name, shard = %shard.id, error = %DisplayErrorContext(error), "GetRecords failed; renewing the iterator");
                 shard.iterator = None;
                 shard.started = false;
+                0
             }
         }
     }

@@ -172,20 +172,23 @@ where
     F: Fn(StoredEvent) -> Fut,
     Fut: Future<Output = Result<(), HandlerError>>,
 {
-    let mut by_event: Vec<(String, Vec<&SqsMessage>)> = Vec::new();
-    for message in &batch.records {
+    // Messages by event, as positions in the batch: owned values, so the batch's future is `Send`
+    // whenever the handler's is (a closure over borrowed messages is not provably so).
+    let mut by_event: Vec<(String, Vec<usize>)> = Vec::new();
+    for (index, message) in batch.records.iter().enumerate() {
         let key = event_key(message);
         match by_event.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, messages)) => messages.push(message),
-            None => by_event.push((key, vec![message])),
+            Some((_, messages)) => messages.push(index),
+            None => by_event.push((key, vec![index])),
         }
     }
     let handler = &handler;
+    let records = &batch.records;
     let failed: Vec<Vec<String>> = stream::iter(by_event)
         .map(|(_, messages)| async move {
             let mut failed = Vec::new();
-            for message in messages {
-                failed.extend(handle_message(handler_name, message, handler).await);
+            for index in messages {
+                failed.extend(handle_message(handler_name, &records[index], handler).await);
             }
             failed
         })

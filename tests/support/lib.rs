@@ -13,6 +13,7 @@
 // Test support: a panic with a message is how a fixture reports a broken precondition.
 #![allow(clippy::expect_used)]
 
+pub mod in_process;
 pub mod saga;
 pub mod stack;
 pub mod streams;

@@ -1,33 +1,35 @@
-//! A choreography harness on the emulator: the events table, its stream, the bus with one rule and
-//! one queue (+ DLQ) per handler, the customer-notifications topic with a queue subscribed to it —
-//! and a pump that plays Lambda's event source mappings in-process: stream records to the
-//! publisher and the projector, queue messages to each handler as SQS events, deleting what
-//! succeeded and leaving what failed for the queue's redrive policy.
+//! A choreography harness on the emulator: what template.yaml describes for a stage of the
+//! saga's own (the events table and its stream, the bus with its rules, each handler's queue and
+//! DLQ, the topics), created by the local bridge's set-up code, and the bridge's own event source
+//! mappings — its SQS pollers and stream pollers — played round by round, invoking the functions
+//! in this process ([`InProcess`]): stream records to the publisher and the projector, queue
+//! messages to each handler as SQS events, what succeeded deleted and what failed left for the
+//! queue's redrive policy. A queue subscribed to the notifications topic observes the customers'
+//! notifications.
 //!
 //! Its functions are the function registry's (`functions/registry`): every queue function and both
-//! stream readers, each built as its bootstrap builds it, from the SDK configuration and an
-//! environment naming this saga's tables, bus, topic and poison queues. (The HTTP functions and
-//! the scheduled check are not wired: the tests act as customers and couriers through the
-//! aggregates.)
+//! stream readers, each built as its bootstrap builds it, from the SDK configuration and the
+//! environment the template gives it. (The HTTP functions and the scheduled check are not wired:
+//! the tests act as customers and couriers through the aggregates; the end-to-end suite runs the
+//! same scenarios over HTTP through real processes.)
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use adapters::dynamo::DynamoEventStore;
 use adapters::dynamo_views::DynamoOrderViews;
-use aws_lambda_events::event::sqs::SqsEvent;
-use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use bridge::invoke::Invoker;
 use bridge::resources::{QueueSpec, Resources};
 use bridge::setup;
+use bridge::sqs_poller::SqsPoller;
 use bridge::stack::Stack;
+use bridge::stream_poller::{StreamPoller, StreamState};
 use bridge::template::{Environment, Resolver, Template};
 use function_registry::{FUNCTIONS, Handler, Trigger, Wiring};
-use lambda_glue::consumer::{EventHandler, handle_queue_batch};
 use serde_json::Value;
-use stream_pipeline::{Deadline, StreamEvent, StreamHandler};
 
-use crate::streams::lambda_event;
+use crate::in_process::InProcess;
 use crate::{Emulator, EventStoreFixture};
 
 /// One handler's queue.
@@ -59,9 +61,13 @@ pub struct Saga {
     pub queues: BTreeMap<String, HandlerQueue>,
     /// The stream readers' poison queues (publisher's, projector's): a saga stores no poison.
     pub poison_urls: Vec<String>,
-    handlers: BTreeMap<String, Arc<dyn EventHandler>>,
-    readers: Vec<(&'static str, Arc<dyn StreamHandler>)>,
-    shard_iterators: HashMap<String, Option<String>>,
+    /// The bridge's pollers of the template's SQS event source mappings.
+    sqs_pollers: Vec<SqsPoller>,
+    /// The bridge's pollers of the events table's stream mappings, with their state.
+    stream_pollers: Vec<(StreamPoller, StreamState)>,
+    /// The registry's functions, invoked in this process.
+    functions: Arc<InProcess>,
+    invoker: Invoker,
 }
 
 impl Saga {
@@ -123,19 +129,9 @@ impl Saga {
             variable("PUBLISHER_POISON_QUEUE_URL"),
             variable("PROJECTOR_POISON_QUEUE_URL"),
         ];
-        let mut saga = Self {
-            bus_name: variable("EVENT_BUS_NAME"),
-            topic_arn: variable("TOPIC_ARN"),
-            notifications_url: report.inbox_url.expect("the notifications topic's inbox"),
-            emulator,
-            events,
-            views,
-            queues: BTreeMap::new(),
-            poison_urls,
-            handlers: BTreeMap::new(),
-            readers: Vec::new(),
-            shard_iterators: HashMap::new(),
-        };
+        let mut functions = InProcess::default();
+        let mut queues = BTreeMap::new();
+        let mut readers = 0;
         let lookup = |name: &str| resources.environment.get(name).cloned();
         let event_driven = FUNCTIONS
             .iter()
@@ -143,12 +139,12 @@ impl Saga {
         for function in event_driven {
             let handler = function
                 .handler(Wiring {
-                    aws: &saga.emulator.config,
+                    aws: &emulator.config,
                     lookup: &lookup,
                 })
                 .unwrap_or_else(|e| panic!("{}: {e}", function.name));
-            match handler {
-                Handler::Queue(handler) => {
+            match &handler {
+                Handler::Queue(_) => {
                     let mapping = stack
                         .queues
                         .iter()
@@ -161,61 +157,80 @@ impl Saga {
                         .iter()
                         .find(|q| q.logical_id == mapping.queue.logical_id)
                         .expect("the mapped queue is a resource");
-                    saga.handler(function.name, queue, handler).await;
+                    queues.insert(
+                        function.name.to_owned(),
+                        handler_queue(&emulator, queue).await,
+                    );
                 }
-                Handler::Stream(reader) => saga.readers.push((function.name, reader)),
+                Handler::Stream(_) => readers += 1,
                 _ => panic!(
                     "{}: a handler not of its {:?}",
                     function.name, function.trigger
                 ),
             }
+            functions.add(function.name, handler);
         }
-        assert_eq!(saga.readers.len(), 2, "the publisher and the projector");
-        saga
-    }
-
-    /// Adds a handler fed by its queue (the template's, filled by the template's rule).
-    async fn handler(&mut self, name: &str, queue: &QueueSpec, handler: Arc<dyn EventHandler>) {
-        let sqs = self.emulator.sqs();
-        let url_of = |queue_name: String| {
-            let sqs = sqs.clone();
-            async move {
-                sqs.get_queue_url()
-                    .queue_name(&queue_name)
-                    .send()
-                    .await
-                    .unwrap_or_else(|e| panic!("get_queue_url {queue_name}: {e}"))
-                    .queue_url
-                    .expect("a queue URL")
-            }
-        };
-        let redrive: Value = serde_json::from_str(
-            queue
-                .attributes
-                .get("RedrivePolicy")
-                .unwrap_or_else(|| panic!("{}: no redrive policy in template.yaml", queue.name)),
-        )
-        .expect("a redrive policy is JSON");
-        let dlq_name = redrive["deadLetterTargetArn"]
-            .as_str()
-            .and_then(|arn| arn.rsplit(':').next())
-            .expect("a dead-letter target ARN")
-            .to_owned();
-        let max_receive_count = redrive["maxReceiveCount"]
-            .as_u64()
-            .or_else(|| redrive["maxReceiveCount"].as_str()?.parse().ok())
-            .expect("a maxReceiveCount");
-        let queue_url = url_of(queue.name.clone()).await;
-        let dlq_url = url_of(dlq_name).await;
-        self.queues.insert(
-            name.to_owned(),
-            HandlerQueue {
-                queue_url,
-                dlq_url,
-                max_receive_count,
-            },
+        assert_eq!(readers, 2, "the publisher and the projector");
+        let sqs = emulator.sqs();
+        let mut sqs_pollers = Vec::new();
+        for mapping in &stack.queues {
+            // Failed messages return at once (Lambda waits for the queue's visibility timeout).
+            let poller = SqsPoller::resolve(&sqs, mapping.clone(), &region, Duration::ZERO)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e:#}", mapping.name));
+            sqs_pollers.push(poller);
+        }
+        let mut stream_pollers = Vec::new();
+        let mut on_failure_urls = Vec::new();
+        for mapping in &stack.streams {
+            let on_failure_url = match &mapping.on_failure {
+                Some(queue) => Some(
+                    sqs.get_queue_url()
+                        .queue_name(&queue.name)
+                        .send()
+                        .await
+                        .expect("get_queue_url")
+                        .queue_url
+                        .expect("a queue URL"),
+                ),
+                None => None,
+            };
+            on_failure_urls.extend(on_failure_url.clone());
+            let poller = StreamPoller {
+                stream_arn: events.stream_arn.clone(),
+                on_failure_url,
+                function_arn: format!(
+                    "arn:aws:lambda:{region}:{}:function:{}",
+                    emulator.kind.account(),
+                    mapping.function.name
+                ),
+                region: region.clone(),
+                mapping: mapping.clone(),
+            };
+            stream_pollers.push((poller, StreamState::default()));
+        }
+        assert_eq!(
+            stream_pollers.len(),
+            2,
+            "the publisher's and the projector's mappings"
         );
-        self.handlers.insert(name.to_owned(), handler);
+        let functions = Arc::new(functions);
+        let mut saga = Self {
+            bus_name: variable("EVENT_BUS_NAME"),
+            topic_arn: variable("TOPIC_ARN"),
+            notifications_url: report.inbox_url.expect("the notifications topic's inbox"),
+            emulator,
+            events,
+            views,
+            queues,
+            poison_urls,
+            sqs_pollers,
+            stream_pollers,
+            invoker: Invoker::over(functions.clone()),
+            functions,
+        };
+        saga.poison_urls.extend(on_failure_urls);
+        saga
     }
 
     /// Plays the event source mappings until nothing moves for a few rounds (or `max_rounds`).
@@ -241,63 +256,18 @@ impl Saga {
         }
     }
 
-    /// Stream records since the last call → publisher and projector. Returns how many.
+    /// One round of the bridge's stream pollers (publisher, projector): records read since the
+    /// last round delivered in batches. Returns how many were read.
     async fn pump_stream(&mut self) -> usize {
         let streams = self.emulator.dynamodb_streams();
-        let arn = self.events.stream_arn.clone();
-        let description = streams
-            .describe_stream()
-            .stream_arn(&arn)
-            .send()
-            .await
-            .expect("describe_stream")
-            .stream_description
-            .expect("a stream description");
-        let mut records = Vec::new();
-        for shard in description.shards() {
-            let shard_id = shard.shard_id().expect("a shard id").to_owned();
-            let iterator = match self.shard_iterators.get(&shard_id) {
-                Some(iterator) => iterator.clone(),
-                None => {
-                    streams
-                        .get_shard_iterator()
-                        .stream_arn(&arn)
-                        .shard_id(&shard_id)
-                        .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                        .send()
-                        .await
-                        .expect("get_shard_iterator")
-                        .shard_iterator
-                }
-            };
-            let Some(iterator) = iterator else { continue };
-            let page = streams
-                .get_records()
-                .shard_iterator(iterator)
-                .send()
-                .await
-                .expect("get_records");
-            records.extend(page.records().iter().cloned());
-            self.shard_iterators
-                .insert(shard_id, page.next_shard_iterator);
+        let sqs = self.emulator.sqs();
+        let mut read = 0;
+        for (poller, state) in &mut self.stream_pollers {
+            read += poller.step(state, &streams, &sqs, &self.invoker).await;
         }
-        if records.is_empty() {
-            return 0;
-        }
-        let batch: StreamEvent =
-            serde_json::from_value(lambda_event(&records, &arn)).expect("a stream event");
-        for (name, reader) in &self.readers {
-            let response = reader.handle(&batch, Deadline::none()).await;
-            assert!(
-                response.batch_item_failures.is_empty(),
-                "{name} failed: {response:?}"
-            );
-        }
-        // A saga stores no poison.
+        // A saga stores no poison and gives up on no batch.
         for url in &self.poison_urls {
-            let poisoned = self
-                .emulator
-                .sqs()
+            let poisoned = sqs
                 .receive_message()
                 .queue_url(url)
                 .send()
@@ -305,66 +275,30 @@ impl Saga {
                 .expect("receive_message");
             assert!(
                 poisoned.messages().is_empty(),
-                "poison set aside: {poisoned:?}"
+                "set aside in {url}: {poisoned:?}"
             );
         }
-        records.len()
+        read
     }
 
-    /// One receive per handler queue → the handler; succeeded messages deleted, failed ones made
-    /// visible again at once (the visibility timeout, shortened). Returns how many messages.
+    /// One round of the bridge's SQS pollers: each queue's waiting messages (up to a batch) to
+    /// its function; succeeded ones deleted, failed ones visible again at once. Returns how many
+    /// messages.
     async fn pump_queues(&self) -> usize {
         let sqs = self.emulator.sqs();
         let mut moved = 0;
-        for (name, queue) in &self.queues {
-            let received = sqs
-                .receive_message()
-                .queue_url(&queue.queue_url)
-                .max_number_of_messages(10)
-                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-                .send()
+        for poller in &self.sqs_pollers {
+            moved += poller
+                .poll_once(&sqs, &self.invoker)
                 .await
-                .expect("receive_message");
-            let messages = received.messages();
-            if messages.is_empty() {
-                continue;
-            }
-            moved += messages.len();
-            let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}");
-            let event: SqsEvent = serde_json::from_value(bridge::sqs_event::lambda_event(
-                messages,
-                &queue_arn,
-                "us-east-1",
-            ))
-            .expect("an SQS event");
-            let response = handle_queue_batch(self.handlers[name].as_ref(), &event).await;
-            let failed: Vec<&str> = response
-                .batch_item_failures
-                .iter()
-                .map(|f| f.item_identifier.as_str())
-                .collect();
-            for message in messages {
-                let id = message.message_id().unwrap_or_default();
-                let receipt = message.receipt_handle().unwrap_or_default();
-                if failed.contains(&id) {
-                    sqs.change_message_visibility()
-                        .queue_url(&queue.queue_url)
-                        .receipt_handle(receipt)
-                        .visibility_timeout(0)
-                        .send()
-                        .await
-                        .expect("change_message_visibility");
-                } else {
-                    sqs.delete_message()
-                        .queue_url(&queue.queue_url)
-                        .receipt_handle(receipt)
-                        .send()
-                        .await
-                        .expect("delete_message");
-                }
-            }
+                .unwrap_or_else(|e| panic!("polling {}: {e:#}", poller.mapping.name));
         }
         moved
+    }
+
+    /// How many invocations the saga's functions have served.
+    pub fn invocations(&self) -> usize {
+        self.functions.invocations()
     }
 
     /// Sends `body` to a handler's queue, as a rule would (e.g. to deliver a message again).
@@ -448,4 +382,43 @@ fn stage_name() -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = chrono::Utc::now().timestamp_subsec_nanos() % 1_000;
     format!("s{}x{n}n{nanos}", std::process::id() % 100_000)
+}
+
+/// A handler's queue as the template describes it: its URL, its DLQ's, and after how many
+/// receives a message goes there.
+async fn handler_queue(emulator: &Emulator, queue: &QueueSpec) -> HandlerQueue {
+    let sqs = emulator.sqs();
+    let url_of = |queue_name: String| {
+        let sqs = sqs.clone();
+        async move {
+            sqs.get_queue_url()
+                .queue_name(&queue_name)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("get_queue_url {queue_name}: {e}"))
+                .queue_url
+                .expect("a queue URL")
+        }
+    };
+    let redrive: Value = serde_json::from_str(
+        queue
+            .attributes
+            .get("RedrivePolicy")
+            .unwrap_or_else(|| panic!("{}: no redrive policy in template.yaml", queue.name)),
+    )
+    .expect("a redrive policy is JSON");
+    let dlq_name = redrive["deadLetterTargetArn"]
+        .as_str()
+        .and_then(|arn| arn.rsplit(':').next())
+        .expect("a dead-letter target ARN")
+        .to_owned();
+    let max_receive_count = redrive["maxReceiveCount"]
+        .as_u64()
+        .or_else(|| redrive["maxReceiveCount"].as_str()?.parse().ok())
+        .expect("a maxReceiveCount");
+    HandlerQueue {
+        queue_url: url_of(queue.name.clone()).await,
+        dlq_url: url_of(dlq_name).await,
+        max_receive_count,
+    }
 }
