@@ -5,18 +5,19 @@
 //! command goes in over HTTP (the customer's and the couriers' APIs); the read model, the stored
 //! events, the notifications and the dead-letter queues are read out over SDK calls.
 //!
-//! The scenarios are the saga's (`tests/emulator/saga.rs` runs them in process), now across real
-//! processes and real batching windows — and racing commands (cancelled transactions on the events
-//! table) followed by orders that must still complete. Each test has a customer of its own, so
-//! tests run side by side on one stack.
+//! The saga's scenarios are written once (`integration_tests::scenarios`; `tests/emulator/saga.rs`
+//! runs them in process), here across real processes and real batching windows, with what only
+//! HTTP and the functions' logs show added — and racing commands (cancelled transactions on the
+//! events table) followed by orders that must still complete. Each test has a customer of its
+//! own, so tests run side by side on one stack.
 
 mod hostile;
 
-use adapters::eventbridge::EventBridgePublisher;
-use domain::ids::{CouponId, DeliveryId, StreamId};
-use domain::ports::{AppendRequest, EventPublisher, EventStore, StoreError};
+use domain::ids::StreamId;
+use domain::ports::{AppendRequest, EventStore, StoreError};
 use http::{Method, StatusCode};
-use integration_tests::stack::{Inbox, STEP_TIMEOUT, Stack};
+use integration_tests::scenarios::{self, Placed};
+use integration_tests::stack::Stack;
 use integration_tests::unique_name;
 use serde_json::{Value, json};
 
@@ -38,36 +39,6 @@ fn shipped(view: &Value) -> bool {
 
 fn courier() -> Value {
     json!({"courier_id": "courier-7"})
-}
-
-/// An order placed for a new customer, its delivery scheduled.
-struct ScheduledOrder {
-    customer: String,
-    order_id: String,
-    correlation_id: String,
-    /// The customer's notifications (subscribed before the order was placed).
-    inbox: Inbox,
-    /// The order view once the delivery showed scheduled.
-    view: Value,
-}
-
-/// Subscribes an inbox for a new customer, places an order for them and waits until its delivery
-/// is scheduled.
-async fn a_scheduled_order(stack: &Stack, test: &str) -> ScheduledOrder {
-    let customer = unique_name(&format!("cust-{test}"));
-    let inbox = stack.inbox(&customer).await;
-    let correlation_id = unique_name(&format!("corr-{test}"));
-    let order_id = stack.place_order(&customer, &correlation_id).await;
-    let view = stack
-        .wait_for_view(&order_id, "the delivery scheduled", scheduled)
-        .await;
-    ScheduledOrder {
-        customer,
-        order_id,
-        correlation_id,
-        inbox,
-        view,
-    }
 }
 
 /// A courier action that must succeed.
@@ -122,25 +93,21 @@ async fn bad_requests_get_a_problem_naming_the_field_through_the_gateway() {
 
 #[tokio::test]
 async fn happy_path_placed_scheduled_dispatched_completed_across_processes() {
-    let stack = Stack::from_env().await;
-    let ScheduledOrder {
+    let mut stack = Stack::from_env().await;
+    let Placed {
         customer,
         order_id,
         correlation_id,
-        inbox,
-        view,
-    } = a_scheduled_order(&stack, "happy").await;
-    assert_eq!(order_status(&view), "placed");
+    } = scenarios::happy_path(&mut stack).await;
 
-    act(&stack, &order_id, "dispatch", &courier()).await;
-    stack
-        .wait_for_view(&order_id, "the order shipped", shipped)
-        .await;
-    act(&stack, &order_id, "complete", &courier()).await;
+    // What only HTTP shows: the view's timeline, the order's history, the customer's orders.
     let view = stack
-        .wait_for_view(&order_id, "the order completed", |v| {
-            order_status(v) == "completed" && delivery_status(v) == "completed"
-        })
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            &format!("/orders/{order_id}"),
+            None,
+        )
         .await;
     let timeline: Vec<&str> = view["timeline"]
         .as_array()
@@ -156,27 +123,6 @@ async fn happy_path_placed_scheduled_dispatched_completed_across_processes() {
     ] {
         assert!(timeline.contains(&expected), "{expected} in {timeline:?}");
     }
-
-    assert_eq!(
-        stack.event_types("order", &order_id).await,
-        ["OrderPlaced", "OrderShipped", "OrderCompleted"]
-    );
-    let delivery = stack.events("delivery", format!("d-{order_id}")).await;
-    let types: Vec<&str> = delivery.iter().map(|e| e.event_type.as_str()).collect();
-    assert_eq!(
-        types,
-        [
-            "DeliveryScheduled",
-            "DeliveryDispatched",
-            "DeliveryCompleted"
-        ]
-    );
-    // The correlation id the customer's request carried reaches the delivery context: one order
-    // can be traced across the API, the publisher, the bus and the delivery function.
-    assert_eq!(delivery[0].correlation_id.as_str(), correlation_id);
-    let placed = &stack.events("order", &order_id).await[0];
-    assert_eq!(delivery[0].causation_id, placed.event_id);
-
     let history = stack
         .expect(
             StatusCode::OK,
@@ -202,12 +148,8 @@ async fn happy_path_placed_scheduled_dispatched_completed_across_processes() {
         .await;
     assert!(listed.to_string().contains(&order_id), "{listed}");
 
-    assert_eq!(
-        stack.notifications(&inbox, 3).await,
-        ["DeliveryCompleted", "DeliveryScheduled", "OrderPlaced"]
-    );
-
-    // The logs let someone follow the order from function to function by its correlation id …
+    // What only real processes show: the logs let someone follow the order from function to
+    // function by its correlation id …
     let traced = stack.log_lines_with(&correlation_id);
     for function in [
         "method=POST",
@@ -232,271 +174,27 @@ async fn happy_path_placed_scheduled_dispatched_completed_across_processes() {
 
 #[tokio::test]
 async fn a_delay_delivered_three_times_issues_one_coupon_and_one_notification() {
-    let stack = Stack::from_env().await;
-    let ScheduledOrder {
-        order_id, inbox, ..
-    } = a_scheduled_order(&stack, "delay").await;
-    act(&stack, &order_id, "dispatch", &courier()).await;
-    let view = stack
-        .wait_for_view(&order_id, "the order shipped", shipped)
-        .await;
-    let eta = view["delivery"]["eta"]
-        .as_str()
-        .and_then(|eta| chrono::DateTime::parse_from_rfc3339(eta).ok())
-        .unwrap_or_else(|| panic!("the view has no delivery ETA: {view}"));
-    let delay = json!({
-        "courier_id": "courier-7",
-        "new_eta": (eta + chrono::Duration::hours(24)).to_rfc3339(),
-        "reason": "van broke down",
-    });
-    act(&stack, &order_id, "delay", &delay).await;
-    stack
-        .wait_for_view(&order_id, "the delay and its coupon", |v| {
-            v["delivery"]["delays"].as_u64() == Some(1)
-                && v["coupons"].as_array().is_some_and(|c| c.len() == 1)
-        })
-        .await;
-
-    // The publisher's at-least-once delivery, played twice more: the same DeliveryDelayed on
-    // the bus again, through the rules to the coupon and the alert handlers.
-    let delivery = stack.events("delivery", format!("d-{order_id}")).await;
-    let delayed = delivery
-        .iter()
-        .find(|e| e.event_type == "DeliveryDelayed")
-        .unwrap_or_else(|| panic!("no DeliveryDelayed stored: {delivery:?}"))
-        .clone();
-    let bus =
-        std::env::var("EVENT_BUS_NAME").unwrap_or_else(|_| panic!("EVENT_BUS_NAME is not set"));
-    let publisher = EventBridgePublisher::new(stack.emulator.eventbridge(), bus);
-    for _ in 0..2 {
-        publisher
-            .publish(std::slice::from_ref(&delayed))
-            .await
-            .unwrap_or_else(|e| panic!("publishing DeliveryDelayed again: {e:?}"));
-    }
-    stack
-        .wait_until_drained(&[
-            "CouponOnDeliveryDelayedQueue",
-            "AlertOnDeliveryDelayedQueue",
-        ])
-        .await;
-
-    let delivery_id = DeliveryId::parse(format!("d-{order_id}"))
-        .unwrap_or_else(|e| panic!("d-{order_id} is not a delivery id: {e:?}"));
-    let coupon = CouponId::for_delay(&delivery_id, 1);
-    let view = stack
-        .expect(
-            StatusCode::OK,
-            Method::GET,
-            &format!("/orders/{order_id}"),
-            None,
-        )
-        .await;
-    assert_eq!(
-        view["coupons"].as_array().map(Vec::len),
-        Some(1),
-        "one coupon for one delay: {view}"
-    );
-    assert_eq!(
-        stack.event_types("coupon", &coupon).await,
-        ["CouponIssued"],
-        "the coupon is issued once"
-    );
-    let notified = stack.notifications(&inbox, 3).await;
-    assert_eq!(
-        notified,
-        ["DeliveryDelayed", "DeliveryScheduled", "OrderPlaced"],
-        "one notification for one delay"
-    );
+    scenarios::a_delay_delivered_three_times(&mut Stack::from_env().await).await;
 }
 
 #[tokio::test]
 async fn a_failed_delivery_cancels_the_order_and_the_customer_hears_of_it() {
-    let stack = Stack::from_env().await;
-    let ScheduledOrder {
-        order_id, inbox, ..
-    } = a_scheduled_order(&stack, "fail").await;
-    act(&stack, &order_id, "dispatch", &courier()).await;
-    stack
-        .wait_for_view(&order_id, "the order shipped", shipped)
-        .await;
-    act(
-        &stack,
-        &order_id,
-        "fail",
-        &json!({"courier_id": "courier-7", "reason": "address not found"}),
-    )
-    .await;
-    stack
-        .wait_for_view(&order_id, "the order cancelled", |v| {
-            order_status(v) == "cancelled" && delivery_status(v) == "failed"
-        })
-        .await;
-    let events = stack.events("order", &order_id).await;
-    let last = events.last().unwrap_or_else(|| panic!("no order events"));
-    assert_eq!(last.event_type, "OrderCancelled");
-    assert_eq!(last.data["reason"]["kind"], "delivery_failed");
-    let notified = stack.notifications(&inbox, 3).await;
-    assert!(
-        notified.contains(&"OrderCancelled".to_owned()),
-        "{notified:?}"
-    );
+    scenarios::a_failed_delivery(&mut Stack::from_env().await).await;
 }
 
 #[tokio::test]
 async fn a_cancel_before_dispatch_cancels_the_delivery() {
-    let stack = Stack::from_env().await;
-    let ScheduledOrder {
-        order_id, customer, ..
-    } = a_scheduled_order(&stack, "cancel").await;
-    let customer = stack.customer(&customer).await;
-    let cancelled = stack
-        .call_as(
-            &customer,
-            Method::POST,
-            &format!("/orders/{order_id}/cancel"),
-            None,
-            &[],
-        )
-        .await;
-    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
-    stack
-        .wait_for_events(
-            "delivery",
-            &format!("d-{order_id}"),
-            &["DeliveryScheduled", "DeliveryCancelled"],
-        )
-        .await;
-    stack
-        .wait_for_view(&order_id, "the delivery cancelled", |v| {
-            order_status(v) == "cancelled" && delivery_status(v) == "cancelled"
-        })
-        .await;
-    let reply = stack.courier(&order_id, "dispatch", &courier()).await;
-    assert_eq!(
-        reply.status,
-        StatusCode::CONFLICT,
-        "a cancelled delivery cannot be dispatched: {}",
-        reply.body
-    );
+    scenarios::a_cancel_before_dispatch(&mut Stack::from_env().await).await;
 }
 
 #[tokio::test]
 async fn a_cancel_racing_the_dispatch_is_resolved_explicitly_with_an_alert() {
-    let stack = Stack::from_env().await;
-    // The customer cancels and the courier dispatches before the cancellation has reached the
-    // delivery: both commands succeed on their own aggregates, before either reaction has run.
-    // The reactions take a few hundred milliseconds (no batching windows), so the dispatch is
-    // sent as soon as the cancel is answered; should the cancellation still reach the delivery
-    // first (the dispatch refused with 409), the race did not happen and a new order tries again.
-    let mut race = None;
-    for attempt in 1..=3 {
-        let ScheduledOrder {
-            order_id,
-            inbox,
-            customer,
-            ..
-        } = a_scheduled_order(&stack, "race").await;
-        let customer = stack.customer(&customer).await;
-        let cancelled = stack
-            .call_as(
-                &customer,
-                Method::POST,
-                &format!("/orders/{order_id}/cancel"),
-                None,
-                &[],
-            )
-            .await;
-        assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
-        let dispatched = stack.courier(&order_id, "dispatch", &courier()).await;
-        match dispatched.status {
-            StatusCode::OK => {
-                race = Some((order_id, inbox));
-                break;
-            }
-            StatusCode::CONFLICT => {
-                eprintln!("attempt {attempt}: the cancellation reached the delivery first; again");
-            }
-            other => panic!("dispatch answered {other}: {}", dispatched.body),
-        }
-    }
-    let (order_id, inbox) =
-        race.expect("in three attempts the dispatch never landed before the cancellation");
-    stack
-        .wait_for_events(
-            "delivery",
-            &format!("d-{order_id}"),
-            &[
-                "DeliveryScheduled",
-                "DeliveryDispatched",
-                "DeliveryCancellationRefused",
-            ],
-        )
-        .await;
-    stack
-        .wait_until_drained(&["OrderOnDeliveryDispatchedQueue"])
-        .await;
-    assert_eq!(
-        stack.event_types("order", &order_id).await,
-        ["OrderPlaced", "OrderCancelled"],
-        "the late dispatch news does not ship a cancelled order"
-    );
-    let notified = stack.notifications(&inbox, 4).await;
-    assert!(
-        notified.contains(&"DeliveryCancellationRefused".to_owned()),
-        "{notified:?}"
-    );
-    // The cancellation stands: the parcel is recalled, so the courier cannot complete the
-    // delivery, only fail it — and order and delivery agree that nothing was delivered.
-    let completed = stack.courier(&order_id, "complete", &courier()).await;
-    assert_eq!(completed.status, StatusCode::CONFLICT, "{}", completed.body);
-    act(
-        &stack,
-        &order_id,
-        "fail",
-        &json!({"courier_id": "courier-7", "reason": "returned: the order was cancelled"}),
-    )
-    .await;
-    stack
-        .wait_for_view(&order_id, "the recalled delivery failed", |v| {
-            order_status(v) == "cancelled" && delivery_status(v) == "failed"
-        })
-        .await;
+    scenarios::a_cancel_racing_the_dispatch(&mut Stack::from_env().await).await;
 }
 
 #[tokio::test]
 async fn a_poison_message_ends_in_its_handlers_dlq_while_the_orders_around_it_go_through() {
-    let stack = Stack::from_env().await;
-    let marker = unique_name("poison");
-    let poison = format!(r#"{{"detail-type": "OrderPlaced", "detail": 42, "marker": "{marker}"}}"#);
-    stack.send("DeliveryOnOrderPlacedQueue", &poison).await;
-    // Orders placed while the poison is being retried are scheduled all the same.
-    let ScheduledOrder { order_id, .. } = a_scheduled_order(&stack, "poison").await;
-    assert_eq!(
-        stack.event_types("delivery", format!("d-{order_id}")).await,
-        ["DeliveryScheduled"]
-    );
-
-    let started = std::time::Instant::now();
-    loop {
-        let dead = stack.peek("DeliveryOnOrderPlacedDeadLetterQueue").await;
-        if dead.iter().any(|body| body.contains(&marker)) {
-            break;
-        }
-        assert!(
-            started.elapsed() < STEP_TIMEOUT,
-            "the poison message did not reach the DLQ within {STEP_TIMEOUT:?} (the bridge \
-             retries it after the capped visibility timeout, 5 receives); it holds {dead:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
-    assert!(
-        stack
-            .peek("DeliveryOnOrderCancelledDeadLetterQueue")
-            .await
-            .is_empty(),
-        "nothing else is dead-lettered"
-    );
+    scenarios::a_poison_message(&mut Stack::from_env().await).await;
 }
 
 /// An order placed, scheduled, dispatched (and shipped: the reactions to dispatch and completion
@@ -523,10 +221,10 @@ async fn a_completed_order(stack: &Stack, test: &str) -> String {
 
 #[tokio::test]
 async fn racing_commands_on_one_order_leave_the_saga_running_for_the_orders_after_them() {
-    let stack = Stack::from_env().await;
-    let ScheduledOrder {
+    let mut stack = Stack::from_env().await;
+    let Placed {
         order_id, customer, ..
-    } = a_scheduled_order(&stack, "racing").await;
+    } = scenarios::a_scheduled_order(&mut stack, "racing").await;
     let customer = stack.customer(&customer).await;
     // Three dispatches and three cancels of one order at once: the commands on each aggregate
     // race for the same next version, and every loser's append is a cancelled TransactWriteItems

@@ -15,6 +15,7 @@
 
 pub mod in_process;
 pub mod saga;
+pub mod scenarios;
 pub mod stack;
 pub mod streams;
 #[cfg(test)]

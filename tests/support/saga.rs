@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use adapters::dynamo::DynamoEventStore;
 use adapters::dynamo_views::DynamoOrderViews;
+use adapters::eventbridge::EventBridgePublisher;
+use async_trait::async_trait;
 use bridge::invoke::Invoker;
 use bridge::resources::{QueueSpec, Resources};
 use bridge::setup;
@@ -26,10 +28,18 @@ use bridge::sqs_poller::SqsPoller;
 use bridge::stack::Stack;
 use bridge::stream_poller::{StreamPoller, StreamState};
 use bridge::template::{Environment, Resolver, Template};
+use domain::delivery::{Delivery, DeliveryCommand};
+use domain::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
+use domain::ids::{CourierId, DeliveryId, OrderId, StreamId};
+use domain::order::{CancellationReason, Order, OrderCommand};
+use domain::ports::{EventPublisher, EventStore};
+use domain::read_model::OrderViews;
+use domain::repository::{self, CommandError};
 use function_registry::{FUNCTIONS, Handler, Trigger, Wiring};
 use serde_json::Value;
 
 use crate::in_process::InProcess;
+use crate::scenarios::{Courier, Driver, Refused, ViewSummary};
 use crate::{Emulator, EventStoreFixture};
 
 /// One handler's queue.
@@ -68,6 +78,10 @@ pub struct Saga {
     /// The registry's functions, invoked in this process.
     functions: Arc<InProcess>,
     invoker: Invoker,
+    /// Every queue of the stage, by logical id: its URL.
+    queue_urls: BTreeMap<String, String>,
+    /// The notifications read so far, by customer: their event types.
+    seen: BTreeMap<String, Vec<String>>,
 }
 
 impl Saga {
@@ -214,6 +228,18 @@ impl Saga {
             2,
             "the publisher's and the projector's mappings"
         );
+        let mut queue_urls = BTreeMap::new();
+        for queue in &resources.queues {
+            let url = sqs
+                .get_queue_url()
+                .queue_name(&queue.name)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("get_queue_url {}: {e}", queue.name))
+                .queue_url
+                .expect("a queue URL");
+            queue_urls.insert(queue.logical_id.clone(), url);
+        }
         let functions = Arc::new(functions);
         let mut saga = Self {
             bus_name: variable("EVENT_BUS_NAME"),
@@ -228,6 +254,8 @@ impl Saga {
             stream_pollers,
             invoker: Invoker::over(functions.clone()),
             functions,
+            queue_urls,
+            seen: BTreeMap::new(),
         };
         saga.poison_urls.extend(on_failure_urls);
         saga
@@ -301,18 +329,6 @@ impl Saga {
         self.functions.invocations()
     }
 
-    /// Sends `body` to a handler's queue, as a rule would (e.g. to deliver a message again).
-    pub async fn send_to(&self, handler: &str, body: &str) {
-        self.emulator
-            .sqs()
-            .send_message()
-            .queue_url(&self.queues[handler].queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .expect("send_message");
-    }
-
     /// Every notification that reached the topic so far: (event_type, customer_id, subject).
     pub async fn notifications(&self) -> Vec<(String, String, String)> {
         let sqs = self.emulator.sqs();
@@ -350,24 +366,6 @@ impl Saga {
                     .expect("delete_message");
             }
         }
-    }
-
-    /// The bodies waiting in a handler's DLQ.
-    pub async fn dead_letters(&self, handler: &str) -> Vec<String> {
-        let received = self
-            .emulator
-            .sqs()
-            .receive_message()
-            .queue_url(&self.queues[handler].dlq_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .expect("receive_message");
-        received
-            .messages()
-            .iter()
-            .map(|m| m.body().unwrap_or_default().to_owned())
-            .collect()
     }
 }
 
@@ -420,5 +418,193 @@ async fn handler_queue(emulator: &Emulator, queue: &QueueSpec) -> HandlerQueue {
         queue_url: url_of(queue.name.clone()).await,
         dlq_url: url_of(dlq_name).await,
         max_receive_count,
+    }
+}
+
+/// The system in process: commands through the aggregates on the saga's event store, the system
+/// let move by rounds of the bridge's pollers.
+#[async_trait]
+impl Driver for Saga {
+    async fn advance(&mut self) {
+        let moved = self.pump_stream().await + self.pump_queues().await;
+        if moved == 0 {
+            let pause = Duration::from_millis(50).max(self.emulator.kind.delivery_grace() / 2);
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    async fn settle(&mut self) {
+        self.pump(80).await;
+    }
+
+    fn patience(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
+    async fn place_order(&mut self, customer: &str, correlation_id: &str) -> String {
+        let order = crate::place_order(customer, 2);
+        let mut context = crate::customer_request(customer);
+        context.correlation_id = CorrelationId::parse(correlation_id).expect("a correlation id");
+        context.causation_id = correlation_id.to_owned();
+        repository::execute::<Order>(
+            &self.events.store,
+            &StreamId::order(&order.order_id),
+            &crate::place(&order),
+            &context,
+            None,
+            1,
+        )
+        .await
+        .expect("placing an order");
+        order.order_id.to_string()
+    }
+
+    async fn courier(&mut self, order_id: &str, action: &Courier) -> Result<(), Refused> {
+        let courier_id = CourierId::parse("courier-7").expect("a courier id");
+        let command = match action {
+            Courier::Dispatch => DeliveryCommand::Dispatch { courier_id },
+            Courier::Complete => DeliveryCommand::Complete { courier_id },
+            Courier::Fail(reason) => DeliveryCommand::Fail {
+                courier_id,
+                reason: (*reason).to_owned(),
+            },
+            Courier::Delay { new_eta, reason } => DeliveryCommand::ReportDelay {
+                courier_id,
+                new_eta: *new_eta,
+                reason: (*reason).to_owned(),
+            },
+        };
+        let correlation_id = CorrelationId::generate();
+        let context = EventContext {
+            causation_id: correlation_id.as_str().to_owned(),
+            correlation_id,
+            actor: Actor::courier(&CourierId::parse("courier-7").expect("a courier id")),
+            occurred_at: chrono::Utc::now(),
+        };
+        let order_id = OrderId::parse(order_id).expect("an order id");
+        let stream = StreamId::delivery(DeliveryId::for_order(&order_id));
+        refused(
+            repository::execute::<Delivery>(
+                &self.events.store,
+                &stream,
+                &command,
+                &context,
+                None,
+                3,
+            )
+            .await,
+        )
+    }
+
+    async fn cancel(&mut self, customer: &str, order_id: &str) -> Result<(), Refused> {
+        let order_id = OrderId::parse(order_id).expect("an order id");
+        let cancel = OrderCommand::Cancel {
+            reason: CancellationReason::CustomerRequest,
+        };
+        refused(
+            repository::execute::<Order>(
+                &self.events.store,
+                &StreamId::order(&order_id),
+                &cancel,
+                &crate::customer_request(customer),
+                None,
+                3,
+            )
+            .await,
+        )
+    }
+
+    async fn events(&self, kind: &str, id: &str) -> Vec<StoredEvent> {
+        let stream = StreamId::new(kind, id);
+        self.events
+            .store
+            .load(&stream)
+            .await
+            .unwrap_or_else(|e| panic!("loading {stream}: {e}"))
+    }
+
+    async fn view(&self, order_id: &str) -> Option<ViewSummary> {
+        let order_id = OrderId::parse(order_id).expect("an order id");
+        let view = self.views.get(&order_id).await.expect("reading a view")?;
+        Some(ViewSummary {
+            order: view.status.map_or("-", |s| s.as_str()).to_owned(),
+            delivery: view
+                .delivery
+                .as_ref()
+                .map_or("-", |d| d.status.as_str())
+                .to_owned(),
+            eta: view.delivery.as_ref().map(|d| d.eta),
+            delays: view.delivery.as_ref().map_or(0, |d| u64::from(d.delays)),
+            coupons: view.coupons.len(),
+        })
+    }
+
+    async fn notifications(&mut self, customer: &str, expected: usize) -> Vec<String> {
+        let started = std::time::Instant::now();
+        loop {
+            self.settle().await;
+            for (event_type, to, _) in Saga::notifications(self).await {
+                self.seen.entry(to).or_default().push(event_type);
+            }
+            let mut seen = self.seen.get(customer).cloned().unwrap_or_default();
+            if seen.len() >= expected || started.elapsed() > self.patience() {
+                seen.sort_unstable();
+                return seen;
+            }
+        }
+    }
+
+    async fn publish_again(&mut self, event: &StoredEvent) {
+        EventBridgePublisher::new(self.emulator.eventbridge(), &self.bus_name)
+            .publish(std::slice::from_ref(event))
+            .await
+            .unwrap_or_else(|e| panic!("publishing {} again: {e:?}", event.event_type));
+    }
+
+    async fn send(&mut self, queue: &str, body: &str) {
+        self.emulator
+            .sqs()
+            .send_message()
+            .queue_url(self.queue_url(queue))
+            .message_body(body)
+            .send()
+            .await
+            .expect("send_message");
+    }
+
+    async fn peek(&self, queue: &str) -> Vec<String> {
+        let received = self
+            .emulator
+            .sqs()
+            .receive_message()
+            .queue_url(self.queue_url(queue))
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("receive_message");
+        received
+            .messages()
+            .iter()
+            .map(|m| m.body().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+impl Saga {
+    /// The URL of the stage's queue with this logical id.
+    fn queue_url(&self, logical_id: &str) -> &str {
+        self.queue_urls
+            .get(logical_id)
+            .unwrap_or_else(|| panic!("template.yaml has no queue {logical_id}"))
+    }
+}
+
+/// A command's outcome as a scenario sees it: done, or refused by the domain.
+fn refused<T>(result: Result<T, CommandError>) -> Result<(), Refused> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(CommandError::Domain(refusal)) => Err(Refused(refusal.to_string())),
+        Err(other) => panic!("the store failed: {other}"),
     }
 }

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use adapters::dynamo::DynamoEventStore;
+use adapters::eventbridge::EventBridgePublisher;
+use async_trait::async_trait;
 use aws_sdk_sqs::types::QueueAttributeName;
 use bridge::http_client::{HttpClient, json_request};
 use bridge::identity::Identity;
@@ -29,12 +31,13 @@ use bridge::template::{Environment, Resolver, Template};
 use domain::envelope::StoredEvent;
 use domain::identity::Group;
 use domain::ids::StreamId;
-use domain::ports::EventStore;
+use domain::ports::{EventPublisher, EventStore};
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tools::demo_api::SignedIn;
 
+use crate::scenarios::{Courier, Driver, Refused, ViewSummary};
 use crate::{DisplayError, Emulator, emulator, unique_name};
 
 /// How long a request may take (a function's first invoke starts its process).
@@ -70,6 +73,8 @@ pub struct Stack {
     pub function_log: PathBuf,
     http: HttpClient,
     identity: Identity,
+    /// Each customer's inbox (subscribed when their first order is placed) and what it brought.
+    inboxes: BTreeMap<String, (Inbox, Vec<String>)>,
 }
 
 /// The users signed in so far, shared by every test of the process: a sign-in sets the user's
@@ -128,6 +133,7 @@ impl Stack {
             function_log,
             http: HttpClient::new(),
             identity,
+            inboxes: BTreeMap::new(),
         };
         let health = stack
             .call(Method::GET, "/orders/e2e-probe", None, &[])
@@ -577,4 +583,139 @@ pub fn order_body() -> Value {
             "country": "DE",
         },
     })
+}
+
+/// A courier action's path segment and body.
+fn courier_request(action: &Courier) -> (&'static str, Value) {
+    let courier_id = "courier-7";
+    match action {
+        Courier::Dispatch => ("dispatch", json!({ "courier_id": courier_id })),
+        Courier::Complete => ("complete", json!({ "courier_id": courier_id })),
+        Courier::Fail(reason) => (
+            "fail",
+            json!({ "courier_id": courier_id, "reason": reason }),
+        ),
+        Courier::Delay { new_eta, reason } => (
+            "delay",
+            json!({ "courier_id": courier_id, "new_eta": new_eta.to_rfc3339(), "reason": reason }),
+        ),
+    }
+}
+
+/// A command's answer as a scenario sees it: done (200), or refused (409).
+fn outcome(what: &str, reply: &Reply) -> Result<(), Refused> {
+    match reply.status {
+        StatusCode::OK => Ok(()),
+        StatusCode::CONFLICT => Err(Refused(reply.body.to_string())),
+        other => panic!("{what} answered {other}: {}", reply.body),
+    }
+}
+
+/// The system through its real processes: every command over HTTP as a signed-in user, the
+/// system left to move on its own.
+#[async_trait]
+impl Driver for Stack {
+    async fn advance(&mut self) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    async fn settle(&mut self) {
+        let handler_queues: Vec<String> = self
+            .resources
+            .queues
+            .iter()
+            .filter(|q| q.attributes.contains_key("RedrivePolicy"))
+            .map(|q| q.logical_id.clone())
+            .collect();
+        let ids: Vec<&str> = handler_queues.iter().map(String::as_str).collect();
+        self.wait_until_drained(&ids).await;
+    }
+
+    fn patience(&self) -> Duration {
+        STEP_TIMEOUT
+    }
+
+    async fn place_order(&mut self, customer: &str, correlation_id: &str) -> String {
+        if !self.inboxes.contains_key(customer) {
+            let inbox = self.inbox(customer).await;
+            self.inboxes
+                .insert(customer.to_owned(), (inbox, Vec::new()));
+        }
+        Stack::place_order(self, customer, correlation_id).await
+    }
+
+    async fn courier(&mut self, order_id: &str, action: &Courier) -> Result<(), Refused> {
+        let (segment, body) = courier_request(action);
+        let reply = Stack::courier(self, order_id, segment, &body).await;
+        outcome(&format!("POST /deliveries/d-{order_id}/{segment}"), &reply)
+    }
+
+    async fn cancel(&mut self, customer: &str, order_id: &str) -> Result<(), Refused> {
+        let customer = self.customer(customer).await;
+        let path = format!("/orders/{order_id}/cancel");
+        let reply = self
+            .call_as(&customer, Method::POST, &path, None, &[])
+            .await;
+        outcome(&format!("POST {path}"), &reply)
+    }
+
+    async fn events(&self, kind: &str, id: &str) -> Vec<StoredEvent> {
+        Stack::events(self, kind, id).await
+    }
+
+    async fn view(&self, order_id: &str) -> Option<ViewSummary> {
+        let support = self.user(SUPPORT, Group::Support).await;
+        let path = format!("/orders/{order_id}");
+        let reply = self.call_as(&support, Method::GET, &path, None, &[]).await;
+        match reply.status {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return None,
+            other => panic!("GET {path} answered {other}: {}", reply.body),
+        }
+        let view = &reply.body;
+        Some(ViewSummary {
+            order: view["status"].as_str().unwrap_or("-").to_owned(),
+            delivery: view["delivery"]["status"]
+                .as_str()
+                .unwrap_or("-")
+                .to_owned(),
+            eta: view["delivery"]["eta"]
+                .as_str()
+                .and_then(|eta| chrono::DateTime::parse_from_rfc3339(eta).ok())
+                .map(|eta| eta.with_timezone(&chrono::Utc)),
+            delays: view["delivery"]["delays"].as_u64().unwrap_or(0),
+            coupons: view["coupons"].as_array().map_or(0, Vec::len),
+        })
+    }
+
+    async fn notifications(&mut self, customer: &str, expected: usize) -> Vec<String> {
+        let (inbox, seen) = self
+            .inboxes
+            .get(customer)
+            .cloned()
+            .unwrap_or_else(|| panic!("{customer} placed no order: no inbox"));
+        let more = Stack::notifications(self, &inbox, expected.saturating_sub(seen.len())).await;
+        let mut all = seen;
+        all.extend(more);
+        all.sort_unstable();
+        self.inboxes
+            .insert(customer.to_owned(), (inbox, all.clone()));
+        all
+    }
+
+    async fn publish_again(&mut self, event: &StoredEvent) {
+        let bus = required("EVENT_BUS_NAME");
+        EventBridgePublisher::new(self.emulator.eventbridge(), bus)
+            .publish(std::slice::from_ref(event))
+            .await
+            .unwrap_or_else(|e| panic!("publishing {} again: {e:?}", event.event_type));
+    }
+
+    async fn send(&mut self, queue: &str, body: &str) {
+        Stack::send(self, queue, body).await;
+    }
+
+    async fn peek(&self, queue: &str) -> Vec<String> {
+        Stack::peek(self, queue).await
+    }
 }
