@@ -13,10 +13,7 @@ use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sns::types::MessageAttributeValue;
 use integration_tests::{Emulator, emulator, unique_name};
 use serde_json::{Value, json};
@@ -133,31 +130,10 @@ impl Chaos {
     }
 }
 
-/// A fresh table keyed by `pk`, created straight on the emulator.
+/// A fresh table keyed by `pk` (template.yaml's idempotency table, under a name of its own).
 async fn table(emulator: &Emulator, test: &str) -> String {
     let name = unique_name(test);
-    emulator
-        .dynamodb()
-        .create_table()
-        .table_name(&name)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attribute"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key"),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("creating the table");
+    emulator.template_table("IdempotencyTable", &name).await;
     name
 }
 

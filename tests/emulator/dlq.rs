@@ -11,8 +11,9 @@ use adapters::eventbridge::EventBridgePublisher;
 use domain::envelope::StoredEvent;
 use domain::ids::OrderId;
 use domain::read_model::OrderViews;
+use integration_tests::stage::StageFixture;
 use integration_tests::streams::read_stream;
-use integration_tests::{Emulator, emulator, place_one, unique_name};
+use integration_tests::{Emulator, emulator, place_one};
 use serde_json::{Value, json};
 use testkit::lambda::bus_event_body;
 use tokio_util::sync::CancellationToken;
@@ -38,29 +39,16 @@ fn placed_events(count: usize) -> Vec<StoredEvent> {
         .collect()
 }
 
-async fn create_queue(emulator: &Emulator, name: &str, redrive_to: Option<&str>) -> String {
-    let mut create = emulator.sqs().create_queue().queue_name(name);
-    if let Some(dlq_arn) = redrive_to {
-        create = create.attributes(
-            aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
-            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "1"}).to_string(),
-        );
-    }
-    create
-        .send()
-        .await
-        .expect("create_queue")
-        .queue_url
-        .expect("a queue URL")
-}
-
-/// A handler's queue and its dead-letter queue in `stage`, the DLQ holding `events` as real
-/// poison: each message received and never deleted until SQS moved it there.
-async fn poisoned(emulator: &Emulator, stage: &str, events: &[StoredEvent]) -> (String, String) {
-    let source_name = format!("orderflow-{stage}-delivery-on-order-placed");
-    let dlq_url = create_queue(emulator, &format!("{source_name}-dlq"), None).await;
-    let dlq_arn = emulator.queue_arn(&dlq_url).await;
-    let source_url = create_queue(emulator, &source_name, Some(&dlq_arn)).await;
+/// A stage of the test's own (template.yaml, created by the bridge's set-up code) whose handler
+/// queue `delivery-on-order-placed` has redriven `events` to its dead-letter queue as real poison:
+/// each message received and never deleted until SQS moved it there (after the template's
+/// maxReceiveCount receives). The source's and the DLQ's URLs.
+async fn poisoned(emulator: &Emulator, events: &[StoredEvent]) -> (StageFixture, String, String) {
+    let stage = emulator.stage("dlq").await;
+    let source_url = stage.queue_url("DeliveryOnOrderPlacedQueue").to_owned();
+    let dlq_url = stage
+        .queue_url("DeliveryOnOrderPlacedDeadLetterQueue")
+        .to_owned();
     let sqs = emulator.sqs();
     for event in events {
         sqs.send_message()
@@ -70,8 +58,8 @@ async fn poisoned(emulator: &Emulator, stage: &str, events: &[StoredEvent]) -> (
             .await
             .expect("send_message");
     }
-    let queues = Queues::new(sqs.clone(), stage);
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let queues = Queues::new(sqs.clone(), &stage.stage);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while queues.depth(&dlq_url).await.expect("the DLQ's depth") < events.len() as u64 {
         assert!(
             Instant::now() < deadline,
@@ -86,7 +74,7 @@ async fn poisoned(emulator: &Emulator, stage: &str, events: &[StoredEvent]) -> (
             .await
             .expect("receive_message");
     }
-    (source_url, dlq_url)
+    (stage, source_url, dlq_url)
 }
 
 /// The event ids of every message in the queue at `url` (each received and deleted).
@@ -107,22 +95,39 @@ async fn drain(emulator: &Emulator, url: &str, expected: usize) -> Vec<String> {
 #[tokio::test]
 async fn dead_letters_are_listed_shown_and_redriven_without_loss_or_doubles_when_interrupted() {
     let emulator = emulator().await;
-    let stage = unique_name("dlq");
     let events = placed_events(12);
-    let (source_url, dlq_url) = poisoned(&emulator, &stage, &events).await;
-    let queues = Queues::new(emulator.sqs(), &stage);
+    let (fixture, source_url, dlq_url) = poisoned(&emulator, &events).await;
+    let stage = fixture.stage.as_str();
+    let queues = Queues::new(emulator.sqs(), stage);
 
+    // The stage's 18 dead-letter, on-failure and poison queues (template.yaml), none of the
+    // handler queues they hold failures of; only the one with poison in it is not empty.
     let list = queues.list().await.expect("dlq list");
-    let names: Vec<&str> = list.iter().map(|q| q.name.as_str()).collect();
-    assert_eq!(
-        names,
-        [format!("orderflow-{stage}-delivery-on-order-placed-dlq")],
-        "only the dead-letter queue is listed, not its source"
+    assert_eq!(list.len(), 18, "{list:?}");
+    let sources: BTreeSet<&str> = fixture
+        .resources
+        .queues
+        .iter()
+        .filter(|q| q.attributes.contains_key("RedrivePolicy"))
+        .map(|q| q.name.as_str())
+        .collect();
+    assert_eq!(sources.len(), 12, "the handler queues");
+    assert!(
+        list.iter().all(|q| !sources.contains(q.name.as_str())),
+        "no source is listed: {list:?}"
     );
-    assert_eq!(list[0].depth, 12);
-    assert!(list[0].oldest_age_seconds.is_some(), "{:?}", list[0]);
+    let dlq_name = format!("orderflow-{stage}-delivery-on-order-placed-dlq");
+    let poisoned: Vec<_> = list.iter().filter(|q| q.depth > 0).collect();
+    assert_eq!(poisoned.len(), 1, "{list:?}");
+    assert_eq!(poisoned[0].name, dlq_name);
+    assert_eq!(poisoned[0].depth, 12);
+    assert!(
+        poisoned[0].oldest_age_seconds.is_some(),
+        "{:?}",
+        poisoned[0]
+    );
 
-    let queue = queues.resolve(&list[0].name).await.expect("the queue");
+    let queue = queues.resolve(&dlq_name).await.expect("the queue");
     assert_eq!(
         queue.kind,
         QueueKind::DeadLetters {
@@ -204,10 +209,10 @@ async fn dead_letters_are_listed_shown_and_redriven_without_loss_or_doubles_when
 #[tokio::test]
 async fn auto_redrive_uses_the_move_task_where_sqs_has_it_and_copies_elsewhere() {
     let emulator = emulator().await;
-    let stage = unique_name("dlqauto");
     let events = placed_events(3);
-    let (source_url, _) = poisoned(&emulator, &stage, &events).await;
-    let queues = Queues::new(emulator.sqs(), &stage);
+    let (fixture, source_url, _) = poisoned(&emulator, &events).await;
+    let stage = fixture.stage.as_str();
+    let queues = Queues::new(emulator.sqs(), stage);
     let queue = queues
         .resolve(&format!("orderflow-{stage}-delivery-on-order-placed-dlq"))
         .await
@@ -238,10 +243,18 @@ async fn auto_redrive_uses_the_move_task_where_sqs_has_it_and_copies_elsewhere()
 #[tokio::test]
 async fn stream_failures_and_poison_records_are_replayed_through_their_reader() {
     let emulator = emulator().await;
-    let stage = unique_name("dlqstream");
-    let fixture = emulator.event_store("dlq-stream").await;
-    let views = emulator.order_views("dlq-stream").await;
-    let bus = emulator.bus_to_queue("dlq-stream", &["OrderPlaced"]).await;
+    let stage_fixture = emulator.stage("dlq-stream").await;
+    let stage = stage_fixture.stage.as_str();
+    let fixture = emulator
+        .event_store_on(
+            &stage_fixture.table("EventsTable"),
+            &stage_fixture.table("IdempotencyTable"),
+        )
+        .await;
+    let views = adapters::dynamo_views::DynamoOrderViews::new(
+        emulator.dynamodb(),
+        stage_fixture.table("ViewsTable"),
+    );
     let first = place_one(&fixture.store, "cust-dlq-1").await;
     let second = place_one(&fixture.store, "cust-dlq-2").await;
     let records = read_stream(&emulator.dynamodb_streams(), &fixture.stream_arn, 2).await;
@@ -266,18 +279,10 @@ async fn stream_failures_and_poison_records_are_replayed_through_their_reader() 
 
     // The projector's poison queue holds the first order's record; the publisher's on-failure
     // queue a batch of both, as Lambda and the readers write them.
-    let poison_url = create_queue(
-        &emulator,
-        &format!("orderflow-{stage}-projector-poison"),
-        None,
-    )
-    .await;
-    let failures_url = create_queue(
-        &emulator,
-        &format!("orderflow-{stage}-event-publisher-stream-failures"),
-        None,
-    )
-    .await;
+    let poison_url = stage_fixture.queue_url("ProjectorPoisonQueue").to_owned();
+    let failures_url = stage_fixture
+        .queue_url("PublisherStreamFailuresQueue")
+        .to_owned();
     let sqs = emulator.sqs();
     let poison = json!({
         "consumer": "projector", "reason": "poison event: a view too large (fixed since)",
@@ -304,12 +309,15 @@ async fn stream_failures_and_poison_records_are_replayed_through_their_reader() 
             .expect("send_message");
     }
 
-    let queues = Queues::new(sqs, &stage);
+    let queues = Queues::new(sqs, stage);
     let replay = Replay {
         store: fixture.store.clone(),
         streams: emulator.dynamodb_streams(),
-        publisher: EventBridgePublisher::new(emulator.eventbridge(), &bus.bus_name),
-        views: views.views.clone(),
+        publisher: EventBridgePublisher::new(
+            emulator.eventbridge(),
+            stage_fixture.variable("EVENT_BUS_NAME"),
+        ),
+        views: views.clone(),
     };
     let resolve = |name: String| {
         let queues = queues.clone();
@@ -335,13 +343,13 @@ async fn stream_failures_and_poison_records_are_replayed_through_their_reader() 
         .await
         .expect("the poison redrive");
     assert_eq!((done.moved, done.left, done.stopped), (1, 0, None));
-    let view = views.views.get(&first).await.expect("the views");
+    let view = views.get(&first).await.expect("the views");
     assert!(
         view.is_some_and(|v| v.status.is_some()),
         "the order is in the views now"
     );
     assert_eq!(
-        views.views.get(&second).await.expect("the views"),
+        views.get(&second).await.expect("the views"),
         None,
         "only the record's event was projected"
     );
@@ -358,8 +366,13 @@ async fn stream_failures_and_poison_records_are_replayed_through_their_reader() 
         .await
         .expect("the stream failure redrive");
     assert_eq!((done.moved, done.left, done.stopped), (1, 0, None));
+    // On the stage's bus, the template's rule for OrderPlaced takes them to the delivery's queue.
     let published: BTreeSet<String> = emulator
-        .receive_all(&bus.queue_url, 2, Duration::from_secs(20))
+        .receive_all(
+            stage_fixture.queue_url("DeliveryOnOrderPlacedQueue"),
+            2,
+            Duration::from_secs(20),
+        )
         .await
         .iter()
         .map(|body| {

@@ -17,6 +17,7 @@ pub mod in_process;
 pub mod saga;
 pub mod scenarios;
 pub mod stack;
+pub mod stage;
 pub mod streams;
 #[cfg(test)]
 mod template;
@@ -281,68 +282,16 @@ impl Emulator {
         aws_sdk_sns::Client::new(&self.config)
     }
 
-    /// Creates a topic (as the customer-notifications topic) and an SQS queue subscribed to it with
-    /// raw message delivery off, so each message body is the SNS JSON envelope: `Type`,
-    /// `MessageId`, `TopicArn`, `Subject`, `Message`, `Timestamp`, `MessageAttributes`
-    /// (`{"<name>": {"Type": "String", "Value": …}}`) and the signature fields. The queue gets the
-    /// policy AWS needs to let the topic send to it.
+    /// The customer-notifications topic of a stage of the test's own (template.yaml, created by
+    /// the bridge's set-up code) and the queue the set-up subscribes to it with raw message
+    /// delivery off, so each message body is the SNS JSON envelope: `Type`, `MessageId`,
+    /// `TopicArn`, `Subject`, `Message`, `Timestamp`, `MessageAttributes`
+    /// (`{"<name>": {"Type": "String", "Value": …}}`) and the signature fields.
     pub async fn topic_to_queue(&self, test: &str) -> TopicFixture {
-        let sns = self.sns();
-        let topic_name = unique_name(&format!("{test}-topic"));
-        let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
-            panic!("{what} on {}: {e}", self.endpoint)
-        };
-        let topic_arn = sns
-            .create_topic()
-            .name(&topic_name)
-            .send()
-            .await
-            .unwrap_or_else(|e| fail(&format!("creating topic {topic_name}"), &DisplayError(&e)))
-            .topic_arn
-            .expect("a created topic has an ARN");
-        let queue_url = self
-            .create_queue(&format!("{test}-notifications"), None)
-            .await;
-        let queue_arn = self.queue_arn(&queue_url).await;
-        let policy = json!({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Sid": "orderflow-topic-sends",
-                "Effect": "Allow",
-                "Principal": {"Service": "sns.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": queue_arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-            }],
-        });
-        self.sqs()
-            .set_queue_attributes()
-            .queue_url(&queue_url)
-            .attributes(QueueAttributeName::Policy, policy.to_string())
-            .send()
-            .await
-            .unwrap_or_else(|e| {
-                fail(
-                    &format!("setting the policy of {queue_url}"),
-                    &DisplayError(&e),
-                )
-            });
-        let subscription_arn = sns
-            .subscribe()
-            .topic_arn(&topic_arn)
-            .protocol("sqs")
-            .endpoint(&queue_arn)
-            .attributes("RawMessageDelivery", "false")
-            .return_subscription_arn(true)
-            .send()
-            .await
-            .unwrap_or_else(|e| fail(&format!("subscribing {queue_arn}"), &DisplayError(&e)))
-            .subscription_arn
-            .expect("a subscription has an ARN");
+        let stage = self.stage(test).await;
         TopicFixture {
-            topic_arn,
-            queue_url,
-            subscription_arn,
+            topic_arn: stage.variable("TOPIC_ARN"),
+            queue_url: stage.inbox_url,
         }
     }
 
@@ -577,15 +526,34 @@ impl Emulator {
 
     /// Creates a fresh events table and idempotency table and a store on them.
     pub async fn event_store(&self, test: &str) -> EventStoreFixture {
-        let client = self.dynamodb();
         let events_table = unique_name(&format!("{test}-events"));
         let idempotency_table = unique_name(&format!("{test}-idem"));
-        let stream_arn = self
-            .template_table("EventsTable", &events_table)
+        self.template_table("EventsTable", &events_table)
             .await
             .expect("the events table has a stream");
         self.template_table("IdempotencyTable", &idempotency_table)
             .await;
+        self.event_store_on(&events_table, &idempotency_table).await
+    }
+
+    /// A store on existing events and idempotency tables (a stage's).
+    pub async fn event_store_on(
+        &self,
+        events_table: &str,
+        idempotency_table: &str,
+    ) -> EventStoreFixture {
+        let client = self.dynamodb();
+        let (events_table, idempotency_table) =
+            (events_table.to_owned(), idempotency_table.to_owned());
+        let stream_arn = client
+            .describe_table()
+            .table_name(&events_table)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("describing {events_table}: {}", DisplayError(&e)))
+            .table
+            .and_then(|t| t.latest_stream_arn)
+            .expect("the events table has a stream");
         EventStoreFixture {
             store: DynamoEventStore::new(client.clone(), &events_table, &idempotency_table),
             client,
@@ -681,8 +649,6 @@ pub struct TopicFixture {
     pub topic_arn: String,
     /// The subscribed queue: its bodies are SNS envelopes.
     pub queue_url: String,
-    /// The queue's subscription.
-    pub subscription_arn: String,
 }
 
 /// Shows an SDK error with its causes.

@@ -17,17 +17,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::dynamo::DynamoEventStore;
 use adapters::dynamo_views::DynamoOrderViews;
 use adapters::eventbridge::EventBridgePublisher;
 use async_trait::async_trait;
 use bridge::invoke::Invoker;
-use bridge::resources::{QueueSpec, Resources};
-use bridge::setup;
+use bridge::resources::QueueSpec;
 use bridge::sqs_poller::SqsPoller;
-use bridge::stack::Stack;
 use bridge::stream_poller::{StreamPoller, StreamState};
-use bridge::template::{Environment, Resolver, Template};
 use domain::delivery::{Delivery, DeliveryCommand};
 use domain::envelope::{Actor, CorrelationId, EventContext, StoredEvent};
 use domain::ids::{CourierId, DeliveryId, OrderId, StreamId};
@@ -40,6 +36,7 @@ use serde_json::Value;
 
 use crate::in_process::InProcess;
 use crate::scenarios::{Courier, Driver, Refused, ViewSummary};
+use crate::stage::StageFixture;
 use crate::{Emulator, EventStoreFixture};
 
 /// One handler's queue.
@@ -78,8 +75,8 @@ pub struct Saga {
     /// The registry's functions, invoked in this process.
     functions: Arc<InProcess>,
     invoker: Invoker,
-    /// Every queue of the stage, by logical id: its URL.
-    queue_urls: BTreeMap<String, String>,
+    /// The stage: what template.yaml describes, created for the saga.
+    pub stage: StageFixture,
     /// The notifications read so far, by customer: their event types.
     seen: BTreeMap<String, Vec<String>>,
 }
@@ -91,54 +88,21 @@ impl Saga {
     /// wires every queue function and both stream readers of the registry to them, each with the
     /// environment the template gives it.
     pub async fn new(emulator: Emulator, test: &str) -> Self {
-        let stage = stage_name();
-        let region = emulator
-            .config
-            .region()
-            .map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
-        let mut environment = Environment::local(&stage, &region, &emulator.endpoint);
-        environment.account = emulator.kind.account().to_owned();
-        let template = Template::builtin().expect("template.yaml parses");
-        let resolver = Resolver::new(&template, environment);
-        let mut resources = Resources::from_template(&resolver).expect("template.yaml's resources");
-        resources.user_pools.clear();
-        let report = setup::create(&emulator.config, &resources, NOTIFICATIONS_TOPIC)
-            .await
-            .unwrap_or_else(|e| panic!("{test}: creating stage {stage}'s resources: {e:#}"));
-        let stack = Stack::from_template(&resolver).expect("template.yaml's functions");
-        let table = |logical_id: &str| {
-            resources
-                .table(logical_id)
-                .unwrap_or_else(|| panic!("template.yaml has no {logical_id}"))
-                .name
-                .clone()
-        };
-        let (events_table, idempotency_table) = (table("EventsTable"), table("IdempotencyTable"));
+        let stage = emulator.stage(test).await;
+        let StageFixture {
+            region,
+            resources,
+            stack,
+            ..
+        } = &stage;
+        let region = region.clone();
+        let table = |logical_id: &str| stage.table(logical_id);
+        let events = emulator
+            .event_store_on(&table("EventsTable"), &table("IdempotencyTable"))
+            .await;
         let client = emulator.dynamodb();
-        let stream_arn = client
-            .describe_table()
-            .table_name(&events_table)
-            .send()
-            .await
-            .expect("describe_table")
-            .table
-            .and_then(|t| t.latest_stream_arn)
-            .expect("the events table has a stream");
-        let events = EventStoreFixture {
-            store: DynamoEventStore::new(client.clone(), &events_table, &idempotency_table),
-            client: client.clone(),
-            events_table,
-            idempotency_table,
-            stream_arn,
-        };
         let views = DynamoOrderViews::new(client, table("ViewsTable"));
-        let variable = |name: &str| {
-            resources
-                .environment
-                .get(name)
-                .unwrap_or_else(|| panic!("no function of template.yaml reads {name}"))
-                .clone()
-        };
+        let variable = |name: &str| stage.variable(name);
         let poison_urls = vec![
             variable("PUBLISHER_POISON_QUEUE_URL"),
             variable("PROJECTOR_POISON_QUEUE_URL"),
@@ -228,23 +192,11 @@ impl Saga {
             2,
             "the publisher's and the projector's mappings"
         );
-        let mut queue_urls = BTreeMap::new();
-        for queue in &resources.queues {
-            let url = sqs
-                .get_queue_url()
-                .queue_name(&queue.name)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("get_queue_url {}: {e}", queue.name))
-                .queue_url
-                .expect("a queue URL");
-            queue_urls.insert(queue.logical_id.clone(), url);
-        }
         let functions = Arc::new(functions);
         let mut saga = Self {
             bus_name: variable("EVENT_BUS_NAME"),
             topic_arn: variable("TOPIC_ARN"),
-            notifications_url: report.inbox_url.expect("the notifications topic's inbox"),
+            notifications_url: stage.inbox_url.clone(),
             emulator,
             events,
             views,
@@ -254,8 +206,8 @@ impl Saga {
             stream_pollers,
             invoker: Invoker::over(functions.clone()),
             functions,
-            queue_urls,
             seen: BTreeMap::new(),
+            stage,
         };
         saga.poison_urls.extend(on_failure_urls);
         saga
@@ -367,19 +319,6 @@ impl Saga {
             }
         }
     }
-}
-
-/// The topic (logical id) whose messages the saga reads back.
-const NOTIFICATIONS_TOPIC: &str = "CustomerNotificationsTopic";
-
-/// A stage of the saga's own (template names are `orderflow-<stage>-…`; the longest, a rule's,
-/// leaves 15 characters of EventBridge's 64 for the stage).
-fn stage_name() -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = chrono::Utc::now().timestamp_subsec_nanos() % 1_000;
-    format!("s{}x{n}n{nanos}", std::process::id() % 100_000)
 }
 
 /// A handler's queue as the template describes it: its URL, its DLQ's, and after how many
@@ -594,9 +533,7 @@ impl Driver for Saga {
 impl Saga {
     /// The URL of the stage's queue with this logical id.
     fn queue_url(&self, logical_id: &str) -> &str {
-        self.queue_urls
-            .get(logical_id)
-            .unwrap_or_else(|| panic!("template.yaml has no queue {logical_id}"))
+        self.stage.queue_url(logical_id)
     }
 }
 
