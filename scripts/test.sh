@@ -23,6 +23,12 @@ cd "$ORDERFLOW_ROOT"
 started=$(date +%s)
 step() { log "[$(( $(date +%s) - started ))s] $*"; }
 
+# CI builds a fresh clone once: incremental compilation's caches would only be written, never
+# read, so CI turns it off (the debug builds: clippy, the test binaries, the local stack's bins).
+if [ "${CI:-}" = true ]; then
+  export CARGO_INCREMENTAL=0
+fi
+
 emulators="${ORDERFLOW_EMULATORS:-moto,localstack}"
 with_localstack=false
 for emulator in ${emulators//,/ }; do
