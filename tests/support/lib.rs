@@ -607,12 +607,8 @@ pub fn max_receive_count() -> u64 {
         let counts: std::collections::BTreeSet<u64> = resources
             .queues
             .iter()
-            .filter_map(|q| q.attributes.get("RedrivePolicy"))
-            .filter_map(|policy| serde_json::from_str::<Value>(policy).ok())
-            .filter_map(|policy| {
-                let count = &policy["maxReceiveCount"];
-                count.as_u64().or_else(|| count.as_str()?.parse().ok())
-            })
+            .filter_map(stage::redrive_of)
+            .map(|(_, count)| count)
             .collect();
         assert_eq!(
             counts.len(),

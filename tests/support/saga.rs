@@ -36,7 +36,7 @@ use serde_json::Value;
 
 use crate::in_process::InProcess;
 use crate::scenarios::{Courier, Driver, Refused, ViewSummary};
-use crate::stage::StageFixture;
+use crate::stage::{StageFixture, redrive_of};
 use crate::{Emulator, EventStoreFixture};
 
 /// One handler's queue.
@@ -135,10 +135,7 @@ impl Saga {
                         .iter()
                         .find(|q| q.logical_id == mapping.queue.logical_id)
                         .expect("the mapped queue is a resource");
-                    queues.insert(
-                        function.name.to_owned(),
-                        handler_queue(&emulator, queue).await,
-                    );
+                    queues.insert(function.name.to_owned(), handler_queue(&stage, queue));
                 }
                 Handler::Stream(_) => readers += 1,
                 _ => panic!(
@@ -161,18 +158,10 @@ impl Saga {
         let mut stream_pollers = Vec::new();
         let mut on_failure_urls = Vec::new();
         for mapping in &stack.streams {
-            let on_failure_url = match &mapping.on_failure {
-                Some(queue) => Some(
-                    sqs.get_queue_url()
-                        .queue_name(&queue.name)
-                        .send()
-                        .await
-                        .expect("get_queue_url")
-                        .queue_url
-                        .expect("a queue URL"),
-                ),
-                None => None,
-            };
+            let on_failure_url = mapping
+                .on_failure
+                .as_ref()
+                .map(|queue| stage.queue_url(&queue.logical_id).to_owned());
             on_failure_urls.extend(on_failure_url.clone());
             let poller = StreamPoller {
                 stream_arn: events.stream_arn.clone(),
@@ -323,39 +312,12 @@ impl Saga {
 
 /// A handler's queue as the template describes it: its URL, its DLQ's, and after how many
 /// receives a message goes there.
-async fn handler_queue(emulator: &Emulator, queue: &QueueSpec) -> HandlerQueue {
-    let sqs = emulator.sqs();
-    let url_of = |queue_name: String| {
-        let sqs = sqs.clone();
-        async move {
-            sqs.get_queue_url()
-                .queue_name(&queue_name)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("get_queue_url {queue_name}: {e}"))
-                .queue_url
-                .expect("a queue URL")
-        }
-    };
-    let redrive: Value = serde_json::from_str(
-        queue
-            .attributes
-            .get("RedrivePolicy")
-            .unwrap_or_else(|| panic!("{}: no redrive policy in template.yaml", queue.name)),
-    )
-    .expect("a redrive policy is JSON");
-    let dlq_name = redrive["deadLetterTargetArn"]
-        .as_str()
-        .and_then(|arn| arn.rsplit(':').next())
-        .expect("a dead-letter target ARN")
-        .to_owned();
-    let max_receive_count = redrive["maxReceiveCount"]
-        .as_u64()
-        .or_else(|| redrive["maxReceiveCount"].as_str()?.parse().ok())
-        .expect("a maxReceiveCount");
+fn handler_queue(stage: &StageFixture, queue: &QueueSpec) -> HandlerQueue {
+    let (dlq_name, max_receive_count) = redrive_of(queue)
+        .unwrap_or_else(|| panic!("{}: no redrive policy in template.yaml", queue.name));
     HandlerQueue {
-        queue_url: url_of(queue.name.clone()).await,
-        dlq_url: url_of(dlq_name).await,
+        queue_url: stage.queue_url(&queue.logical_id).to_owned(),
+        dlq_url: stage.queue_url_named(&dlq_name).to_owned(),
         max_receive_count,
     }
 }

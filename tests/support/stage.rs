@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use bridge::resources::Resources;
+use bridge::resources::{QueueSpec, Resources};
 use bridge::setup;
 use bridge::stack::Stack;
 use bridge::template::{Environment, Resolver, Template};
+use serde_json::Value;
 
 use crate::Emulator;
 
@@ -40,6 +41,17 @@ impl StageFixture {
             .unwrap_or_else(|| panic!("template.yaml has no queue {logical_id}"))
     }
 
+    /// The URL of the stage's queue named `name`.
+    pub fn queue_url_named(&self, name: &str) -> &str {
+        let queue = self
+            .resources
+            .queues
+            .iter()
+            .find(|q| q.name == name)
+            .unwrap_or_else(|| panic!("template.yaml has no queue named {name}"));
+        self.queue_url(&queue.logical_id)
+    }
+
     /// The value the template gives a function's environment variable `name`.
     pub fn variable(&self, name: &str) -> String {
         self.resources
@@ -57,6 +69,20 @@ impl StageFixture {
             .name
             .clone()
     }
+}
+
+/// A queue's redrive policy as template.yaml gives it: the dead-letter queue's name and after how
+/// many receives a message goes there. `None` for a queue without one.
+pub fn redrive_of(queue: &QueueSpec) -> Option<(String, u64)> {
+    let policy: Value = serde_json::from_str(queue.attributes.get("RedrivePolicy")?).ok()?;
+    let dlq_name = policy["deadLetterTargetArn"]
+        .as_str()?
+        .rsplit(':')
+        .next()?
+        .to_owned();
+    let count = &policy["maxReceiveCount"];
+    let max_receive_count = count.as_u64().or_else(|| count.as_str()?.parse().ok())?;
+    Some((dlq_name, max_receive_count))
 }
 
 /// A stage name of the test's own: template names are `orderflow-<stage>-…`, and the longest, a
